@@ -1,0 +1,172 @@
+"""Training jobs that run beside a UI: one thread each, admitted one (or N) at a time.
+
+A web server is one process for every visitor. Each job trains in its own thread and run
+folder; a process-wide queue admits QUASAR_MAX_CONCURRENT_JOBS jobs at once (default 1) so
+memory stays bounded, and the others wait with a visible place in the queue. Jobs are
+found again by their owner's workspace id, so a refreshed page reattaches to its job.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import QuasarError
+from .progress import Progress, TrainingHooks
+
+CONCURRENCY_ENV = "QUASAR_MAX_CONCURRENT_JOBS"
+
+
+@dataclass
+class JobSnapshot:
+    """A consistent copy of a job's state for drawing one frame of the UI."""
+
+    job_id: str
+    state: str  # queued | running | done | cancelled | failed
+    queue_position: int
+    progress: Progress | None
+    history: list[dict]
+    messages: list[str]
+    error: str | None
+    run_dir: Path
+
+
+class TrainingJob:
+    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader):
+        self.job_id = secrets.token_hex(6)
+        self.dataset = dataset
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.owner = owner
+        self.base_loader = base_loader  # called in the job's thread: returns the shared VGG16 base
+        self.cancel_event = threading.Event()
+        self.state = "queued"
+        self.error: str | None = None
+        self.progress: Progress | None = None
+        self.history: list[dict] = []
+        self.messages: list[str] = []
+        self.run = None
+        self.created = time.time()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "cancelled", "failed")
+
+    def snapshot(self, queue: "JobQueue") -> JobSnapshot:
+        with self._lock:
+            return JobSnapshot(self.job_id, self.state, queue.position(self), self.progress, list(self.history),
+                               list(self.messages), self.error, self.run_dir)
+
+    # called from the job's thread
+    def _on_progress(self, progress: Progress) -> None:
+        with self._lock:
+            self.progress = progress
+
+    def _on_epoch(self, row: dict) -> None:
+        with self._lock:
+            self.history.append(row)
+
+    def _on_message(self, text: str) -> None:
+        with self._lock:
+            self.messages.append(text)
+
+    def _execute(self) -> None:
+        from .runs import train_run
+
+        hooks = TrainingHooks(self._on_progress, self._on_epoch, self._on_message)
+        try:
+            base = self.base_loader()
+            self.run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
+                                 base=base)
+            state = self.run.state
+        except QuasarError as exc:
+            self.error, state = str(exc), "failed"
+        except Exception as exc:  # anything else: keep the server alive and say what happened
+            traceback.print_exc()
+            self.error = f"Training failed unexpectedly: {exc.__class__.__name__}: {exc}"
+            state = "failed"
+        finally:
+            self.dataset = None  # the images are no longer needed: free them
+        with self._lock:
+            self.state = state
+
+
+class JobQueue:
+    """Admits at most `max_running` jobs at once, in arrival order."""
+
+    def __init__(self, max_running: int | None = None):
+        if max_running is None:
+            max_running = int(os.environ.get(CONCURRENCY_ENV, "1"))
+        if max_running < 1:
+            raise ValueError(f"max_running must be at least 1, got {max_running!r}.")
+        self.max_running = max_running
+        self._slots = threading.Semaphore(max_running)
+        self._lock = threading.Lock()
+        self._waiting: list[TrainingJob] = []
+        self._jobs: dict[str, TrainingJob] = {}
+
+    def submit(self, job: TrainingJob) -> TrainingJob:
+        with self._lock:
+            self._jobs[job.job_id] = job
+            self._waiting.append(job)
+        job._thread = threading.Thread(target=self._run, args=(job,), name=f"quasar-train-{job.job_id}",
+                                       daemon=True)
+        job._thread.start()
+        return job
+
+    def _run(self, job: TrainingJob) -> None:
+        while not self._slots.acquire(timeout=0.2):
+            if job.cancel_event.is_set():  # stopped while still waiting: never started
+                with self._lock:
+                    self._waiting.remove(job)
+                job.state = "cancelled"
+                return
+        try:
+            with self._lock:
+                self._waiting.remove(job)
+                job.state = "running"
+            job._execute()
+        finally:
+            self._slots.release()
+
+    def position(self, job: TrainingJob) -> int:
+        """1-based place in the waiting line; 0 when not waiting."""
+        with self._lock:
+            return self._waiting.index(job) + 1 if job in self._waiting else 0
+
+    def get(self, job_id: str) -> TrainingJob | None:
+        return self._jobs.get(job_id)
+
+    def latest_for(self, owner: str) -> TrainingJob | None:
+        with self._lock:
+            mine = [job for job in self._jobs.values() if job.owner == owner]
+        return max(mine, key=lambda job: job.created) if mine else None
+
+    def wait(self, job: TrainingJob, timeout: float | None = None) -> bool:
+        if job._thread is not None:
+            job._thread.join(timeout)
+        return job.finished
+
+
+_DEFAULT_QUEUE: JobQueue | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_queue() -> JobQueue:
+    """The process-wide queue (one per server, shared by every session)."""
+    global _DEFAULT_QUEUE
+    with _DEFAULT_LOCK:
+        if _DEFAULT_QUEUE is None:
+            _DEFAULT_QUEUE = JobQueue()
+        return _DEFAULT_QUEUE
