@@ -779,7 +779,7 @@ def make_dataset(class_sizes: list[int], side: int = 20) -> Dataset:
         label = f"class{c:02d}"
         counts[label] = size
         for i in range(size):
-            pixels = np.full((side, side, 3), c, np.uint8)
+            pixels = np.full((min(side, 32),) * 2 + (3,), c, np.uint8)  # stored copy; the source was side x side
             samples.append(Sample(f"{label}/{i}.png", label, pixels, (side, side), digest=f"{c}-{i}"))
     return Dataset(samples=samples, labels=sorted(counts), report=DataReport("made", counts, []))
 
