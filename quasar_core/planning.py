@@ -15,12 +15,10 @@ from .config import Augmentation, TrainConfig
 from .errors import ResourceLimitError
 
 PRESETS: dict[str, TrainConfig] = {
-    "Quick look": TrainConfig(image_size=96, epochs=8, dense_units=128, augment=False, patience=3),
-    "Balanced": TrainConfig(image_size=128, epochs=15, dense_units=256, augment=True,
-                            augmentation=Augmentation(views=2), patience=4),
-    "Best accuracy": TrainConfig(image_size=224, epochs=20, dense_units=256, augment=True, mode="fine-tune",
-                                 augmentation=Augmentation(views=2), fine_tune_epochs=5, fine_tune_blocks=1,
-                                 patience=5),
+    "Quick look": TrainConfig(image_size=96, epochs=30, augment=False),
+    "Balanced": TrainConfig(image_size=128, epochs=30, augment=True, augmentation=Augmentation(views=2)),
+    "Best accuracy": TrainConfig(image_size=224, epochs=30, augment=True, mode="fine-tune",
+                                 augmentation=Augmentation(views=2), fine_tune_epochs=5, fine_tune_blocks=1),
 }
 PRESET_DESCRIPTIONS = {
     "Quick look": "A first model in about a minute: small images, no augmentation.",

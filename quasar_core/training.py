@@ -154,7 +154,7 @@ class TransferClassifier:
 
         # Phase 1: the head alone, on pooled features.
         head_input = keras.Input(shape=x_train.shape[1:], name="features")
-        head_layers = build_head(config, n_classes)
+        head_layers = build_head(config, n_classes, features=x_train)
         head_model = keras.Model(head_input, _apply(head_layers, head_input), name="head")
         started = time.perf_counter()
         self._fit_phase(
@@ -293,21 +293,32 @@ def resize_batch(images, size: int) -> np.ndarray:
     return np.stack(resized).astype(np.float32) if resized else np.zeros((0, size, size, 3), np.float32)
 
 
-def build_head(config: TrainConfig, n_classes: int) -> list:
-    """The classifier's own layers, applied after the pooled features."""
+def build_head(config: TrainConfig, n_classes: int, *, features=None) -> list:
+    """The classifier's own layers, applied after the pooled features.
+
+    VGG16's features range over hundreds; a Normalization layer adapted to the training
+    features (a fixed shift and scale, saved in the model) lets Adam start well-conditioned.
+    """
     import keras
 
     seed = config.seed
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
     layers = []
     if config.pooling == "flatten":
         layers.append(keras.layers.Flatten(name="flatten"))
+    normalization = keras.layers.Normalization(axis=-1, name="feature_normalization")
+    if features is not None:
+        flat = features.reshape(len(features), -1) if config.pooling == "flatten" else features
+        normalization.adapt(flat)
+    layers.append(normalization)
     if config.dropout:
         layers.append(keras.layers.Dropout(config.dropout, seed=seed, name="head_dropout"))
     if config.dense_units:
         layers.append(
             keras.layers.Dense(
                 config.dense_units, activation="relu",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="head_dense",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed), kernel_regularizer=regularizer,
+                name="head_dense",
             )
         )
         if config.dropout:
@@ -315,7 +326,8 @@ def build_head(config: TrainConfig, n_classes: int) -> list:
     layers.append(
         keras.layers.Dense(
             n_classes, activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), name="predictions",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2), kernel_regularizer=regularizer,
+            name="predictions",
         )
     )
     return layers
@@ -346,6 +358,8 @@ def assemble_model(base, config: TrainConfig, head_layers, n_classes: int, *, tu
         clone.set_weights((tuned_layers.get(original.name) or original).get_weights())
     for copy, trained in zip(head_copies, trained_head):
         copy.set_weights(trained.get_weights())
+        if isinstance(copy, keras.layers.Normalization):
+            copy.finalize_state()  # derive mean/variance from the copied adapt statistics
     return model
 
 
