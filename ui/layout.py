@@ -1,0 +1,128 @@
+"""Pieces every page shares: the opening sentence and banners, the data report, galleries."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import streamlit as st
+
+from quasar_core import charts, runs, sample
+from ui import job_control, nav, state, workspace
+
+MAX_LISTED_PROBLEMS = 30
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md(text: object) -> str:
+    """Text shown literally in st.markdown (file names may hold *, _, $ or :emoji:)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def page_intro(title: str, purpose: str, *, show_job_banner: bool = True) -> None:
+    """The page title, the one sentence saying what the page is for, and session banners."""
+    st.title(title)
+    st.markdown(purpose)
+    if show_job_banner:
+        _running_job_banner()
+    _reopen_offer()
+
+
+def _running_job_banner() -> None:
+    job = job_control.current_job()
+    if job is None or job.finished:
+        return
+    text = ("Your training kept running while the page reloaded." if state.reattached_job()
+            else "Your model is training in the background.")
+    with st.container(border=True):
+        st.markdown(f":material/model_training: {text}")
+        nav.link(nav.TRAIN, "Follow its progress on the Train page")
+
+
+def _reopen_offer() -> None:
+    """After a refresh the session is new: offer the workspace's latest model again."""
+    if state.current_run() is not None or state.job_id() is not None or state.reopen_offer_dismissed():
+        return
+    latest = next((run for run in runs.list_runs(workspace.current_runs_root()) if run.has_model), None)
+    if latest is None:
+        return
+    with st.container(border=True):
+        st.markdown(f"Welcome back. Your latest model is saved: **{md(describe_run(latest))}**.")
+        reopen, dismiss, _ = st.columns([1, 1, 3])
+        reopen.button("Reopen it", key="reopen_latest_run", type="primary",
+                      on_click=state.set_current_run, args=(latest,))
+        dismiss.button("Not now", key="dismiss_reopen_offer", on_click=state.dismiss_reopen_offer)
+
+
+def describe_run(run: runs.Run) -> str:
+    """One line naming a run for people: when, what, how good."""
+    started = run.status.get("started")
+    when = time.strftime("%d %b %Y, %H:%M", time.localtime(started)) if started else run.name
+    parts = [when, f"{len(run.labels)} classes", f"{run.config.image_size} px"]
+    if run.metrics is not None:
+        parts.append(f"{run.metrics.accuracy:.1%} accuracy")
+    return " · ".join(parts)
+
+
+def need(condition: bool, message: str, page: nav.PageInfo, label: str) -> bool:
+    """When `condition` is false, say what is missing and link to the page that provides it."""
+    if not condition:
+        st.info(message)
+        nav.link(page, label)
+    return condition
+
+
+# --- data report ---------------------------------------------------------------------------------
+def data_report(dataset, *, examples_per_class: int = 8) -> None:
+    """Images per class, a row of examples for each class, and every problem in plain words."""
+    report = dataset.report
+    total = sum(report.counts.values())
+    source = "the sample dataset" if report.source == str(sample.SAMPLE_DIR) else md(report.source)
+    st.subheader("Your photos")
+    st.markdown(f"**{total} usable photos in {len(report.counts)} classes**, from {source}.")
+    st.plotly_chart(charts.class_distribution_figure(report.counts), key="class_distribution")
+    st.markdown("**Examples from each class**")
+    for label in dataset.labels:
+        samples = [s for s in dataset.samples if s.label == label][:examples_per_class]
+        st.caption(f"{label} ({report.counts.get(label, 0)} photos)")
+        st.image([s.pixels for s in samples], width=96)
+    problems(report)
+
+
+def problems(report) -> None:
+    """Skipped files (and why), duplicates and warnings, or a line saying there were none."""
+    groups = (
+        (report.skipped(), st.warning, "file was skipped", "files were skipped"),
+        (report.duplicates(), st.info, "duplicate was used only once", "duplicates were used only once"),
+        (report.warnings(), st.warning, "thing to check", "things to check"),
+    )
+    if not report.problems:
+        st.success("No problems found: every file was used.")
+        return
+    for items, box, one, many in groups:
+        if items:
+            box(f"{len(items)} {one if len(items) == 1 else many}:\n\n" + _problem_lines(items))
+
+
+def _problem_lines(items) -> str:
+    lines = [f"- **{md(p.file)}**: {md(p.reason)}" for p in items[:MAX_LISTED_PROBLEMS]]
+    if len(items) > MAX_LISTED_PROBLEMS:
+        lines.append(f"- …and {len(items) - MAX_LISTED_PROBLEMS} more like these.")
+    return "\n".join(lines)
+
+
+# --- galleries -----------------------------------------------------------------------------------
+def prediction_gallery(run: runs.Run, predictions: list[dict], *, limit: int = 24, per_row: int = 6) -> None:
+    """Held-out examples with their true and predicted class and the model's confidence."""
+    shown = predictions[:limit]
+    for start in range(0, len(shown), per_row):
+        columns = st.columns(per_row)
+        for column, prediction in zip(columns, shown[start : start + per_row]):
+            with column:
+                path = run.example_path(prediction)
+                if path is not None:
+                    st.image(str(path), width="stretch")
+                st.caption(f"{md(prediction['name'])}\n\nReally **{md(prediction['true'])}**, predicted "
+                           f"**{md(prediction['predicted'])}** ({prediction['confidence']:.0%} sure)")
+    if len(predictions) > limit:
+        st.caption(f"Showing the first {limit} of {len(predictions)}.")

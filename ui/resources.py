@@ -1,0 +1,37 @@
+"""Things shared by every session of the server, loaded once (st.cache_resource).
+
+Only read-only things belong here: the VGG16 convolutional base (one per weights choice;
+training never changes it, see quasar_core.backbone) and this machine's measured VGG16
+speed. Each user's own model lives in their session and run folder, never here.
+TensorFlow is imported inside these functions, so only when a page first needs them.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from quasar_core import backbone, planning
+
+
+def shared_base(weights: str):
+    """The VGG16 base for a TrainConfig.weights choice ("imagenet", "none" or a file).
+
+    Raises WeightsUnavailableError (a plain message) when the weights cannot be had.
+    """
+    # Keyed by the resolved choice, so "imagenet" follows QUASAR_VGG16_WEIGHTS if it changes.
+    resolved = backbone.resolve_weights(weights)
+    return _load_base("none" if resolved is None else resolved)
+
+
+@st.cache_resource(show_spinner="Loading VGG16, the network that already knows how to see (once per server)…")
+def _load_base(resolved_weights: str):
+    return backbone.load_vgg16(resolved_weights)
+
+
+@st.cache_resource(show_spinner="Measuring how fast this computer runs VGG16 (once per server)…")
+def forward_rate(_base) -> float:
+    """VGG16 images per second at 224 px on this machine, in float32 (measured once per server).
+
+    The speed does not depend on the weights' values, so whichever base comes first is measured.
+    """
+    return planning.measure_forward_rate(_base)
