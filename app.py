@@ -1,0 +1,13 @@
+"""Quasar Nexus dashboard: `streamlit run app.py`. Sets the page up and routes; pages do the rest."""
+
+# pandas first: plotly imports it lazily, and that lazy import races between Streamlit's
+# script threads and breaks charts in the live server.
+import pandas  # noqa: F401
+import streamlit as st
+
+from ui import nav, workspace
+
+st.set_page_config(page_title="Quasar Nexus", page_icon=":material/auto_awesome:", layout="wide")
+page = nav.navigation()
+workspace.sync()
+page.run()

@@ -1,0 +1,41 @@
+import streamlit as st
+
+from quasar_core import runs
+from quasar_core.errors import QuasarError
+from ui import job_control, layout, nav, state, workspace
+
+layout.page_intro(
+    "Past runs",
+    "Every model trained in this workspace, newest first: reopen one to evaluate or use it, or delete it.",
+)
+
+root = workspace.current_runs_root()
+current, job = state.current_run(), job_control.current_job()
+busy_dir = job.run_dir.resolve() if job_control.is_active(job) else None
+listed = runs.list_runs(root)
+st.caption("This workspace's address (with ?workspace=…) is its key: bookmark it to come back to these runs.")
+if layout.need(bool(listed), "No runs yet in this workspace.", nav.TRAIN, "Train a model"):
+    for run in listed:
+        is_current = current is not None and current.path.resolve() == run.path.resolve()
+        training = busy_dir is not None and run.path.resolve() == busy_dir
+        with st.container(border=True):
+            info, reopen, delete = st.columns([4, 1, 1])
+            state_words = {"done": "finished", "cancelled": "stopped early", "failed": "failed",
+                           "running": "training now" if training else "interrupted"}.get(run.state, run.state)
+            info.markdown(f"**{layout.md(layout.describe_run(run))}**" + (" (current)" if is_current else ""))
+            info.caption(f"{state_words.capitalize()} · classes: {layout.md(', '.join(run.labels))} · "
+                         f"folder {layout.md(run.name)}")
+            if reopen.button("Reopen", key=f"reopen_{run.name}", disabled=not run.has_model or is_current):
+                state.set_current_run(run)
+                nav.go(nav.EVALUATE if run.metrics is not None else nav.PREDICT)
+            with delete.popover("Delete", disabled=training):
+                st.markdown("Delete this run and its model for good?")
+                if st.button("Yes, delete it", key=f"delete_{run.name}", type="primary"):
+                    try:
+                        runs.delete_run(run.path, root)
+                    except QuasarError as exc:
+                        st.error(str(exc))
+                    else:
+                        if is_current:
+                            state.set_current_run(None)
+                        st.rerun()
