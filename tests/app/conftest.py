@@ -1,0 +1,114 @@
+"""Shared set-up for the dashboard's AppTest tests.
+
+Every test gets its own runs folder (QUASAR_RUNS_DIR). Training tests use the ImageNet
+weights file named by QUASAR_VGG16_WEIGHTS, falling back to the shared copy next to the
+repository, and train from random weights ("none") where neither exists.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from quasar_core import jobs
+from ui import state
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app.py"
+SAMPLE_DIR = ROOT / "sample_data" / "fashion"
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights" / "vgg16_imagenet_notop.weights.h5"  # where .ci/run looks
+SCRIPT_TIMEOUT = 120
+JOB_TIMEOUT = 150
+
+
+@pytest.fixture(autouse=True)
+def isolated_runs(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "runs"
+    monkeypatch.setenv("QUASAR_RUNS_DIR", str(root))
+    if not os.environ.get("QUASAR_VGG16_WEIGHTS") and SHARED_WEIGHTS.is_file():
+        monkeypatch.setenv("QUASAR_VGG16_WEIGHTS", str(SHARED_WEIGHTS))
+    return root
+
+
+def weights_choice() -> str:
+    return "imagenet" if os.environ.get("QUASAR_VGG16_WEIGHTS") else "none"
+
+
+def new_app(query_params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=SCRIPT_TIMEOUT)
+    at.query_params.update(query_params or {})
+    return at
+
+
+def shown_text(at: AppTest) -> str:
+    """Everything written on the page in words (markdown, captions, alerts), one string."""
+    parts = []
+    for kind in ("title", "markdown", "caption", "info", "success", "warning", "error"):
+        parts.extend(str(element.value) for element in getattr(at, kind))
+    return "\n".join(parts).replace("\\", "").replace("**", "")  # markup is not part of the words
+
+
+def charts_by_key(at: AppTest) -> dict[str, object]:
+    return {element.key: element for element in at.get("plotly_chart")}
+
+
+def wait_for_job(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.TrainingJob:
+    """Rerun the page (as the browser's 1 s poll would) until the session's job has ended and been shown."""
+    job = jobs.default_queue().get(at.session_state[state.JOB_ID_KEY])
+    assert job is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.default_queue().wait(job, timeout=1.0)
+        at.run()
+        if job.finished and at.session_state[state.ADOPTED_JOB_KEY] == job.job_id:
+            return job
+    job.cancel()
+    pytest.fail(f"training did not finish within {timeout} s (state {job.state})")
+
+
+def png_bytes(seed: int, size: int = 40, *, format: str = "PNG") -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def sample_photo(label: str = "Bag", number: int = 0) -> tuple[str, bytes]:
+    path = SAMPLE_DIR / label / f"{label}_{number:03d}.png"
+    return path.name, path.read_bytes()
+
+
+def write_fake_run(folder: Path, *, labels=("cat", "dog"), accuracy: float = 0.75, with_model: bool = True) -> Path:
+    """A run folder as quasar_core.runs writes it, without training (model.keras is a placeholder)."""
+    from quasar_core.config import TrainConfig
+
+    folder.mkdir(parents=True)
+    labels = list(labels)
+    predictions = [
+        {"name": f"{label}/{i}.png", "true": label, "predicted": labels[(j + i) % len(labels)],
+         "confidence": 0.9, "probabilities": {other: 0.9 if other == labels[(j + i) % len(labels)] else 0.1
+                                              for other in labels}}
+        for j, label in enumerate(labels) for i in range(2)
+    ]
+    matrix = [[sum(1 for p in predictions if p["true"] == t and p["predicted"] == q) for q in labels] for t in labels]
+    metrics = {"accuracy": accuracy, "labels": labels, "confusion_matrix": matrix,
+               "per_class": {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for label in labels},
+               "predictions": predictions}
+    files = {"config.json": TrainConfig(image_size=32).to_dict(), "labels.json": labels, "metrics.json": metrics,
+             "history.json": [{"epoch": 1, "phase": "head", "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1,
+                               "val_accuracy": 0.5, "seconds": 0.1}],
+             "status.json": {"state": "done", "started": time.time() - 5, "finished": time.time(),
+                             "message": "Trained for 1 epochs."}}
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content), encoding="utf-8")
+    if with_model:
+        (folder / "model.keras").write_bytes(b"placeholder")
+    return folder

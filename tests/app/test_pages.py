@@ -1,0 +1,183 @@
+"""Every page renders; workspaces stay private and survive a refresh; past runs; small helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import pytest
+from conftest import new_app, shown_text, write_fake_run
+
+from quasar_core import jobs
+from quasar_core.config import TrainConfig
+from quasar_core.errors import QuasarError
+from quasar_core.progress import Progress
+from ui import job_control, nav, settings_form, state, workspace
+
+
+@pytest.mark.parametrize("page", nav.PAGES, ids=lambda page: page.title)
+def test_every_page_renders_with_its_purpose(page):
+    at = new_app().run()
+    at.switch_page(page.path).run()
+    assert not at.exception
+    assert not at.error
+    assert at.title[0].value == ("Quasar Nexus" if page is nav.HOME else page.title)
+    purpose = at.markdown[0].value
+    assert purpose.endswith(".") and purpose.count(". ") == 0  # one plain sentence
+    assert workspace.is_valid_id(at.query_params["workspace"])
+
+
+def test_navigation_registry_lists_every_page_file():
+    from conftest import ROOT
+
+    assert {page.path for page in nav.PAGES} == {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
+
+
+def test_bad_workspace_in_url_is_replaced():
+    for bad in ("../../etc", "ABCDEF" * 6, "0" * 31, "../" + "0" * 32, "0" * 32 + "/x"):
+        at = new_app({"workspace": bad}).run()
+        fresh = at.query_params["workspace"]
+        assert fresh != bad and workspace.is_valid_id(fresh)
+    with pytest.raises(ValueError):
+        workspace.runs_root("..")
+
+
+def test_refresh_keeps_workspace_and_offers_latest_run(isolated_runs):
+    first = new_app().run()
+    workspace_id = first.query_params["workspace"]
+    write_fake_run(isolated_runs / workspace_id / "20260101-120000-aaaa0000", accuracy=0.75)
+
+    refreshed = new_app({"workspace": workspace_id}).run()  # a refresh is a new session, same URL
+    assert refreshed.query_params["workspace"] == workspace_id
+    assert "Welcome back" in shown_text(refreshed)
+    refreshed.button(key="reopen_latest_run").click().run()
+    run = refreshed.session_state[state.RUN_KEY]
+    assert run is not None and run.name == "20260101-120000-aaaa0000"
+    assert "Welcome back" not in shown_text(refreshed)
+
+    refreshed.switch_page(nav.EVALUATE.path).run()
+    assert not refreshed.exception
+    assert refreshed.metric[0].value == "75.0%"
+
+
+def test_offer_can_be_dismissed(isolated_runs):
+    workspace_id = workspace.new_id()
+    write_fake_run(isolated_runs / workspace_id / "20260101-120000-bbbb0000")
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="dismiss_reopen_offer").click().run()
+    assert "Welcome back" not in shown_text(at)
+    assert state.RUN_KEY not in at.session_state
+
+
+def test_workspaces_do_not_see_each_other(isolated_runs):
+    mine, theirs = workspace.new_id(), workspace.new_id()
+    write_fake_run(isolated_runs / theirs / "20260101-120000-cccc0000")
+    at = new_app({"workspace": mine}).run()
+    assert "Welcome back" not in shown_text(at)
+    at.switch_page(nav.RUNS.path).run()
+    assert "No runs yet" in shown_text(at)
+    assert "cccc0000" not in shown_text(at)
+
+
+def test_past_runs_reopen_and_delete(isolated_runs):
+    workspace_id = workspace.new_id()
+    older = write_fake_run(isolated_runs / workspace_id / "20260101-120000-dddd0000", accuracy=0.5)
+    newer = write_fake_run(isolated_runs / workspace_id / "20260102-120000-eeee0000", accuracy=0.9)
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="dismiss_reopen_offer").click().run()
+    at.switch_page(nav.RUNS.path).run()
+    text = shown_text(at)
+    assert text.index("90.0% accuracy") < text.index("50.0% accuracy")  # newest first
+
+    at.button(key=f"reopen_{older.name}").click().run()
+    assert at.title[0].value == nav.EVALUATE.title
+    assert at.session_state[state.RUN_KEY].name == older.name
+    assert at.query_params["workspace"] == workspace_id
+
+    at.switch_page(nav.RUNS.path).run()
+    at.button(key=f"delete_{older.name}").click().run()
+    assert not at.exception
+    assert not older.exists() and newer.exists()
+    assert at.session_state[state.RUN_KEY] is None  # it was the current run
+    assert "dddd0000" not in shown_text(at)
+
+
+def test_refresh_reattaches_to_running_job(isolated_runs, tmp_path):
+    workspace_id = workspace.new_id()
+    release = threading.Event()
+
+    def blocked_loader():  # stands in for loading VGG16: holds the job "running" until released
+        release.wait(30)
+        raise QuasarError("The test released the job.")
+
+    run_dir = isolated_runs / workspace_id / "20260101-120000-ffff0000"
+    run_dir.mkdir(parents=True)
+    job = jobs.TrainingJob(None, TrainConfig(), run_dir, owner=workspace_id, base_loader=blocked_loader)
+    jobs.default_queue().submit(job)
+    try:
+        at = new_app({"workspace": workspace_id}).run()
+        assert at.session_state[state.JOB_ID_KEY] == job.job_id
+        assert "kept running while the page reloaded" in shown_text(at)
+        at.switch_page(nav.TRAIN.path).run()
+        assert at.button(key="stop_training").disabled is False
+        assert at.button(key="start_training").disabled is True
+
+        other = new_app().run()  # another workspace does not get the job
+        assert state.JOB_ID_KEY not in other.session_state or other.session_state[state.JOB_ID_KEY] is None
+    finally:
+        release.set()
+        jobs.default_queue().wait(job, timeout=30)
+    at.run()
+    assert job.state == "failed"
+    assert any("The test released the job." in e.value for e in at.error)
+
+
+def test_settings_form_covers_every_setting():
+    offered = {s.field.split(".")[0] for s in settings_form.SETTINGS}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert offered | set(settings_form.NOT_OFFERED) == fields
+    augmentation = {s.field.split(".", 1)[1] for s in settings_form.SETTINGS if s.field.startswith("augmentation.")}
+    assert augmentation == {f.name for f in dataclasses.fields(type(TrainConfig().augmentation))}
+    assert all(s.help and len(s.help) < 120 for s in settings_form.SETTINGS)
+
+
+def test_settings_round_trip_through_the_form():
+    from quasar_core import planning
+
+    for preset in planning.PRESETS.values():
+        values = settings_form.values_from_config(preset)
+        assert settings_form.config_from_values(values, TrainConfig()) == preset.replace(strategy="default")
+        for setting in settings_form.SETTINGS:  # every preset value is one the widget offers
+            choices = setting.options.get("options")
+            assert choices is None or values[setting.key] in choices, setting.field
+
+
+def test_progress_words():
+    progress = Progress("head", step=5, total_steps=7, epoch=3, total_epochs=8, eta_seconds=12)
+    assert job_control.progress_text(progress, fine_tunes=False) == (
+        "Step 2 of 3 · Training the classifier · epoch 3 of 8, batch 5 of 7 · about 12 s left in this step")
+    features = Progress("features", step=40, total_steps=255)
+    assert job_control.progress_text(features, fine_tunes=True).startswith(
+        "Step 1 of 4 · Reading your images through VGG16 · image 40 of 255")
+
+
+def test_confusion_cell_click_shows_that_cells_photos(isolated_runs):
+    """A click on the matrix (a selection event) replaces the mistakes with that cell's photos."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
+
+    workspace_id = workspace.new_id()
+    write_fake_run(isolated_runs / workspace_id / "20260101-120000-abab0000")
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="reopen_latest_run").click().run()
+    at.switch_page(nav.EVALUATE.path).run()
+    assert "Its mistakes" in shown_text(at)
+
+    chart = next(e for e in at.get("plotly_chart") if e.key == "confusion_matrix")
+    selection = {"selection": {"points": [{"customdata": ["cat", "cat"], "x": "cat", "y": "cat"}],
+                               "point_indices": [0], "box": [], "lasso": []}}
+    states = at._tree.get_widget_states()  # AppTest has no plotly widget: send the browser's event by hand
+    states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(selection)))
+    at._run(WidgetStates(widgets=list(states.widgets)))
+    assert not at.exception
+    assert "Really cat, predicted cat: 1 photos" in shown_text(at)

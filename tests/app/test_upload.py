@@ -1,0 +1,88 @@
+"""Bad uploads through the Upload page: every problem named in plain words, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from conftest import new_app, png_bytes, shown_text
+
+from ui import nav, state
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def upload_page():
+    return new_app().run().switch_page(nav.UPLOAD.path).run()
+
+
+def test_zip_with_broken_files_keeps_the_good_ones():
+    files = {f"photos/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("cats", "dogs"))
+             for i in range(6)}
+    whole = png_bytes(seed=999, size=64, format="JPEG")
+    files["photos/cats/broken.jpg"] = whole[: len(whole) // 2]  # a JPEG cut short
+    files["photos/dogs/notes.jpg"] = b"shopping list: milk, eggs"  # text saved as .jpg
+    at = upload_page()
+    at.file_uploader(key="upload_zip").set_value(("photos.zip", zip_of(files), "application/zip")).run()
+    at.button(key="load_zip").click().run()
+
+    assert not at.exception and not at.error
+    dataset = at.session_state[state.DATASET_KEY]
+    assert dataset.labels == ["cats", "dogs"] and len(dataset) == 12
+    skipped = next(w.value for w in at.warning if "files were skipped" in w.value).replace("\\", "")
+    assert "cats/broken.jpg" in skipped and "corrupt or truncated image" in skipped
+    assert "dogs/notes.jpg" in skipped and "not an image (the file is text)" in skipped
+    assert "12 usable photos in 2 classes" in shown_text(at)
+
+
+def test_a_file_that_is_not_a_zip_is_refused_plainly():
+    at = upload_page()
+    at.file_uploader(key="upload_zip").set_value(("holiday.jpg", png_bytes(seed=1), "image/jpeg")).run()
+    at.button(key="load_zip").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "holiday.jpg is not a zip file, or it is damaged. Zip the class folders again and retry."]
+    assert state.DATASET_KEY not in at.session_state
+
+
+def test_rejected_zip_says_why_and_lists_what_was_skipped():
+    files = {f"cats/{i}.png": png_bytes(seed=i) for i in range(6)}
+    files["dogs/readme.png"] = b"not a picture"
+    at = upload_page()
+    at.file_uploader(key="upload_zip").set_value(("pets.zip", zip_of(files), "application/zip")).run()
+    at.button(key="load_zip").click().run()
+    assert not at.exception
+    assert any("has no usable images" in e.value and "dogs" in e.value for e in at.error)
+    assert any("dogs/readme.png" in w.value.replace("\\", "") for w in at.warning)
+
+
+def test_photos_typed_in_per_class():
+    at = upload_page()
+    at.button(key="add_class_row").click().run()  # three rows
+    assert len(at.text_input) == 3
+    for row, label in enumerate(("apples", "pears")):
+        at.text_input(key=f"class_name_{row}").input(label)
+        photos = [(f"{label}{i}.png", png_bytes(seed=10 * row + i + 500), "image/png") for i in range(5)]
+        if label == "pears":
+            photos.append(("pear-notes.png", b"%PDF-1.4 not a photo", "image/png"))
+        at.file_uploader(key=f"class_files_{row}").set_value(photos)
+    at.run()
+    at.button(key="load_photos").click().run()
+    assert not at.exception and not at.error
+    dataset = at.session_state[state.DATASET_KEY]
+    assert dataset.labels == ["apples", "pears"] and len(dataset) == 10
+    assert "pear-notes.png" in shown_text(at) and "a PDF document" in shown_text(at)
+
+
+def test_photos_without_a_class_name_are_refused():
+    at = upload_page()
+    at.file_uploader(key="class_files_0").set_value([("a.png", png_bytes(seed=3), "image/png")]).run()
+    at.button(key="load_photos").click().run()
+    assert not at.exception
+    assert any("have no class name" in e.value and "a.png" in e.value for e in at.error)
