@@ -61,7 +61,8 @@ def load_vgg16(weights: str = "imagenet"):
     resolved = resolve_weights(weights)
     try:
         return keras.applications.VGG16(include_top=False, weights=resolved, input_shape=(None, None, 3))
-    except (OSError, ValueError) as exc:  # download failure or a file of the wrong shape
+    except Exception as exc:  # download failure or a file of the wrong shape
+        # Offline, Keras' get_file raises a plain Exception ("URL fetch failure ..."), not an OSError.
         if resolved == "imagenet":
             raise WeightsUnavailableError(
                 "Could not download the ImageNet weights for VGG16 (this computer seems to be offline). "
@@ -69,6 +70,8 @@ def load_vgg16(weights: str = "imagenet"):
                 "'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5' (or a '.weights.h5' file), "
                 f"or choose weights 'none' to train from scratch. Details: {exc}"
             ) from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise WeightsUnavailableError(
             f"Could not load VGG16 weights from {resolved!r}: {exc}. It must be VGG16 notop weights."
         ) from exc
