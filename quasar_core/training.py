@@ -31,6 +31,8 @@ from .progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_pr
 # batches are sized to keep that under this budget, which is what bounds the pass's peak RSS.
 FEATURE_PASS_BUDGET_BYTES = 192 * 1024**2
 MAX_FEATURE_BATCH = 32
+# Smallest feature variance the head's normalization divides by, as a share of the mean variance.
+VARIANCE_FLOOR = 1e-2
 
 
 def feature_batch_size(image_size: int) -> int:
@@ -310,6 +312,12 @@ def build_head(config: TrainConfig, n_classes: int, *, features=None) -> list:
     if features is not None:
         flat = features.reshape(len(features), -1) if config.pooling == "flatten" else features
         normalization.adapt(flat)
+        # A feature that (almost) never fires in training has ~0 variance, and Keras divides by
+        # max(std, 1e-7): a held-out image that fires it got logits ~1e7 times too large (confidently
+        # wrong). Floor the variance at a small share of the typical one.
+        variance = np.asarray(normalization.adapt_variance)
+        normalization.adapt_variance.assign(np.maximum(variance, VARIANCE_FLOOR * float(variance.mean())))
+        normalization.finalize_state()
     layers.append(normalization)
     if config.dropout:
         layers.append(keras.layers.Dropout(config.dropout, seed=seed, name="head_dropout"))
