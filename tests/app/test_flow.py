@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from conftest import charts_by_key, new_app, sample_photo, shown_text, wait_for_job, weights_choice
+from conftest import charts_by_key, new_app, png_bytes, sample_photo, shown_text, wait_for_job, weights_choice
 
 from quasar_core import jobs
 from ui import nav, predicting, settings_form, state
@@ -84,6 +84,14 @@ def test_sample_to_prediction(isolated_runs):
         with zipfile.ZipFile(io.BytesIO(predicting.zip_maker(run.path)())) as archive:
             assert {"model.keras", "labels.json", "metrics.json"} <= set(archive.namelist())
             assert json.loads(archive.read("labels.json")) == run.labels
+
+    # Or a photo from the camera (a JPEG), which takes precedence over the upload.
+    at.toggle(key="use_camera").set_value(True).run()
+    at.camera_input(key="predict_camera").set_value(("shot.jpg", png_bytes(7, format="JPEG"), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    assert [image.captions for image in at.image] == [["shot.jpg"]]
+    assert "probability_bars" in charts_by_key(at)
+    at.toggle(key="use_camera").set_value(False).run()
 
     # A photo that is not a photo: the error names it.
     at.file_uploader(key="predict_upload").set_value(("notes.jpg", b"just some text", "image/jpeg")).run()
