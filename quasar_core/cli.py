@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir")
     export.add_argument("--format", choices=("zip", "savedmodel", "tflite"), default="zip")
     export.add_argument("--out", required=True)
+    _add_later_commands(commands)
     return parser
 
 
@@ -242,3 +243,75 @@ def cmd_export(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
+
+
+def cmd_explain(args) -> int:
+    from PIL import Image
+
+    from .data import ImageRejected, Limits, decode_image
+    from .explain import explain_image
+
+    run, classifier = _open_classifier(args.run_dir)
+    try:
+        pixels, _, _ = decode_image(Path(args.image).read_bytes(), args.image, limits=Limits.from_env())
+    except (ImageRejected, OSError) as exc:
+        raise QuasarError(f"{args.image}: {getattr(exc, 'reason', None) or exc}") from None
+    result = explain_image(classifier.model_, pixels, run.labels, class_name=args.class_name)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result["overlay"]).save(args.out)
+    print(f"Wrote {args.out}: where the model looked for '{result['class_name']}' "
+          f"(probability {result['probability']:.1%}).")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_model_card
+
+    path = write_model_card(args.run_dir, args.out)
+    print(f"Wrote the model card to {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .charts import comparison_figure
+    from .compare import compare_transfer
+    from .data import load_dataset
+    from .runs import write_json
+
+    dataset = load_dataset(args.data)
+    _print_problems(dataset.report)
+    config = config_from_args(args, dataset)
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError:
+        raise QuasarError(f"--fractions must be numbers separated by commas, got {args.fractions!r}.") from None
+    bar = StderrProgress()
+    summary = compare_transfer(dataset, config, fractions=fractions, hooks=TrainingHooks(bar, None, bar.message))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", {**summary, "config": config.to_dict()})
+    comparison_figure(summary["results"]).write_html(out / "comparison.html", include_plotlyjs=True)
+    print(summary["conclusion"])
+    print(f"Wrote {out / 'comparison.json'} and {out / 'comparison.html'}")
+    return 0
+
+
+def _add_later_commands(commands) -> None:
+    explain = commands.add_parser("explain", help="Grad-CAM heatmap: where the model looked")
+    explain.add_argument("run_dir")
+    explain.add_argument("image")
+    explain.add_argument("--out", required=True)
+    explain.add_argument("--class", dest="class_name", default=None)
+
+    report = commands.add_parser("report", help="write the model card (self-contained HTML)")
+    report.add_argument("run_dir")
+    report.add_argument("--out", required=True)
+
+    compare = commands.add_parser("compare", help="transfer learning vs from scratch on your data")
+    compare.add_argument("data")
+    compare.add_argument("--out", required=True)
+    compare.add_argument("--fractions", default="0.25,0.5,1.0")
+    add_training_flags(compare)
+
+
+COMMANDS.update(explain=cmd_explain, report=cmd_report, compare=cmd_compare)
