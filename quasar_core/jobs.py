@@ -81,25 +81,53 @@ class TrainingJob:
         with self._lock:
             self.messages.append(text)
 
-    def _execute(self) -> None:
+    def _work(self, hooks: TrainingHooks) -> str:
+        """The job's work, in its thread; returns the final state. Training here; subclasses differ."""
         from .runs import train_run
 
+        self.run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
+                             base=self.base_loader())
+        return self.run.state
+
+    def _execute(self) -> None:
         hooks = TrainingHooks(self._on_progress, self._on_epoch, self._on_message)
         try:
-            base = self.base_loader()
-            self.run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
-                                 base=base)
-            state = self.run.state
+            state = self._work(hooks)
         except QuasarError as exc:
             self.error, state = str(exc), "failed"
         except Exception as exc:  # anything else: keep the server alive and say what happened
             traceback.print_exc()
-            self.error = f"Training failed unexpectedly: {exc.__class__.__name__}: {exc}"
+            self.error = f"The job failed unexpectedly: {exc.__class__.__name__}: {exc}"
             state = "failed"
         finally:
             self.dataset = None  # the images are no longer needed: free them
         with self._lock:
             self.state = state
+
+
+class ComparisonJob(TrainingJob):
+    """Transfer vs from scratch on the user's data; writes comparison.json into `run_dir`.
+
+    `base_loader` returns {"imagenet": base, "none": base}. The summary ends in `result`.
+    """
+
+    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader,
+                 fractions=(0.25, 0.5, 1.0)):
+        super().__init__(dataset, config, run_dir, owner=owner, base_loader=base_loader)
+        self.fractions = tuple(fractions)
+        self.result: dict | None = None
+
+    def _work(self, hooks: TrainingHooks) -> str:
+        from .compare import compare_transfer
+        from .report import COMPARISON_FILE
+        from .runs import write_json
+
+        summary = compare_transfer(self.dataset, self.config, fractions=self.fractions, bases=self.base_loader(),
+                                   hooks=hooks, cancel=self.cancel_event)
+        self.result = summary
+        if summary["results"]:
+            write_json(self.run_dir / COMPARISON_FILE, {**summary, "config": self.config.to_dict()})
+        return "cancelled" if summary["cancelled"] else "done"
 
 
 class JobQueue:

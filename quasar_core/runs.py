@@ -122,10 +122,11 @@ class Run:
 
 
 def load_run_model(path: Path):
-    """Load a model this app saved. safe_mode stays on: our models contain no code."""
-    import keras
+    """Load a run's model. Run folders can come from anywhere (the CLI takes any path), so the
+    file is checked for code-carrying objects first and loaded with safe_mode=True."""
+    from .model_files import load_checked_model
 
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    return load_checked_model(path)
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:
@@ -139,7 +140,13 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
                     runs.append(Run.open(child))
                 except (QuasarError, ValueError, TypeError):
                     continue  # a folder damaged by hand is not worth failing the list for
-    return sorted(runs, key=lambda run: run.name, reverse=True)
+    # Folder names only tell the second (then a random token): order by the recorded start time.
+    return sorted(runs, key=lambda run: (_started(run), run.name), reverse=True)
+
+
+def _started(run: Run) -> float:
+    value = run.status.get("started") if isinstance(run.status, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def delete_run(path: str | Path, root: str | Path | None = None) -> None:

@@ -1,0 +1,150 @@
+"""Model files from outside: checked before Keras reads them, loaded with safe_mode.
+
+A `.keras` file is a zip whose config.json names the classes to build. A Lambda layer
+carries Python bytecode and a custom class runs whatever code it names, so a file from
+someone else is only loaded when every object in its config is a stock Keras layer of the
+kinds this app builds; Keras' own safe_mode then stays on as a second line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from .errors import QuasarError, UnsafeModelError
+
+# Every class a Quasar model is made of (see training.assemble_model), plus plain containers.
+ALLOWED_CLASSES = frozenset({
+    "Functional", "Sequential", "Model", "InputLayer", "Resizing", "Conv2D", "MaxPooling2D",
+    "GlobalAveragePooling2D", "Flatten", "Dropout", "Dense", "Normalization", "Activation",
+    "DTypePolicy", "FloatDTypePolicy", "GlorotUniform", "Zeros", "Ones", "L2", "HeNormal", "HeUniform",
+    "GlorotNormal", "VarianceScaling", "RandomNormal", "RandomUniform",
+    "__keras_tensor__",  # a reference between layers in a functional graph, not an object
+})
+MAX_CONFIG_BYTES = 16 * 1024**2
+
+
+def _objects(node, found):
+    """Collect (class_name, module, registered_name) of every serialized object in a Keras config."""
+    if isinstance(node, dict):
+        if "class_name" in node and isinstance(node["class_name"], str):
+            found.append((node["class_name"], str(node.get("module") or ""), node.get("registered_name")))
+        for value in node.values():
+            _objects(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _objects(value, found)
+    return found
+
+
+def check_model_config(config: dict, *, name: str = "the model file") -> None:
+    """Raise UnsafeModelError naming the first object that is not a stock layer this app uses."""
+    for class_name, module, registered in _objects(config, []):
+        if class_name == "__lambda__" or class_name == "Lambda":
+            raise UnsafeModelError(
+                f"{name} contains a Lambda layer, which holds Python code; it was not loaded. "
+                "Only models made of standard Keras layers (like the ones this app exports) can be opened."
+            )
+        stock = module == "" or module == "keras" or module.startswith("keras.")
+        if class_name not in ALLOWED_CLASSES or not stock or (registered and registered != class_name):
+            raise UnsafeModelError(
+                f"{name} contains an object this app does not know ({class_name!r}"
+                f"{f' from {module!r}' if module else ''}); it was not loaded, because unknown objects can run "
+                "code. Open a model exported by Quasar Nexus instead."
+            )
+
+
+def read_keras_config(source, *, name: str) -> dict:
+    """The config.json inside a .keras archive (path or bytes), without loading anything."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise UnsafeModelError(f"{name} has an implausibly large model description; it was not loaded.")
+            return json.loads(archive.read(info).decode("utf-8"))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
+        raise QuasarError(
+            f"{name} is not a Keras 3 '.keras' model file ({exc.__class__.__name__}). "
+            "Open the model.keras from a Quasar Nexus export."
+        ) from None
+
+
+def load_checked_model(path: str | Path):
+    """Check, then load with safe_mode=True (compile=False: only predictions are needed)."""
+    import keras
+
+    path = Path(path)
+    check_model_config(read_keras_config(path, name=f"{path.name!r}"), name=f"{path.name!r}")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, TypeError, OSError) as exc:
+        raise QuasarError(f"Could not load the model {path.name!r}: {exc}") from None
+
+
+def image_size_of(model) -> int:
+    """The input size a Quasar model resizes to (its 'resize' layer), else its fixed input size."""
+    try:
+        return int(model.get_layer("resize").get_config()["height"])
+    except ValueError:
+        shape = model.inputs[0].shape
+        if shape[1] is None:
+            raise QuasarError("The model does not say what image size it expects.") from None
+        return int(shape[1])
+
+
+def import_model(data: bytes, file_name: str, run_dir: str | Path, *, labels: list[str] | None = None):
+    """Make a run folder from an uploaded model: a Quasar export zip or a bare .keras file.
+
+    The upload is checked and loaded safely before anything is kept; its predictions then
+    work like those of a run trained here. Returns the Run.
+    """
+    from .config import TrainConfig
+    from .runs import MODEL_FILE, Run, write_json
+
+    run_dir = Path(run_dir)
+    name = repr(file_name)
+    model_bytes, exported_labels = _model_from_upload(data, name)
+    config = read_keras_config(model_bytes, name=name)
+    check_model_config(config, name=name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model_path = run_dir / MODEL_FILE
+    model_path.write_bytes(model_bytes)
+    try:
+        model = load_checked_model(model_path)
+        classes = int(model.outputs[0].shape[-1])
+        labels = labels or exported_labels or [f"class {i + 1}" for i in range(classes)]
+        if len(labels) != classes:
+            raise QuasarError(f"{name} predicts {classes} classes but its labels name {len(labels)}.")
+        write_json(run_dir / "config.json", TrainConfig(image_size=image_size_of(model)).to_dict())
+        write_json(run_dir / "labels.json", list(labels))
+        write_json(run_dir / "status.json", {"state": "done", "message": f"Opened from {file_name}."})
+    except BaseException:
+        model_path.unlink(missing_ok=True)
+        raise
+    return Run.open(run_dir)
+
+
+def _model_from_upload(data: bytes, name: str) -> tuple[bytes, list[str] | None]:
+    """(the .keras bytes, labels or None) from an export zip (model.keras + labels.json) or a .keras file."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise QuasarError(f"{name} is neither a '.keras' model nor a Quasar Nexus export zip.") from None
+    with archive:
+        members = set(archive.namelist())
+        if "config.json" in members and "model.weights.h5" in members:
+            return data, None  # a bare .keras archive
+        if "model.keras" in members:
+            labels = None
+            if "labels.json" in members:
+                try:
+                    labels = [str(x) for x in json.loads(archive.read("labels.json").decode("utf-8"))]
+                except (ValueError, UnicodeDecodeError):
+                    raise QuasarError(f"{name} has a damaged labels.json.") from None
+            info = archive.getinfo("model.keras")
+            if info.file_size > 2 * 1024**3:
+                raise QuasarError(f"{name} holds an implausibly large model.")
+            return archive.read(info), labels
+    raise QuasarError(f"{name} is neither a '.keras' model nor a Quasar Nexus export zip (no model.keras inside).")
