@@ -25,11 +25,12 @@ class Augmentation:
     views: int = 2  # augmented copies of each training image that go through VGG16 once
 
     def __post_init__(self):
+        _check_bool("Augmentation flip", self.flip)
         for name in ("rotation", "zoom", "contrast"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 0.5:
+            if not _is_number(value) or not 0.0 <= value <= 0.5:
                 raise ValueError(f"Augmentation {name} must be between 0 and 0.5, got {value!r}.")
-        if not 1 <= self.views <= 8:
+        if not _is_whole(self.views) or not 1 <= self.views <= 8:
             raise ValueError(f"Augmentation views must be between 1 and 8, got {self.views!r}.")
 
 
@@ -72,7 +73,7 @@ class TrainConfig:
         _check_choice("strategy", self.strategy, STRATEGIES)
         if not isinstance(self.weights, str) or not self.weights:
             raise ValueError(f"weights must be 'imagenet', 'none' or a file path, got {self.weights!r}.")
-        if not MIN_IMAGE_SIZE <= int(self.image_size) <= MAX_IMAGE_SIZE:
+        if not _is_whole(self.image_size) or not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(
                 f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, got {self.image_size!r}."
             )
@@ -83,6 +84,11 @@ class TrainConfig:
         _check_range("dense_units", self.dense_units, 0, 4096)
         _check_range("patience", self.patience, 1, 100)
         _check_range("seed", self.seed, 0, 2**31 - 1)
+        for name in ("augment", "early_stopping", "class_weights"):
+            _check_bool(name, getattr(self, name))
+        for name in ("learning_rate", "fine_tune_learning_rate", "l2", "dropout", "val_fraction", "test_fraction"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}.")
         for name in ("learning_rate", "fine_tune_learning_rate"):
             value = getattr(self, name)
             if not 0 < value < 1:
@@ -96,7 +102,13 @@ class TrainConfig:
         if not 0 <= self.test_fraction < 0.5:
             raise ValueError(f"test_fraction must be at least 0 and below 0.5, got {self.test_fraction!r}.")
         if isinstance(self.augmentation, dict):
+            known = {f.name for f in dataclasses.fields(Augmentation)}
+            unknown = sorted(set(self.augmentation) - known)
+            if unknown:
+                raise ValueError(f"Unknown augmentation settings: {unknown!r}.")
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
+        if not isinstance(self.augmentation, Augmentation):
+            raise ValueError(f"augmentation must be an Augmentation or a dict, got {self.augmentation!r}.")
 
     @property
     def fine_tunes(self) -> bool:
@@ -122,6 +134,19 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
 
 
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+
+
 def _check_range(name, value, low, high):
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    if not _is_whole(value) or not low <= value <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
