@@ -54,11 +54,17 @@ def resolve_weights(weights: str = "imagenet") -> str | None:
     return str(path.resolve())
 
 
-def load_vgg16(weights: str = "imagenet"):
-    """The VGG16 convolutional base (no top), accepting any image size >= 32 px."""
+def load_vgg16(weights: str = "imagenet", *, seed: int = 0):
+    """The VGG16 convolutional base (no top), accepting any image size >= 32 px.
+
+    Random weights ("none") are drawn from `seed`, so a from-scratch base is the same in every
+    process: workers of one multi-worker job, and repeated comparisons.
+    """
     import keras
 
     resolved = resolve_weights(weights)
+    if resolved is None:
+        keras.utils.set_random_seed(seed)
     try:
         return keras.applications.VGG16(include_top=False, weights=resolved, input_shape=(None, None, 3))
     except Exception as exc:  # download failure or a file of the wrong shape

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -130,6 +131,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a setting out of range: the message quotes it
+        if os.environ.get("QUASAR_DEBUG"):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -156,6 +159,10 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
+    if run.path != Path(args.out):  # a multi-worker job's other workers: the chief keeps the run
+        shutil.rmtree(run.path, ignore_errors=True)
+        print("This worker is done; the chief (worker 0) wrote the run folder.")
+        return 0
     if run.metrics:
         print(run.metrics.summary())
     print(f"Run saved in {run.path}")

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import TrainConfig
+from .distribute import is_chief
 from .errors import QuasarError
 from .evaluation import Evaluation, evaluate_predictions
 from .progress import PhaseTimer, Progress, TrainingHooks
@@ -174,6 +176,9 @@ def train_run(
 
     hooks = hooks or TrainingHooks()
     run_dir = Path(run_dir)
+    if config.strategy == "multi-worker" and not is_chief():
+        # Every worker trains (the steps are collective); only the chief's run folder is kept.
+        run_dir = Path(tempfile.mkdtemp(prefix="quasar-worker-run-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     split = split or split_dataset(
         dataset, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed

@@ -25,6 +25,7 @@ from .backbone import (
     resolve_precision,
 )
 from .config import TrainConfig
+from .distribute import make_strategy
 from .progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_progress_callback
 
 # Activation memory of one image in the feature pass is ~2 block1 tensors (H*W*64 float32 each);
@@ -58,13 +59,17 @@ def make_augmenter(config: TrainConfig):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def run_network(network, images, *, batch_size, phase, hooks, cancel, augmenter=None, preprocess=True):
+def run_network(network, images, *, batch_size, phase, hooks, cancel, augmenter=None, preprocess=True,
+                strategy=None):
     """Apply `network` in batches to uint8 images (optionally augmented, then VGG16-preprocessed)
     or to cached activations (preprocess=False); returns float32 outputs.
 
     Returns None when cancelled. The network is traced once per batch shape by tf.function.
+    Under a distribution strategy each batch is split across its replicas (distribute.py).
     """
     import tensorflow as tf
+
+    from .distribute import distributed_forward, is_distributed
 
     @tf.function(reduce_retracing=True)
     def forward(batch):
@@ -76,6 +81,18 @@ def run_network(network, images, *, batch_size, phase, hooks, cancel, augmenter=
 
     total = len(images)
     timer = PhaseTimer(total)
+    if is_distributed(strategy):
+        if augmenter is not None:  # random layers keep state: augment here, shard the result
+            images = np.concatenate([augmenter(np.asarray(images[i : i + batch_size], np.float32), training=True)
+                                     for i in range(0, total, batch_size)])
+            augmenter = None
+
+        def report(done):
+            hooks.progress(Progress(phase, done, total, elapsed_seconds=timer.elapsed(), eta_seconds=timer.eta(done)))
+
+        return distributed_forward(strategy, forward, np.asarray(images, np.float32),
+                                   global_batch=batch_size * strategy.num_replicas_in_sync, on_batch=report,
+                                   cancelled=lambda: is_cancelled(cancel))
     outputs = []
     for start in range(0, total, batch_size):
         if is_cancelled(cancel):
@@ -112,6 +129,8 @@ class TransferClassifier:
         hooks = hooks or TrainingHooks()
         if len(split.train) == 0:
             raise ValueError("The training split is empty; there are no images to learn from.")
+        # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+        self._strategy = make_strategy(config.strategy)
         base = self.base if self.base is not None else load_vgg16(config.weights)
         self.base = base
         keras.utils.set_random_seed(config.seed)
@@ -155,31 +174,33 @@ class TransferClassifier:
         x_train, x_val = _pool(x_train, config), _pool(x_val, config)
 
         # Phase 1: the head alone, on pooled features.
-        head_input = keras.Input(shape=x_train.shape[1:], name="features")
-        head_layers = build_head(config, n_classes, features=x_train)
-        head_model = keras.Model(head_input, _apply(head_layers, head_input), name="head")
         started = time.perf_counter()
-        self._fit_phase(
-            head_model, config.learning_rate, config.epochs, "head", x_train, y_train_views, x_val, y_val,
-            class_weight, epoch_hooks, cancel,
-        )
+        with self._strategy.scope():  # variables and optimizer state mirrored across replicas
+            head_input = keras.Input(shape=x_train.shape[1:], name="features")
+            head_layers = build_head(config, n_classes, features=x_train)
+            head_model = keras.Model(head_input, _apply(head_layers, head_input), name="head")
+            self._fit_phase(
+                head_model, config.learning_rate, config.epochs, "head", x_train, y_train_views, x_val, y_val,
+                class_weight, epoch_hooks, cancel,
+            )
         self.timings_["head"] = time.perf_counter() - started
         tuned_layers = {}
 
         # Phase 2 (fine-tune): the top blocks and the head train on the cached boundary activations.
         if config.fine_tunes and not is_cancelled(cancel):
-            inputs = keras.Input(shape=a_train.shape[1:], name="activations")
-            tensor, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True)
-            if config.pooling == "avg":
-                tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
-            tune_model = keras.Model(inputs, _apply(head_layers, tensor), name="fine_tune")
-            copy_weights(pairs)
             started = time.perf_counter()
-            self._fit_phase(
-                tune_model, config.fine_tune_learning_rate, config.fine_tune_epochs, "fine-tune",
-                a_train, y_train_views, a_val, y_val, class_weight, epoch_hooks, cancel,
-                epoch_offset=len(self.history_),
-            )
+            with self._strategy.scope():
+                inputs = keras.Input(shape=a_train.shape[1:], name="activations")
+                tensor, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True)
+                if config.pooling == "avg":
+                    tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
+                tune_model = keras.Model(inputs, _apply(head_layers, tensor), name="fine_tune")
+                copy_weights(pairs)
+                self._fit_phase(
+                    tune_model, config.fine_tune_learning_rate, config.fine_tune_epochs, "fine-tune",
+                    a_train, y_train_views, a_val, y_val, class_weight, epoch_hooks, cancel,
+                    epoch_offset=len(self.history_),
+                )
             self.timings_["fine-tune"] = time.perf_counter() - started
             tuned_layers = {clone.name: clone for clone, _ in pairs}
         self.cancelled_ = is_cancelled(cancel)
@@ -215,7 +236,8 @@ class TransferClassifier:
 
         timer = PhaseTimer(total)
         sub_hooks = TrainingHooks(on_progress=shifted)
-        run = dict(batch_size=batch, phase="features", hooks=sub_hooks, cancel=cancel, preprocess=from_pixels)
+        run = dict(batch_size=batch, phase="features", hooks=sub_hooks, cancel=cancel, preprocess=from_pixels,
+                   strategy=self._strategy)
         parts = []
         for view in range(views):
             out = run_network(network, train_inputs, augmenter=augmenter if view > 0 else None, **run)
@@ -235,6 +257,9 @@ class TransferClassifier:
                    epoch_offset=0):
         import keras
 
+        if self.config.strategy == "multi-worker":
+            return self._fit_phase_multi_worker(model, learning_rate, epochs, phase, x, y, x_val, y_val,
+                                                class_weight, hooks, cancel, epoch_offset)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss="sparse_categorical_crossentropy",
@@ -262,6 +287,34 @@ class TransferClassifier:
                 f"Stopped {phase} early after {len(self.history_) - epoch_offset} of {epochs} epochs: "
                 "the validation loss had stopped improving, so the best epoch was kept."
             )
+
+    def _fit_phase_multi_worker(self, model, learning_rate, epochs, phase, x, y, x_val, y_val, class_weight,
+                                hooks, cancel, epoch_offset):
+        """The same phase through distribute.fit_distributed (Keras' fit does not run multi-worker)."""
+        import keras
+
+        from .distribute import fit_distributed
+
+        if self.config.early_stopping:
+            hooks.message("Early stopping is not available with the multi-worker strategy; all epochs run.")
+        timer = PhaseTimer(epochs)
+        started = [time.perf_counter()]
+
+        def on_batch(step, steps, epoch, logs):
+            hooks.progress(Progress(phase, step, steps, epoch=epoch, total_epochs=epochs,
+                                    elapsed_seconds=timer.elapsed(), eta_seconds=timer.eta(epoch - 1 + step / steps),
+                                    logs=logs))
+
+        def on_epoch(epoch, logs):
+            hooks.epoch_end({"epoch": epoch_offset + epoch, "phase": phase, "loss": logs.get("loss"),
+                             "accuracy": logs.get("accuracy"), "val_loss": logs.get("val_loss"),
+                             "val_accuracy": logs.get("val_accuracy"), "seconds": time.perf_counter() - started[0]})
+            started[0] = time.perf_counter()
+
+        optimizer = keras.optimizers.Adam(learning_rate)  # created inside the caller's strategy scope
+        fit_distributed(self._strategy, model, optimizer, x, y, epochs=epochs, global_batch=self.config.batch_size,
+                        seed=self.config.seed, x_val=x_val, y_val=y_val, class_weight=class_weight,
+                        on_batch=on_batch, on_epoch=on_epoch, cancelled=lambda: is_cancelled(cancel))
 
     # --- using the model ------------------------------------------------------------------
     def predict_proba(self, images, *, batch_size: int | None = None) -> np.ndarray:
