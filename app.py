@@ -7,7 +7,8 @@ import streamlit as st
 
 from ui import nav, workspace
 
-st.set_page_config(page_title="Quasar Nexus", page_icon=":material/auto_awesome:", layout="wide")
+# A local icon: a material-icon favicon is fetched from Google Fonts on every visit.
+st.set_page_config(page_title="Quasar Nexus", page_icon="assets/icon.png", layout="wide")
 page = nav.navigation()
 workspace.sync()
 page.run()

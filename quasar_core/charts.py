@@ -192,8 +192,8 @@ def _accuracy(evaluation: Mapping) -> float | None:
 
 
 def _pct(fraction: float, digits: int = 1) -> str:
-    """0.8734 -> '87.3 %' (a space before the sign, as the dashboard writes it)."""
-    return f"{fraction * 100:.{digits}f} %"
+    """0.8734 -> '87.3%' (as the rest of the dashboard writes it)."""
+    return f"{fraction * 100:.{digits}f}%"
 
 
 def _base_layout(fig: go.Figure, title: str) -> None:
@@ -452,7 +452,7 @@ def confusion_matrix_figure(evaluation, *, normalize: bool = False) -> go.Figure
     colorbar = (
         dict(title=dict(text="Share of<br>real class"), tickformat=".0%")
         if normalize
-        else dict(title=dict(text="Images"))
+        else dict(title=dict(text="Images"), tickformat="d")  # counts are whole numbers
     )
     fig = go.Figure()
     fig.add_trace(
@@ -541,13 +541,13 @@ def class_distribution_figure(counts) -> go.Figure:
     fig.update_yaxes(title_text="Number of images", rangemode="tozero")
     if not names:
         _empty_message(fig, "No images yet")
-    elif len(names) > 1:
+    elif len(names) > 1 and len(set(values)) > 1:  # an average line over equal bars says nothing
         average = sum(values) / len(values)
         fig.add_hline(
             y=average,
             line_dash="dash",
             line_color=GREY,
-            annotation_text=f"Average: {average:.1f}",
+            annotation_text=f"Average: {average:.0f}" if average == int(average) else f"Average: {average:.1f}",
             annotation_position="top right",
         )
     return fig

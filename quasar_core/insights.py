@@ -45,8 +45,8 @@ def curve_hints(history: list[dict], *, rising_epochs: int = 3) -> list[Hint]:
     return hints
 
 
-def confusion_hints(evaluation, *, share: float = 0.2) -> list[Hint]:
-    """A class mistaken for one other class in at least `share` of its images."""
+def confusion_hints(evaluation, *, share: float = 0.2, min_images: int = 2) -> list[Hint]:
+    """A class mistaken for one other class in at least `share` of its images (and `min_images`)."""
     hints = []
     labels, matrix = evaluation.labels, evaluation.confusion_matrix
     for i, row in enumerate(matrix):
@@ -54,7 +54,7 @@ def confusion_hints(evaluation, *, share: float = 0.2) -> list[Hint]:
         if not total:
             continue
         for j, count in enumerate(row):
-            if i != j and count and count / total >= share:
+            if i != j and count >= min_images and count / total >= share:
                 hints.append(Hint(
                     "confusion",
                     f"'{labels[i]}' is often taken for '{labels[j]}' ({count} of {total} images). Look at those "

@@ -282,7 +282,7 @@ def test_confusion_matrix_counts(evaluation):
     assert fig.layout.xaxis.type == fig.layout.yaxis.type == "category"
     assert fig.layout.xaxis.title.text == "Predicted class"
     assert fig.layout.yaxis.title.text == "Real class"
-    assert "80.0 %" in fig.layout.title.text
+    assert "80.0%" in fig.layout.title.text
     # colour text is automatic contrast (readable on the dark diagonal): not forced
     assert heat.textfont.color is None
 
@@ -295,8 +295,8 @@ def test_confusion_matrix_normalized(evaluation):
     assert z[0] == pytest.approx([0.8, 0.2, 0.0])
     assert z[1] == pytest.approx([0.1, 0.6, 0.3])
     assert z[2] == [0.0, 0.0, 0.0]  # a class with no images: no division by zero
-    assert heat.text[0][0] == "8<br>80.0 %"
-    assert heat.text[1][2] == "3<br>30.0 %"
+    assert heat.text[0][0] == "8<br>80.0%"
+    assert heat.text[1][2] == "3<br>30.0%"
     assert heat.text[2][2] == "0<br>–"
     assert (heat.zmin, heat.zmax) == (0, 1)
 
@@ -459,11 +459,11 @@ def test_probability_bars_top_and_order():
     assert bar.orientation == "h"
     assert list(bar.y) == ["dog", "cat", "owl"]
     assert list(bar.x) == [0.873, 0.05, 0.03]
-    assert list(bar.text) == ["87.3 %", "5.0 %", "3.0 %"]
+    assert list(bar.text) == ["87.3%", "5.0%", "3.0%"]
     assert fig.layout.yaxis.autorange == "reversed"  # first (highest) bar on top
     assert tuple(fig.layout.xaxis.range) == (0, 1)
     assert "top 3 of 6" in fig.layout.title.text
-    assert bar.customdata[0] == "87.300 %"
+    assert bar.customdata[0] == "87.300%"
 
 
 def test_probability_bars_defaults_and_ties():
