@@ -3,12 +3,14 @@
 # pandas first: plotly imports it lazily, and that lazy import races between Streamlit's
 # script threads and breaks charts in the live server.
 import pandas  # noqa: F401
+from pathlib import Path
+
 import streamlit as st
 
 from ui import nav, workspace
 
 # A local icon: a material-icon favicon is fetched from Google Fonts on every visit.
-st.set_page_config(page_title="Quasar Nexus", page_icon="assets/icon.png", layout="wide")
+st.set_page_config(page_title="Quasar Nexus", page_icon=Path(__file__).parent / "assets" / "icon.png", layout="wide")
 page = nav.navigation()
 workspace.sync()
 page.run()
