@@ -176,9 +176,11 @@ class JobQueue:
     def get(self, job_id: str) -> TrainingJob | None:
         return self._jobs.get(job_id)
 
-    def latest_for(self, owner: str) -> TrainingJob | None:
+    def latest_for(self, owner: str, *, kind: type | None = None) -> TrainingJob | None:
+        """The owner's newest job; with `kind`, the newest of exactly that class (TrainingJob, ComparisonJob)."""
         with self._lock:
-            mine = [job for job in self._jobs.values() if job.owner == owner]
+            mine = [job for job in self._jobs.values()
+                    if job.owner == owner and (kind is None or type(job) is kind)]
         return max(mine, key=lambda job: job.created) if mine else None
 
     def wait(self, job: TrainingJob, timeout: float | None = None) -> bool:

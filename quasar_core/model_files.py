@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -119,7 +120,9 @@ def import_model(data: bytes, file_name: str, run_dir: str | Path, *, labels: li
             raise QuasarError(f"{name} predicts {classes} classes but its labels name {len(labels)}.")
         write_json(run_dir / "config.json", TrainConfig(image_size=image_size_of(model)).to_dict())
         write_json(run_dir / "labels.json", list(labels))
-        write_json(run_dir / "status.json", {"state": "done", "message": f"Opened from {file_name}."})
+        now = time.time()  # "started" orders runs in lists; an opened model starts and ends now
+        write_json(run_dir / "status.json", {"state": "done", "started": now, "finished": now,
+                                             "message": f"Opened from {file_name}."})
     except BaseException:
         model_path.unlink(missing_ok=True)
         raise
