@@ -1,10 +1,11 @@
 import streamlit as st
 
-from quasar_core import charts, planning
+from quasar_core import charts, insights, planning
 from quasar_core.errors import QuasarError
 from ui import job_control, layout, nav, state
 
 POLL_SECONDS = 1.0
+CURVES_LOOK_FINE = "The curves look healthy: no sign of over- or under-fitting."
 
 layout.page_intro(
     "Train",
@@ -75,6 +76,7 @@ def outcome(snap, run):
                    f"It took {planning.format_duration(job_control.run_seconds(run))}.")
         if run.metrics is not None:
             st.markdown(run.metrics.summary())
+        layout.hints(insights.curve_hints(run.history), none_text=CURVES_LOOK_FINE)
         nav.link(nav.EVALUATE, "Next: see how good it is")
     elif run is not None:
         st.warning(f"{run.status.get('message', 'Training ended without a model.')} Press Start training to try again.")
@@ -87,4 +89,5 @@ elif state.current_run() is not None:
     run = state.current_run()
     st.markdown(f"Showing the current model: {layout.md(layout.describe_run(run))}.")
     st.plotly_chart(charts.training_curves(run.history), key="training_curves")
+    layout.hints(insights.curve_hints(run.history), none_text=CURVES_LOOK_FINE if run.history else None)
     nav.link(nav.EVALUATE, "See how good it is")

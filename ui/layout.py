@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from quasar_core import charts, runs, sample
-from ui import job_control, nav, state, workspace
+from ui import comparing, job_control, nav, state, workspace
 
 MAX_LISTED_PROBLEMS = 30
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -30,13 +30,18 @@ def page_intro(title: str, purpose: str, *, show_job_banner: bool = True) -> Non
 
 def _running_job_banner() -> None:
     job = job_control.current_job()
-    if job is None or job.finished:
-        return
-    text = ("Your training kept running while the page reloaded." if state.reattached_job()
-            else "Your model is training in the background.")
-    with st.container(border=True):
-        st.markdown(f":material/model_training: {text}")
-        nav.link(nav.TRAIN, "Follow its progress on the Train page")
+    if job is not None and not job.finished:
+        text = ("Your training kept running while the page reloaded." if state.reattached_job()
+                else "Your model is training in the background.")
+        with st.container(border=True):
+            st.markdown(f":material/model_training: {text}")
+            nav.link(nav.TRAIN, "Follow its progress on the Train page")
+    comparison = comparing.current_job()
+    if comparison is not None and not comparison.finished:
+        with st.container(border=True):
+            st.markdown(":material/compare_arrows: Your comparison with training from scratch is running "
+                        "in the background.")
+            nav.link(nav.COMPARE, "Follow it on the Compare page")
 
 
 def _reopen_offer() -> None:
@@ -111,17 +116,36 @@ def _problem_lines(items) -> str:
     return "\n".join(lines)
 
 
+# --- hints ---------------------------------------------------------------------------------------
+def hints(items, *, none_text: str | None = None) -> None:
+    """Plain-language hints (quasar_core.insights) as notes; `none_text` when there are none."""
+    for hint in items:
+        st.warning(md(hint.text), icon=":material/lightbulb:")
+    if not items and none_text:
+        st.success(none_text)
+
+
 # --- galleries -----------------------------------------------------------------------------------
-def prediction_gallery(run: runs.Run, predictions: list[dict], *, limit: int = 24, per_row: int = 6) -> None:
-    """Held-out examples with their true and predicted class and the model's confidence."""
+def prediction_gallery(run: runs.Run, predictions: list[dict], *, limit: int = 24, per_row: int = 6,
+                       overlays: list | None = None) -> None:
+    """Held-out examples with their true and predicted class and the model's confidence.
+
+    With `overlays` (Grad-CAM images, in the order of `predictions`), only those examples
+    are shown, each above where the model looked.
+    """
+    if overlays is not None:
+        limit = len(overlays)
     shown = predictions[:limit]
     for start in range(0, len(shown), per_row):
         columns = st.columns(per_row)
-        for column, prediction in zip(columns, shown[start : start + per_row]):
+        for offset, (column, prediction) in enumerate(zip(columns, shown[start : start + per_row])):
             with column:
                 path = run.example_path(prediction)
                 if path is not None:
                     st.image(str(path), width="stretch")
+                overlay = overlays[start + offset] if overlays is not None else None
+                if overlay is not None:
+                    st.image(overlay, caption=f"Where it looked for {prediction['predicted']}", width="stretch")
                 st.caption(f"{md(prediction['name'])}\n\nReally **{md(prediction['true'])}**, predicted "
                            f"**{md(prediction['predicted'])}** ({prediction['confidence']:.0%} sure)")
     if len(predictions) > limit:

@@ -30,8 +30,9 @@ TRAIN = PageInfo("pages/train.py", "Train", ":material/model_training:", "Make a
 EVALUATE = PageInfo("pages/evaluate.py", "Evaluate", ":material/fact_check:", "Use it")
 PREDICT = PageInfo("pages/predict.py", "Predict", ":material/image_search:", "Use it")
 RUNS = PageInfo("pages/runs.py", "Past runs", ":material/history:", "Use it")
+COMPARE = PageInfo("pages/compare.py", "Compare", ":material/compare_arrows:", "Understand it")
 
-PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CONFIGURE, TRAIN, EVALUATE, PREDICT, RUNS)
+PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CONFIGURE, TRAIN, EVALUATE, PREDICT, RUNS, COMPARE)
 
 
 def navigation():

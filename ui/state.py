@@ -29,9 +29,13 @@ AUTOSTART_KEY = _PREFIX + "autostart"
 REOPEN_DISMISSED_KEY = _PREFIX + "reopen_offer_dismissed"
 REATTACHED_KEY = _PREFIX + "reattached_job"
 CLASS_ROWS_KEY = _PREFIX + "class_rows"
+COMPARISON_JOB_KEY = _PREFIX + "comparison_job_id"
+GRAD_CAMS_KEY = _PREFIX + "grad_cams"
+EXPORTS_KEY = _PREFIX + "exports"
 
 DEFAULT_PRESET = "Quick look"
 DEFAULT_CLASS_ROWS = 2
+MAX_GRAD_CAMS = 120  # overlays kept per session (each a few hundred KB at most)
 
 
 # --- workspace ----------------------------------------------------------------------------------
@@ -125,6 +129,41 @@ def reattached_job() -> bool:
 
 def set_reattached_job(value: bool) -> None:
     st.session_state[REATTACHED_KEY] = value
+
+
+def comparison_job_id() -> str | None:
+    """Id of this session's latest comparison job (transfer vs from scratch) in jobs.default_queue()."""
+    return st.session_state.get(COMPARISON_JOB_KEY)
+
+
+def set_comparison_job_id(value: str | None) -> None:
+    st.session_state[COMPARISON_JOB_KEY] = value
+
+
+# --- explanations and exports of a run --------------------------------------------------------------
+def grad_cam(key: tuple) -> "Any | None":
+    """A Grad-CAM result computed earlier in this session: key is (run folder, image id, class)."""
+    return st.session_state.get(GRAD_CAMS_KEY, {}).get(key)
+
+
+def remember_grad_cam(key: tuple, value: Any) -> None:
+    """Keep a Grad-CAM result; the oldest are dropped beyond MAX_GRAD_CAMS."""
+    cache = st.session_state.setdefault(GRAD_CAMS_KEY, {})
+    cache[key] = value
+    while len(cache) > MAX_GRAD_CAMS:
+        cache.pop(next(iter(cache)))
+
+
+def prepared_export(run_path: str, format: str) -> "Any | None":
+    """A checked export (ui.predicting.PreparedExport) of this run in this format, if one was made."""
+    return st.session_state.get(EXPORTS_KEY, {}).get((run_path, format))
+
+
+def set_prepared_export(run_path: str, format: str, value: Any) -> None:
+    """Keep a checked export; exports of other runs are dropped (they can be large)."""
+    kept = {key: item for key, item in st.session_state.get(EXPORTS_KEY, {}).items() if key[0] == run_path}
+    kept[(run_path, format)] = value
+    st.session_state[EXPORTS_KEY] = kept
 
 
 # --- upload form ----------------------------------------------------------------------------------

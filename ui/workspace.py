@@ -68,14 +68,19 @@ def sync() -> str:
         from_url = st.query_params.get(QUERY_PARAM)
         workspace_id = from_url if is_valid_id(from_url) else new_id()
         state.set_workspace_id(workspace_id)
-        _reattach_running_job(workspace_id)
+        _reattach_running_jobs(workspace_id)
     if st.query_params.get(QUERY_PARAM) != workspace_id:
         st.query_params[QUERY_PARAM] = workspace_id
     return workspace_id
 
 
-def _reattach_running_job(workspace_id: str) -> None:
-    job = jobs.default_queue().latest_for(workspace_id)
+def _reattach_running_jobs(workspace_id: str) -> None:
+    """Find the workspace's unfinished training (for Train) and comparison (for Compare) again."""
+    queue = jobs.default_queue()
+    job = queue.latest_for(workspace_id, kind=jobs.TrainingJob)
     if job is not None and not job.finished:
         state.set_job_id(job.job_id)
         state.set_reattached_job(True)
+    comparison = queue.latest_for(workspace_id, kind=jobs.ComparisonJob)
+    if comparison is not None and not comparison.finished:
+        state.set_comparison_job_id(comparison.job_id)

@@ -74,6 +74,47 @@ def wait_for_job(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.TrainingJob:
     pytest.fail(f"training did not finish within {timeout} s (state {job.state})")
 
 
+def wait_for_comparison(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.ComparisonJob:
+    """Wait for the session's comparison to end, then rerun the Compare page once.
+
+    Unlike wait_for_job it does not rerun every second: on a two-core machine the reruns
+    slow the six trainings down by half.
+    """
+    job = jobs.default_queue().get(at.session_state[state.COMPARISON_JOB_KEY])
+    assert isinstance(job, jobs.ComparisonJob)
+    if not jobs.default_queue().wait(job, timeout=timeout):
+        job.cancel()
+        pytest.fail(f"the comparison did not finish within {timeout} s (state {job.state})")
+    at.run()
+    return job
+
+
+@pytest.fixture(scope="session")
+def sample_run_template(tmp_path_factory) -> Path:
+    """A real run trained on the sample dataset (32 px, 1 epoch), read-only: copy it with `copy_run`."""
+    from quasar_core import runs, sample
+    from quasar_core.config import TrainConfig
+    from ui import resources
+
+    weights = os.environ.get("QUASAR_VGG16_WEIGHTS") or (str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "")
+    with pytest.MonkeyPatch.context() as patch:
+        if weights:
+            patch.setenv("QUASAR_VGG16_WEIGHTS", weights)
+        choice = "imagenet" if weights else "none"
+        base = resources.shared_base(choice)  # the same cached base the pages use later
+        config = TrainConfig(image_size=32, epochs=1, weights=choice, seed=0)
+        folder = tmp_path_factory.mktemp("sample-run") / "20260101-120000-5a5a5a5a"
+        runs.train_run(sample.load_sample(), config, folder, base=base)
+    return folder
+
+
+def copy_run(template: Path, runs_root: Path, workspace_id: str) -> Path:
+    """A private copy of a run folder in a workspace, so a test may change it."""
+    import shutil
+
+    return Path(shutil.copytree(template, runs_root / workspace_id / template.name))
+
+
 def png_bytes(seed: int, size: int = 40, *, format: str = "PNG") -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buffer = io.BytesIO()

@@ -89,7 +89,8 @@ def test_sample_to_prediction(isolated_runs):
     at.toggle(key="use_camera").set_value(True).run()
     at.camera_input(key="predict_camera").set_value(("shot.jpg", png_bytes(7, format="JPEG"), "image/jpeg")).run()
     assert not at.exception and not at.error
-    assert [image.captions for image in at.image] == [["shot.jpg"]]
+    assert at.image[0].captions == ["shot.jpg"]
+    assert at.image[1].captions[0].startswith("Where it looked for ")  # Grad-CAM of the predicted class
     assert "probability_bars" in charts_by_key(at)
     at.toggle(key="use_camera").set_value(False).run()
 

@@ -12,6 +12,8 @@ import sys
 
 from conftest import ROOT
 
+from ui import nav
+
 PROBE = r"""
 import ast, importlib, json, pathlib, sys, time
 started = time.perf_counter()
@@ -40,12 +42,14 @@ from streamlit.testing.v1 import AppTest
 from ui import nav
 at = AppTest.from_file(str(root / "app.py"), default_timeout=60).run()
 first_page_seconds = time.perf_counter() - started
-errors = []
+errors, drawn = [], []
 for page in nav.PAGES:
     at.switch_page(page.path).run()
     errors += [f"{page.path}: {e.value}" for e in at.exception]
+    drawn.append(at.title[0].value if at.title else None)
 print(json.dumps({"heavy": sorted(m for m in ("tensorflow", "keras") if m in sys.modules),
-                  "imported": imported, "errors": errors, "first_page_seconds": first_page_seconds}))
+                  "imported": imported, "errors": errors, "drawn": drawn,
+                  "first_page_seconds": first_page_seconds}))
 """
 
 
@@ -55,8 +59,11 @@ def test_pages_and_ui_never_import_tensorflow(tmp_path):
                             timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"ui.state", "ui.layout", "ui.job_control", "ui.resources", "quasar_core.jobs"} <= set(report["imported"])
+    assert {"ui.state", "ui.layout", "ui.job_control", "ui.resources", "quasar_core.jobs", "ui.comparing",
+            "ui.explaining", "ui.predicting", "quasar_core.report", "quasar_core.insights"} <= set(report["imported"])
     assert report["errors"] == []
+    assert report["drawn"] == ["Quasar Nexus", *(page.title for page in nav.PAGES[1:])]
+    assert nav.COMPARE.title in report["drawn"]  # the Compare page too, without loading TensorFlow
     assert report["heavy"] == [], f"TensorFlow was imported by: {report['imported']}"
     # The first page is drawn well before TensorFlow could even load (~3 s budget in a browser).
     assert report["first_page_seconds"] < 3.0 * 2  # doubled: shared CI machines are slower

@@ -1,0 +1,100 @@
+import streamlit as st
+
+from quasar_core import charts
+from quasar_core.errors import QuasarError
+from ui import comparing, job_control, layout, nav, state
+
+POLL_SECONDS = 1.0
+
+layout.page_intro(
+    "Compare",
+    "See what starting from ImageNet is worth on your own photos, by training the same model from random weights "
+    "as well.",
+)
+
+
+def show_results(summary: dict) -> None:
+    """The chart, the conclusion in words, and the numbers."""
+    st.plotly_chart(charts.comparison_figure(summary["results"]), key="comparison_chart")
+    st.markdown(f"**{layout.md(summary['conclusion'])}**")
+    if summary.get("cancelled"):
+        st.caption("Stopped early: only the trainings that finished are shown.")
+    st.dataframe(comparing.results_table(summary["results"]), hide_index=True, key="comparison_table")
+
+
+run, dataset, job = state.current_run(), state.dataset(), comparing.current_job()
+active = job_control.is_active(job)
+
+
+@st.fragment(run_every=POLL_SECONDS if active else None)
+def live_view(run) -> None:
+    """Redrawn every second while the comparison runs, without rerunning (or freezing) the page."""
+    job = comparing.current_job()
+    if job is None:
+        return
+    snap = job_control.snapshot(job)
+    if not comparing.is_for(job, run):
+        st.info(f"Your comparison for another model (folder {layout.md(job.run_dir.name)}) is "
+                f"{'running' if job_control.is_active(job) else 'over'}; reopen that model to see it.")
+    if snap.state == "queued":
+        st.info(f"Waiting for another training on this server to finish: you are number {snap.queue_position} "
+                "in line. It starts by itself.")
+    elif snap.state == "running":
+        if job.cancel_event.is_set():
+            st.warning("Stopping after the current batch; the trainings that finished are kept.")
+        total = comparing.trainings(job.fractions)
+        headline = snap.messages[-1] if snap.messages else "Starting…"
+        st.progress(comparing.overall_fraction(snap, total), text=headline)
+        if snap.progress is not None:
+            st.caption(job_control.progress_text(snap.progress, fine_tunes=job.config.fine_tunes))
+    if snap.state in job_control.ACTIVE_STATES:
+        return
+    if active:  # it ended since the page was drawn: redraw it all (buttons)
+        st.rerun()
+    if not comparing.is_for(job, run):
+        return
+    if snap.state == "failed":
+        st.error(f"{snap.error} Check the settings on the Configure page, then compare again.")
+    summary = job.result or comparing.saved(run)
+    if summary and summary.get("results"):
+        show_results(summary)
+    elif snap.state == "cancelled":
+        st.warning("Stopped before the first training finished, so there is nothing to show. Press "
+                   "Compare again to start over.")
+
+
+if layout.need(run is not None and run.has_model, "There is no trained model to compare yet: train one, or reopen "
+               "one of your past runs.", nav.TRAIN, "Train a model"):
+    st.caption(f"Model: {layout.md(layout.describe_run(run))}")
+    *rest, last = [f"{f:.0%}" for f in sorted(set(comparing.FRACTIONS))]
+    shares = f"{', '.join(rest)} and {last}" if rest else last
+    st.markdown(f"The model's settings are trained {comparing.trainings()} times: on {shares} of its training "
+                "photos, each once starting from VGG16's ImageNet weights and once from random weights. All are "
+                "tested on the same held-out photos, so you see how much accuracy and time the ImageNet start "
+                "saves. It takes several times as long as one training.")
+    if run.config.weights == "none":
+        st.caption("This model itself started from random weights; the comparison also trains it from ImageNet's.")
+    saved = comparing.saved(run)
+    problem = comparing.missing_photos(run, dataset)
+    start_column, stop_column, _ = st.columns([2, 1, 3])
+    start = start_column.button("Compare again" if saved else "Compare with training from scratch",
+                                key="start_comparison", type="primary", disabled=active or problem is not None)
+    stop = stop_column.button("Stop", key="stop_comparison", disabled=not active)
+    if problem is not None and not active:
+        message, page, label = problem
+        st.info(message)
+        nav.link(page, label)
+    if start and not active and problem is None:
+        try:
+            comparing.start(run, dataset)
+        except QuasarError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()  # redraw the buttons: Compare off, Stop on
+    if stop and active:
+        job.cancel()
+
+    if job is not None and (active or comparing.is_for(job, run)):
+        live_view(run)
+    elif saved:
+        show_results(saved)
