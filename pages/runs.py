@@ -2,7 +2,7 @@ import streamlit as st
 
 from quasar_core import runs
 from quasar_core.errors import QuasarError
-from ui import comparing, job_control, layout, nav, predicting, state, workspace
+from ui import comparing, job_control, layout, nav, predicting, resources, state, workspace
 
 layout.page_intro(
     "Past runs",
@@ -38,13 +38,26 @@ if layout.need(bool(listed), "No runs yet in this workspace.", nav.TRAIN, "Train
         with st.container(border=True):
             info, reopen, delete = st.columns([4, 1, 1])
             state_words = {"done": "finished", "cancelled": "stopped early", "failed": "failed",
+                           "interrupted": "recovered after an interruption",
                            "running": "training now" if training else "interrupted"}.get(run.state, run.state)
             if run.report is None and run.state == "done":  # no data report: it came from a model file
                 state_words = "opened from a file"
             info.markdown(f"**{layout.md(layout.describe_run(run))}**" + (" (current)" if is_current else ""))
             info.caption(f"{state_words.capitalize()} · classes: {layout.md(', '.join(run.labels))} · "
                          f"folder {layout.md(run.name)}")
-            if reopen.button("Reopen", key=f"reopen_{run.name}", disabled=not run.has_model or is_current):
+            if runs.recoverable(run) and not training:
+                # The server stopped mid-training: the last finished epoch's weights were saved.
+                if reopen.button("Recover", key=f"recover_{run.name}",
+                                 help="Rebuild the model from the last finished epoch."):
+                    try:
+                        with st.spinner("Rebuilding the model from its last finished epoch…"):
+                            recovered = runs.recover_run(run.path, base=resources.shared_base(run.config.weights))
+                    except QuasarError as exc:
+                        st.error(str(exc))
+                    else:
+                        state.set_current_run(recovered)
+                        nav.go(nav.PREDICT)
+            elif reopen.button("Reopen", key=f"reopen_{run.name}", disabled=not run.has_model or is_current):
                 state.set_current_run(run)
                 nav.go(nav.EVALUATE if run.metrics is not None else nav.PREDICT)
             busy = training or run.path.resolve() == comparing_dir

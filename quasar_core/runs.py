@@ -28,6 +28,7 @@ from .progress import PhaseTimer, Progress, TrainingHooks
 
 RUNS_ENV = "QUASAR_RUNS_DIR"
 MODEL_FILE = "model.keras"
+CHECKPOINT_DIR = "checkpoint"  # per-epoch weights while training; removed once model.keras is saved
 EXAMPLE_MAX_SIDE = 160
 
 
@@ -200,7 +201,8 @@ def train_run(
     classifier = TransferClassifier(config, base=base)
     try:
         classifier.fit(
-            dataset, split, hooks=TrainingHooks(hooks.on_progress, checkpoint, hooks.on_message), cancel=cancel
+            dataset, split, hooks=TrainingHooks(hooks.on_progress, checkpoint, hooks.on_message), cancel=cancel,
+            checkpoint_dir=run_dir / CHECKPOINT_DIR,
         )
         if classifier.model_ is None:
             status.update(state="cancelled", finished=time.time(),
@@ -212,6 +214,7 @@ def train_run(
         _save_examples(dataset, held_out, evaluation, run_dir)
         write_json(run_dir / "metrics.json", evaluation.to_dict())
         classifier.model_.save(run_dir / MODEL_FILE)
+        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)  # the saved model supersedes it
     except BaseException as exc:
         status.update(state="failed", finished=time.time(), message=str(exc) or exc.__class__.__name__)
         write_json(run_dir / "status.json", status)
@@ -230,6 +233,35 @@ def train_run(
     run = Run.open(run_dir)
     run._classifier = classifier
     return run
+
+
+def recoverable(run: Run) -> bool:
+    """A run whose training was cut off (the server stopped) after at least one epoch was saved."""
+    return not run.has_model and (run.path / CHECKPOINT_DIR / "checkpoint.json").is_file()
+
+
+def recover_run(run_dir: str | Path, *, base=None) -> Run:
+    """Rebuild an interrupted run's model from its last saved epoch, so nothing learned is lost.
+
+    The run has no held-out evaluation afterwards (the photos are not kept); its curves are.
+    """
+    from .backbone import load_vgg16
+    from .training import recover_model
+
+    run = Run.open(run_dir)
+    if run.has_model:
+        return run
+    if not recoverable(run):
+        raise QuasarError(f"Run {run.name!r} has no saved epoch to recover; train again.")
+    base = base if base is not None else load_vgg16(run.config.weights)
+    model = recover_model(base, run.config, len(run.labels), run.path / CHECKPOINT_DIR)
+    model.save(run.path / MODEL_FILE)
+    shutil.rmtree(run.path / CHECKPOINT_DIR, ignore_errors=True)
+    status = {**run.status, "state": "interrupted",
+              "message": f"Training was cut off after {len(run.history)} epochs; the model from the last "
+                         "finished epoch was recovered. It has no held-out evaluation: evaluate it with the CLI."}
+    write_json(run.path / "status.json", status)
+    return Run.open(run.path)
 
 
 def evaluate_classifier(classifier, dataset, indices, *, hooks: TrainingHooks | None = None) -> Evaluation:

@@ -9,8 +9,10 @@ The maths is that of training the whole stacked model with those layers frozen.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +34,8 @@ from .progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_pr
 # batches are sized to keep that under this budget, which is what bounds the pass's peak RSS.
 FEATURE_PASS_BUDGET_BYTES = 192 * 1024**2
 MAX_FEATURE_BATCH = 32
+CHECKPOINT_INFO = "checkpoint.json"
+CHECKPOINT_SUFFIX = ".weights.h5"
 # Smallest feature variance the head's normalization divides by, as a share of the mean variance.
 VARIANCE_FLOOR = 1e-2
 
@@ -121,8 +125,13 @@ class TransferClassifier:
         self.base = base  # a shared, read-only VGG16 base (see backbone.load_vgg16); loaded on demand
 
     # --- training -------------------------------------------------------------------------
-    def fit(self, dataset, split, *, hooks: TrainingHooks | None = None, cancel: threading.Event | None = None):
-        """Train on `split.train`, watching `split.val`. Returns self."""
+    def fit(self, dataset, split, *, hooks: TrainingHooks | None = None, cancel: threading.Event | None = None,
+            checkpoint_dir=None):
+        """Train on `split.train`, watching `split.val`. Returns self.
+
+        With `checkpoint_dir`, the trained layers' weights are saved there after every epoch, so
+        `recover_model` can rebuild the model if the process dies mid-training.
+        """
         import keras
 
         config = self.config
@@ -176,9 +185,8 @@ class TransferClassifier:
         # Phase 1: the head alone, on pooled features.
         started = time.perf_counter()
         with self._strategy.scope():  # variables and optimizer state mirrored across replicas
-            head_input = keras.Input(shape=x_train.shape[1:], name="features")
-            head_layers = build_head(config, n_classes, features=x_train)
-            head_model = keras.Model(head_input, _apply(head_layers, head_input), name="head")
+            head_model, head_layers = head_network(config, n_classes, x_train.shape[1:], features=x_train)
+            self._start_checkpoint(checkpoint_dir, "head", x_train.shape[1:], None)
             self._fit_phase(
                 head_model, config.learning_rate, config.epochs, "head", x_train, y_train_views, x_val, y_val,
                 class_weight, epoch_hooks, cancel,
@@ -190,12 +198,9 @@ class TransferClassifier:
         if config.fine_tunes and not is_cancelled(cancel):
             started = time.perf_counter()
             with self._strategy.scope():
-                inputs = keras.Input(shape=a_train.shape[1:], name="activations")
-                tensor, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True)
-                if config.pooling == "avg":
-                    tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
-                tune_model = keras.Model(inputs, _apply(head_layers, tensor), name="fine_tune")
+                tune_model, pairs = tune_network(base, config, boundary, a_train.shape[1:], head_layers)
                 copy_weights(pairs)
+                self._start_checkpoint(checkpoint_dir, "fine-tune", x_train.shape[1:], a_train.shape[1:])
                 self._fit_phase(
                     tune_model, config.fine_tune_learning_rate, config.fine_tune_epochs, "fine-tune",
                     a_train, y_train_views, a_val, y_val, class_weight, epoch_hooks, cancel,
@@ -206,6 +211,18 @@ class TransferClassifier:
         self.cancelled_ = is_cancelled(cancel)
         self.model_ = assemble_model(base, config, head_layers, n_classes, tuned_layers=tuned_layers)
         return self
+
+    def _start_checkpoint(self, checkpoint_dir, phase, feature_shape, activation_shape):
+        """Say which phase the per-epoch weight files belong to (recover_model reads it)."""
+        self._checkpoint = None
+        if checkpoint_dir is None:
+            return
+        path = Path(checkpoint_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        info = {"phase": phase, "feature_shape": list(feature_shape),
+                "activation_shape": list(activation_shape) if activation_shape else None}
+        (path / CHECKPOINT_INFO).write_text(json.dumps(info), encoding="utf-8")
+        self._checkpoint = path / f"{phase}{CHECKPOINT_SUFFIX}"
 
     def _stopped_before_training(self):
         """Cancelled during the first feature pass: nothing was learned, say so plainly."""
@@ -266,6 +283,8 @@ class TransferClassifier:
             metrics=["accuracy"],
         )
         callbacks = [make_progress_callback(phase, hooks, cancel, epoch_offset=epoch_offset)]
+        if getattr(self, "_checkpoint", None) is not None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(self._checkpoint), save_weights_only=True))
         if self.config.early_stopping and x_val is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -392,6 +411,47 @@ def build_head(config: TrainConfig, n_classes: int, *, features=None) -> list:
         )
     )
     return layers
+
+
+def head_network(config: TrainConfig, n_classes: int, feature_shape, *, features=None):
+    """The head as a model on cached features: (model, its layers)."""
+    import keras
+
+    head_input = keras.Input(shape=tuple(feature_shape), name="features")
+    head_layers = build_head(config, n_classes, features=features)
+    return keras.Model(head_input, _apply(head_layers, head_input), name="head"), head_layers
+
+
+def tune_network(base, config: TrainConfig, boundary: str, activation_shape, head_layers):
+    """The unfrozen top blocks + the head on cached boundary activations: (model, (clone, original) pairs)."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(activation_shape), name="activations")
+    tensor, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True)
+    if config.pooling == "avg":
+        tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
+    return keras.Model(inputs, _apply(head_layers, tensor), name="fine_tune"), pairs
+
+
+def recover_model(base, config: TrainConfig, n_classes: int, checkpoint_dir):
+    """The deployable model from the last epoch checkpointed in `checkpoint_dir` (after a crash)."""
+    import keras
+
+    path = Path(checkpoint_dir)
+    info = json.loads((path / CHECKPOINT_INFO).read_text(encoding="utf-8"))
+    head_model, head_layers = head_network(config, n_classes, info["feature_shape"])
+    tuned_layers = {}
+    if info["phase"] == "fine-tune":
+        boundary = boundary_layer(BLOCKS - config.fine_tune_blocks)
+        trained, pairs = tune_network(base, config, boundary, info["activation_shape"], head_layers)
+        tuned_layers = {clone.name: clone for clone, _ in pairs}
+    else:
+        trained = head_model
+    trained.load_weights(path / f"{info['phase']}{CHECKPOINT_SUFFIX}")
+    for layer in head_layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # derive mean/variance from the loaded statistics
+    return assemble_model(base, config, head_layers, n_classes, tuned_layers=tuned_layers)
 
 
 def assemble_model(base, config: TrainConfig, head_layers, n_classes: int, *, tuned_layers=None):
