@@ -6,7 +6,6 @@ Every input is generated in tmp_path or in memory; no binary corpus is committed
 from __future__ import annotations
 
 import builtins
-import functools
 import io
 import json
 import math
@@ -15,7 +14,6 @@ import struct
 import time
 import unicodedata
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +40,23 @@ from quasar_core.data import (
     suggest_image_size,
 )
 from quasar_core.errors import DatasetError, QuasarError, ResourceLimitError
+from tests.hostile import (
+    HOSTILE,
+    IGNORED_IN_CORPUS,
+    VALID_ODDITIES,
+    animated_gif,
+    encode,
+    exif_rotated_jpeg,
+    good_class,
+    hostile_corpus,
+    huge_png,
+    noise,
+    png,
+    sixteen_bit_png,
+    write_tree,
+    write_zip_bomb,
+    zip_bytes,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FASHION_SOURCE = REPO_ROOT.parent / "shared" / "datasets" / "fashion-mnist"
@@ -57,117 +72,6 @@ def default_limits(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-# --------------------------------------------------------------------------- image makers
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def noise(seed: int, size=(32, 32), mode="RGB") -> Image.Image:
-    """A picture unique to `seed`, so different seeds never collide as duplicates."""
-    rng = np.random.default_rng(seed)
-    channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
-    values = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-    return Image.fromarray(values[:, :, 0] if channels == 1 else values)
-
-
-def png(seed: int, size=(32, 32)) -> bytes:
-    return encode(noise(seed, size), "PNG")
-
-
-def jpeg(seed: int, size=(32, 32)) -> bytes:
-    return encode(noise(seed, size), "JPEG", quality=95)
-
-
-@functools.lru_cache(maxsize=None)
-def huge_png(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG of width x height, all black: tiny on disk, enormous decoded."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    row = b"\x00" + bytes((width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    rows_per_piece = 1000
-    pieces = [compressor.compress(row * rows_per_piece) for _ in range(height // rows_per_piece)]
-    pieces.append(compressor.compress(row * (height % rows_per_piece)))
-    pieces.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(pieces)) + chunk(b"IEND", b"")
-
-
-def truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
-
-
-def corrupt_png(seed: int) -> bytes:
-    damaged = bytearray(png(seed, (64, 64)))
-    start = damaged.find(b"IDAT") + 20
-    for i in range(start, start + 40):
-        damaged[i] ^= 0x55
-    return bytes(damaged)
-
-
-def exif_rotated_jpeg() -> bytes:
-    """40x20 stored, Orientation=6 (display rotated 90 degrees clockwise): left half red, right blue."""
-    image = Image.new("RGB", (40, 20), (255, 0, 0))
-    image.paste((0, 0, 255), (20, 0, 40, 20))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return encode(image, "JPEG", exif=exif, quality=95)
-
-
-def animated_gif() -> bytes:
-    first = Image.new("RGB", (32, 32), (255, 0, 0))
-    second = Image.new("RGB", (32, 32), (0, 0, 255))
-    return encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
-
-
-def palette_with_transparency(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 4, (32, 32), dtype=np.uint8)).convert("P")
-    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
-    return encode(image, "PNG", transparency=0)
-
-
-def sixteen_bit_png(value: int, size=(32, 32)) -> bytes:
-    return encode(Image.fromarray(np.full((size[1], size[0]), value, dtype=np.uint16)), "PNG")
-
-
-def cmyk_jpeg(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    return encode(Image.fromarray(rng.integers(0, 256, (32, 32, 4), dtype=np.uint8), "CMYK"), "JPEG")
-
-
-def zip_bytes(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, payload in members.items():
-            if name.endswith("/"):
-                archive.writestr(zipfile.ZipInfo(name), b"")
-            else:
-                archive.writestr(zipfile.ZipInfo(name), payload, compress_type=compression)
-    return buffer.getvalue()
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for relative, payload in files.items():
-        target = root / relative
-        if relative.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(payload)
-    return root
-
-
-def good_class(label: str, count: int, first_seed: int) -> dict[str, bytes]:
-    return {f"{label}/{label}_{i}.png": png(first_seed + i) for i in range(count)}
-
-
 def problem_for(report: DataReport, file: str) -> Problem:
     matches = [p for p in report.problems if p.file == file]
     assert matches, f"no problem reported for {file!r}; problems: {report.problems}"
@@ -175,51 +79,6 @@ def problem_for(report: DataReport, file: str) -> Problem:
 
 
 # --------------------------------------------------------------------------- the hostile corpus
-
-# file -> (bytes maker, words the reason must contain); all inside class "cat".
-HOSTILE = {
-    "cat/empty.jpg": (lambda: b"", "empty file"),
-    "cat/notes.jpg": (lambda: b"shopping list: milk, eggs\n" * 20, "not an image (the file is text)"),
-    "cat/truncated.jpg": (lambda: truncated(jpeg(900, (64, 64))), "corrupt or truncated"),
-    "cat/truncated.png": (lambda: truncated(png(901, (64, 64))), "corrupt or truncated"),
-    "cat/corrupt.png": (lambda: corrupt_png(902), "corrupt or truncated"),
-    "cat/icon.ico": (lambda: encode(noise(903), "ICO"), "unsupported image format (ICO)"),
-    "cat/layers.psd": (lambda: b"8BPS\x00\x01" + bytes(200), "Photoshop"),
-    "cat/photo.heic": (lambda: b"\x00\x00\x00\x18ftypheic" + bytes(100), "HEIC"),
-    "cat/tiny.png": (lambda: encode(Image.new("RGB", (1, 1), "red"), "PNG"), "too small (1x1"),
-    "cat/huge.png": (lambda: huge_png(20000, 20000), "too many pixels"),
-}
-
-# Unusual but valid files that must be used (all different pictures).
-VALID_ODDITIES = {
-    "cat/cmyk.jpg": lambda: cmyk_jpeg(800),
-    "cat/deep.png": lambda: encode(Image.fromarray(np.random.default_rng(801).integers(0, 65536, (32, 32), np.uint16)), "PNG"),
-    "cat/palette.png": lambda: palette_with_transparency(802),
-    "cat/rotated.jpg": exif_rotated_jpeg,
-    "cat/animated.gif": animated_gif,
-    "cat/alpha.png": lambda: encode(noise(803, mode="RGBA"), "PNG"),
-    "cat/gray.bmp": lambda: encode(noise(804, mode="L"), "BMP"),
-    "cat/photo.webp": lambda: encode(noise(805), "WEBP", lossless=True),
-    "cat/scan.tiff": lambda: encode(noise(806), "TIFF"),
-    "cat/no extension": lambda: png(807),
-}
-
-
-def hostile_corpus() -> dict[str, bytes]:
-    files = {**good_class("cat", 5, 0), **good_class("dog", 6, 100)}
-    files.update({name: make() for name, (make, _) in HOSTILE.items()})
-    files.update({name: make() for name, make in VALID_ODDITIES.items()})
-    files["stray.png"] = png(700)  # not inside a class folder
-    # Silently ignored: no Problem at all.
-    files[".DS_Store"] = b"\x00\x00\x00\x01Bud1"
-    files["cat/.hidden.png"] = png(701)
-    files["cat/Thumbs.db"] = b"\xd0\xcf\x11\xe0" + bytes(100)
-    files["dog/desktop.ini"] = b"[.ShellClassInfo]\n"
-    files[".git/objects/x.png"] = png(702)
-    return files
-
-
-IGNORED_IN_CORPUS = (".DS_Store", "cat/.hidden.png", "cat/Thumbs.db", "dog/desktop.ini", ".git/objects/x.png")
 
 
 def check_hostile_report(dataset: Dataset, prefix: str = "") -> None:
@@ -649,14 +508,7 @@ def test_zip_slip_entries_are_skipped_and_nothing_written(nothing_written, tmp_p
 @pytest.fixture(scope="module")
 def zip_bomb(tmp_path_factory) -> Path:
     """300 MB of zeros inside a ~300 KB zip, streamed so the test never holds it in memory."""
-    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for i in range(5):
-            archive.writestr(f"cat/ok_{i}.png", png(i))
-        with archive.open("cat/zeros.png", "w", force_zip64=True) as member:
-            block = bytes(1024**2)
-            for _ in range(300):
-                member.write(block)
+    path = write_zip_bomb(tmp_path_factory.mktemp("bomb") / "bomb.zip", megabytes=300)
     assert path.stat().st_size < 2 * 1024**2
     return path
 
