@@ -205,7 +205,8 @@ class DataReport:
                 lines.append(f"{len(problems)} {one if len(problems) == 1 else many}:")
                 lines.extend(f"  {p.file}: {p.reason}" for p in problems)
         for p in self.warnings():
-            lines.append(f"Warning: {p.file}: {p.reason}")
+            about = "" if p.file == self.source else f"{p.file}: "  # a warning about the data as a whole
+            lines.append(f"Warning: {about}{p.reason}")
         return lines
 
 
@@ -820,7 +821,8 @@ def _build_dataset(
     samples = _drop_duplicates(decoded, problems)
 
     for label in sorted(class_folders - labels_with_files):
-        problems.append(Problem(f"{label}/", f"the class folder {label!r} is empty; it was ignored", "warning"))
+        problems.append(Problem(f"{label}/", "an empty class folder, so it was ignored. Put pictures in it or "
+                                "remove it.", "warning"))
 
     counts = {label: 0 for label in sorted(labels_with_files)}
     for sample in samples:
@@ -892,6 +894,11 @@ def _check_dataset(report: DataReport, limits: Limits, single_class_hint: str | 
 
 
 def _add_dataset_warnings(report: DataReport) -> None:
+    """Warnings about the data as a whole, each a full sentence that says what to do.
+
+    A warning about one class is filed under its folder ("Bag/") and does not name the class
+    again; one that several classes share is said once, filed under the source.
+    """
     counts = report.counts
     largest = max(counts, key=counts.get)
     smallest = min(counts, key=counts.get)
@@ -899,17 +906,31 @@ def _add_dataset_warnings(report: DataReport) -> None:
         report.problems.append(Problem(
             report.source,
             f"the classes are unbalanced: {largest!r} has {counts[largest]} images but {smallest!r} only "
-            f"{counts[smallest]}; the model may favour {largest!r} — add pictures of {smallest} if you can",
+            f"{counts[smallest]}, so the model may favour {largest!r}. Add pictures of {smallest!r} if you can.",
             "warning",
         ))
-    for label, count in counts.items():
-        if count < FEW_IMAGES_PER_CLASS:
-            report.problems.append(Problem(
-                f"{label}/",
-                f"only {count} usable images in class {label!r}; results are unreliable with fewer than "
-                f"{FEW_IMAGES_PER_CLASS} per class — add more if you can",
-                "warning",
-            ))
+    few = {label: count for label, count in counts.items() if count < FEW_IMAGES_PER_CLASS}
+    unreliable = f"results are unreliable with fewer than {FEW_IMAGES_PER_CLASS} per class"
+    if len(few) == 1:
+        ((label, count),) = few.items()
+        report.problems.append(Problem(
+            f"{label}/",
+            f"only {count} usable {_images(count)}; {unreliable}. Add more pictures of this class if you can.",
+            "warning",
+        ))
+    elif few:
+        if len(set(few.values())) == 1:
+            count = next(iter(few.values()))
+            have = f"{_join_words([repr(label) for label in few])} have only {count} usable {_images(count)} each"
+        else:
+            have = "few usable images in " + _join_words([f"{label!r} ({count})" for label, count in few.items()])
+        report.problems.append(Problem(
+            report.source, f"{have}; {unreliable}. Add more pictures of these classes if you can.", "warning"
+        ))
+
+
+def _images(count: int) -> str:
+    return "image" if count == 1 else "images"
 
 
 # --------------------------------------------------------------------------- split

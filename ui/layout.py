@@ -106,14 +106,21 @@ def problems(report) -> None:
         return
     for items, box, one, many in groups:
         if items:
-            box(f"{len(items)} {one if len(items) == 1 else many}:\n\n" + _problem_lines(items))
+            box(f"{len(items)} {one if len(items) == 1 else many}:\n\n" + _problem_lines(items, report.source))
 
 
-def _problem_lines(items) -> str:
-    lines = [f"- **{md(p.file)}**: {md(p.reason)}" for p in items[:MAX_LISTED_PROBLEMS]]
+def _problem_lines(items, source: str) -> str:
+    lines = [f"- {_problem_words(p, source)}" for p in items[:MAX_LISTED_PROBLEMS]]
     if len(items) > MAX_LISTED_PROBLEMS:
         lines.append(f"- …and {len(items) - MAX_LISTED_PROBLEMS} more like these.")
     return "\n".join(lines)
+
+
+def _problem_words(problem, source: str) -> str:
+    """"**cat/a.jpg**: why", or just the sentence for a warning about the data as a whole."""
+    if problem.file == source:
+        return md(problem.reason[:1].upper() + problem.reason[1:])
+    return f"**{md(problem.file)}**: {md(problem.reason)}"
 
 
 # --- hints ---------------------------------------------------------------------------------------

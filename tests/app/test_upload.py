@@ -86,3 +86,18 @@ def test_photos_without_a_class_name_are_refused():
     at.button(key="load_photos").click().run()
     assert not at.exception
     assert any("have no class name" in e.value and "a.png" in e.value for e in at.error)
+
+
+def test_few_photos_in_several_classes_is_one_sentence():
+    files = {f"clothes/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("Bag", "Sneaker"))
+             for i in range(8)}
+    files.update({f"clothes/Trouser/{i}.png": png_bytes(seed=900 + i) for i in range(12)})
+    at = upload_page()
+    at.file_uploader(key="upload_zip").set_value(("clothes.zip", zip_of(files), "application/zip")).run()
+    at.button(key="load_zip").click().run()
+    assert not at.exception and not at.error
+    [box] = [w.value.replace("\\", "") for w in at.warning if "to check" in w.value]
+    # Each class is named once (no "Bag/: … in class 'Bag'"), the sentence ends with a full stop.
+    assert box == ("1 thing to check:\n\n- Few usable images in 'Bag' (8), 'Sneaker' (8) and 'Trouser' (12); "
+                   "results are unreliable with fewer than 20 per class. Add more pictures of these classes if "
+                   "you can.")

@@ -368,7 +368,28 @@ def test_folder_imbalance_and_few_images_are_warnings(tmp_path):
     report = load_folder(write_tree(tmp_path, files)).report
     warnings = report.warnings()
     assert any("unbalanced" in w.reason and "'dog' has 15" in w.reason for w in warnings)
-    assert any(w.file == "cat/" and "only 5 usable images" in w.reason for w in warnings)
+    # Both classes have few photos: said once, in one sentence about the data as a whole.
+    [few] = [w for w in warnings if "unreliable" in w.reason]
+    assert few.file == report.source
+    assert few.reason == ("few usable images in 'cat' (5) and 'dog' (15); results are unreliable with fewer "
+                          "than 20 per class. Add more pictures of these classes if you can.")
+
+
+def test_few_images_warning_names_each_class_once(tmp_path):
+    # One class with few photos: filed under its folder, which already names it.
+    report = load_folder(write_tree(tmp_path / "one", {**good_class("cat", 7, 0), **good_class("dog", 20, 100)})).report
+    [few] = [w for w in report.warnings() if "unreliable" in w.reason]
+    assert few.file == "cat/"
+    assert few.reason == ("only 7 usable images; results are unreliable with fewer than 20 per class. "
+                          "Add more pictures of this class if you can.")
+    # Several with the same count: one sentence, each class named once.
+    files = {**good_class("Bag", 8, 0), **good_class("Sneaker", 8, 100), **good_class("Trouser", 8, 200)}
+    report = load_folder(write_tree(tmp_path / "three", files)).report
+    assert [w.reason for w in report.warnings()] == [
+        "'Bag', 'Sneaker' and 'Trouser' have only 8 usable images each; results are unreliable with fewer than "
+        "20 per class. Add more pictures of these classes if you can."]
+    assert report.warnings()[0].file == report.source
+    assert report.summary_lines()[-1] == "Warning: " + report.warnings()[0].reason
 
 
 def test_folder_too_many_images_names_limit_and_env_var(tmp_path, monkeypatch):
