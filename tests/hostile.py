@@ -299,3 +299,36 @@ def slip_targets(base: Path) -> list[Path]:
             shown = shown[len("C:/"):]
         targets.append(Path(os.path.normpath(base / shown)))
     return targets
+
+
+def check_corpus_report(report: dict, source: str = "corpus.zip") -> None:
+    """Assert a data report (``DataReport.to_dict()``, as in a run's data_report.json) is exactly
+    what the corpus must give: every bad file named with its reason, nothing else reported."""
+    problems: dict[str, list[dict]] = {}
+    for problem in report["problems"]:
+        problems.setdefault(problem["file"], []).append(problem)
+
+    def only(file: str, kind: str) -> str:
+        found = problems.get(file, [])
+        assert len(found) == 1 and found[0]["kind"] == kind, f"{file!r}: expected one {kind}, got {found}"
+        return found[0]["reason"]
+
+    for file, words in CORPUS_SKIPPED.items():
+        reason = only(file, "skipped")
+        assert words in reason, f"{file!r}: {words!r} not in {reason!r}"
+    for file, words in CORPUS_WARNINGS.items():
+        reason = only(file, "warning")
+        assert words in reason, f"{file!r}: {words!r} not in {reason!r}"
+    for file, original in CORPUS_DUPLICATES.items():
+        reason = only(file, "duplicate")
+        assert original in reason, f"{file!r}: {original!r} not in {reason!r}"
+    about_all = [p["reason"] for p in problems.get(source, [])]
+    assert all(p["kind"] == "warning" for p in problems.get(source, [])), problems.get(source)
+    for words in (CORPUS_FEW_PHOTOS_WORDS, CORPUS_UNBALANCED_WORDS):
+        matching = [reason for reason in about_all if all(word in reason for word in words)]
+        assert len(matching) == 1, f"one warning with {words} expected in {about_all}"
+    assert len(about_all) == 2, about_all
+    unexpected = set(problems) - set(CORPUS_SKIPPED) - set(CORPUS_WARNINGS) - set(CORPUS_DUPLICATES) - {source}
+    assert not unexpected, f"reported but not expected: {sorted(unexpected)}"
+    assert report["counts"] == CORPUS_COUNTS, report["counts"]
+    assert report["source"] == source, report["source"]

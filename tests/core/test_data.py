@@ -40,6 +40,7 @@ from quasar_core.data import (
     suggest_image_size,
 )
 from quasar_core.errors import DatasetError, QuasarError, ResourceLimitError
+from tests import hostile
 from tests.hostile import (
     HOSTILE,
     IGNORED_IN_CORPUS,
@@ -487,6 +488,13 @@ def test_zip_nested_zip_is_skipped():
     problem = problem_for(dataset.report, "cat/more.zip")
     assert problem.reason == "a zip inside the zip; unzip it and upload its folders"
     assert dataset.report.counts == {"cat": 5, "dog": 5}
+
+
+def test_zip_the_one_corpus_that_the_cli_and_the_upload_page_also_read():
+    dataset = load_zip(hostile.corpus_zip(), name="corpus.zip")
+    hostile.check_corpus_report(dataset.report.to_dict())
+    assert {s.name for s in dataset.samples} == hostile.CORPUS_USED
+    assert dataset.labels == sorted(hostile.CORPUS_COUNTS)
 
 
 @pytest.fixture
