@@ -89,7 +89,7 @@ def data_report(dataset, *, examples_per_class: int = 8) -> None:
     st.markdown("**Examples from each class**")
     for label in dataset.labels:
         samples = [s for s in dataset.samples if s.label == label][:examples_per_class]
-        st.caption(f"{label} ({report.counts.get(label, 0)} photos)")
+        st.caption(f"{md(label)} ({report.counts.get(label, 0)} photos)")  # class names may hold markdown
         st.image([s.pixels for s in samples], width=96)
     problems(report)
 

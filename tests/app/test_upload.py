@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 from conftest import new_app, png_bytes, shown_text
 
+from tests import hostile
 from ui import nav, state
 
 
@@ -101,3 +103,81 @@ def test_few_photos_in_several_classes_is_one_sentence():
     assert box == ("1 thing to check:\n\n- Few usable images in 'Bag' (8), 'Sneaker' (8) and 'Trouser' (12); "
                    "results are unreliable with fewer than 20 per class. Add more pictures of these classes if "
                    "you can.")
+
+
+# --- the hostile corpus (tests/hostile.py) -----------------------------------------------------
+LISTED = re.compile(r"^- \*\*(?P<file>.+?)\*\*: (?P<reason>.+)$")
+
+
+def listed(box_text: str) -> dict[str, str]:
+    """File -> reason, from a report box's "- **file**: reason" lines (markdown escapes removed)."""
+    lines = box_text.replace("\\", "").splitlines()
+    return {m["file"]: m["reason"] for m in map(LISTED.match, lines) if m}
+
+
+def box(at, kind: str, heading: str) -> str:
+    [found] = [element.value for element in getattr(at, kind) if heading in element.value]
+    return found
+
+
+def upload_zip(at, name: str, content: bytes):
+    at.file_uploader(key="upload_zip").set_value((name, content, "application/zip")).run()
+    return at.button(key="load_zip").click().run()
+
+
+def test_the_hostile_corpus_names_every_bad_file_and_uses_the_good_ones():
+    at = upload_zip(upload_page(), "corpus.zip", hostile.corpus_zip())
+    assert not at.exception and not at.error
+
+    skipped = listed(box(at, "warning", f"{len(hostile.CORPUS_SKIPPED)} files were skipped:"))
+    assert set(skipped) == set(hostile.CORPUS_SKIPPED)
+    for file, words in hostile.CORPUS_SKIPPED.items():
+        assert words in skipped[file], (file, skipped[file])
+    duplicates = listed(box(at, "info", "1 duplicate was used only once:"))
+    assert duplicates == {file: f"same picture as {original}; used once"
+                          for file, original in hostile.CORPUS_DUPLICATES.items()}
+    to_check = box(at, "warning", "things to check:").replace("\\", "")
+    assert to_check.startswith("4 things to check:")
+    for file, words in hostile.CORPUS_WARNINGS.items():
+        assert words in listed(to_check)[file]
+    # The warnings about the data as a whole are plain sentences, each said once.
+    sentences = [line for line in to_check.splitlines() if line.startswith("- ") and not LISTED.match(line)]
+    assert len(sentences) == 2
+    for words in (hostile.CORPUS_FEW_PHOTOS_WORDS, hostile.CORPUS_UNBALANCED_WORDS):
+        assert sum(all(word in line for word in words) for line in sentences) == 1, (words, sentences)
+    for ignored in hostile.CORPUS_IGNORED:
+        assert ignored not in shown_text(at)
+
+    # The good photos are used, and the page says how many.
+    dataset = at.session_state[state.DATASET_KEY]
+    assert {sample.name for sample in dataset.samples} == hostile.CORPUS_USED
+    assert dataset.report.counts == hostile.CORPUS_COUNTS
+    words = shown_text(at)
+    assert f"{sum(hostile.CORPUS_COUNTS.values())} usable photos in {len(hostile.CORPUS_COUNTS)} classes" in words
+    for label, count in hostile.CORPUS_COUNTS.items():
+        assert f"{label} ({count} photos)" in words
+    assert "Traceback" not in words
+
+
+def test_a_zip_bomb_is_refused_plainly_and_the_session_goes_on(tmp_path):
+    at = upload_zip(upload_page(), "bomb.zip", hostile.write_zip_bomb(tmp_path / "bomb.zip").read_bytes())
+    assert not at.exception
+    [message] = [e.value for e in at.error]
+    assert message.startswith("bomb.zip was refused: 'cat/zeros.png' unpacks from ")
+    assert message.endswith("which only a zip bomb does. Zip the images again from their folders.")
+    assert "Traceback" not in shown_text(at)
+    assert state.DATASET_KEY not in at.session_state
+
+    # A zip with one class is refused too, in words; then a good zip works in the same session.
+    at = upload_zip(at, "one-class.zip", hostile.one_class_zip())
+    assert not at.exception
+    [message] = [e.value for e in at.error]
+    assert message.startswith("Only one class ('cat') was found in one-class.zip;")
+    assert state.DATASET_KEY not in at.session_state
+
+    good = {f"pets/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("cats", "dogs"))
+            for i in range(5)}
+    at = upload_zip(at, "pets.zip", zip_of(good))
+    assert not at.exception and not at.error
+    assert at.session_state[state.DATASET_KEY].report.counts == {"cats": 5, "dogs": 5}
+    assert "10 usable photos in 2 classes" in shown_text(at)
