@@ -1,0 +1,142 @@
+"""Held-out evaluation against numbers worked out by hand (and by scikit-learn)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from quasar_core.evaluation import Evaluation, evaluate_predictions
+
+LABELS = ["ant", "bee", "cat"]
+Y_TRUE = [0, 0, 1, 1, 2, 2, 2]
+# Predicted: ant, bee, bee, bee, cat, ant, cat -> two mistakes (#2 ant->bee at 0.6, #6 cat->ant at 0.9).
+PROBABILITIES = [
+    [0.70, 0.20, 0.10],
+    [0.30, 0.60, 0.10],
+    [0.10, 0.80, 0.10],
+    [0.05, 0.55, 0.40],
+    [0.10, 0.10, 0.80],
+    [0.90, 0.05, 0.05],
+    [0.20, 0.30, 0.50],
+]
+NAMES = [f"pic{i}.png" for i in range(7)]
+
+
+@pytest.fixture
+def evaluation() -> Evaluation:
+    return evaluate_predictions(Y_TRUE, PROBABILITIES, LABELS, NAMES)
+
+
+def test_accuracy_and_confusion_matrix_by_hand(evaluation):
+    assert evaluation.accuracy == pytest.approx(5 / 7)
+    assert evaluation.confusion_matrix == [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+    assert evaluation.n_images == 7
+    assert evaluation.labels == LABELS
+
+
+def test_per_class_scores_by_hand(evaluation):
+    expected = {
+        "ant": {"precision": 1 / 2, "recall": 1 / 2, "f1": 1 / 2, "support": 2},
+        "bee": {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2},
+        "cat": {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3},
+    }
+    assert evaluation.per_class.keys() == expected.keys()
+    for label, scores in expected.items():
+        got = evaluation.per_class[label]
+        for key, value in scores.items():
+            assert got[key] == pytest.approx(value), (label, key)
+        assert isinstance(got["support"], int)
+
+
+def test_scores_agree_with_scikit_learn(evaluation):
+    from sklearn.metrics import classification_report
+
+    report = classification_report(Y_TRUE, np.argmax(PROBABILITIES, axis=1), target_names=LABELS, output_dict=True)
+    assert evaluation.accuracy == pytest.approx(report["accuracy"])
+    for label in LABELS:
+        for key, sk_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score"),
+                            ("support", "support")):
+            assert evaluation.per_class[label][key] == pytest.approx(report[label][sk_key])
+
+
+def test_predictions_per_image(evaluation):
+    first, second = evaluation.predictions[:2]
+    assert first == {"name": "pic0.png", "true": "ant", "predicted": "ant", "confidence": pytest.approx(0.7),
+                     "probabilities": {"ant": pytest.approx(0.7), "bee": pytest.approx(0.2),
+                                       "cat": pytest.approx(0.1)}}
+    assert (second["true"], second["predicted"], second["confidence"]) == ("ant", "bee", pytest.approx(0.6))
+    assert [p["name"] for p in evaluation.predictions] == NAMES
+
+
+def test_default_names_count_from_one():
+    evaluation = evaluate_predictions([0, 1], [[0.9, 0.1], [0.2, 0.8]], ["x", "y"])
+    assert [p["name"] for p in evaluation.predictions] == ["image 1", "image 2"]
+
+
+def test_mistakes_most_confidently_wrong_first(evaluation):
+    assert [p["name"] for p in evaluation.mistakes()] == ["pic5.png", "pic1.png"]  # 0.9 before 0.6
+    assert [p["name"] for p in evaluation.mistakes(true_label="cat")] == ["pic5.png"]
+    assert [p["name"] for p in evaluation.mistakes(predicted_label="bee")] == ["pic1.png"]
+    assert evaluation.mistakes(true_label="bee") == []
+    assert evaluation.mistakes(true_label="cat", predicted_label="bee") == []
+
+
+def test_cell_holds_right_and_wrong_answers_most_confident_first(evaluation):
+    assert [p["name"] for p in evaluation.cell("bee", "bee")] == ["pic2.png", "pic3.png"]  # 0.8, 0.55
+    assert [p["name"] for p in evaluation.cell("cat", "cat")] == ["pic4.png", "pic6.png"]  # 0.8, 0.5
+    assert [p["name"] for p in evaluation.cell("cat", "ant")] == ["pic5.png"]
+    assert evaluation.cell("ant", "cat") == []
+    for t, true_label in enumerate(LABELS):  # the cells add up to the confusion matrix
+        for p, predicted_label in enumerate(LABELS):
+            assert len(evaluation.cell(true_label, predicted_label)) == evaluation.confusion_matrix[t][p]
+
+
+def test_summary_in_plain_words(evaluation):
+    assert evaluation.summary() == "The model named 5 of 7 images it had never seen correctly (71.4%)."
+
+
+def test_round_trip_through_json(evaluation):
+    data = json.loads(json.dumps(evaluation.to_dict()))
+    restored = Evaluation.from_dict(data)
+    assert restored == evaluation
+    assert restored.mistakes() == evaluation.mistakes()
+    # Older metrics files without per-image predictions still load.
+    del data["predictions"]
+    assert Evaluation.from_dict(data).predictions == []
+
+
+def test_a_class_never_predicted_scores_zero_not_nan():
+    evaluation = evaluate_predictions([0, 1, 2], [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1]], LABELS)
+    cat = evaluation.per_class["cat"]
+    assert cat == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert not any(math.isnan(v) for scores in evaluation.per_class.values() for v in scores.values())
+    assert evaluation.confusion_matrix == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_a_class_absent_from_the_test_set_keeps_its_row():
+    evaluation = evaluate_predictions([0, 0], [[0.9, 0.1, 0.0], [0.4, 0.6, 0.0]], LABELS)
+    assert evaluation.confusion_matrix == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
+    assert evaluation.per_class["cat"]["support"] == 0
+
+
+@pytest.mark.parametrize(
+    ("y_true", "probabilities"),
+    [
+        ([0, 1], [0.9, 0.1]),  # 1-D
+        ([0, 1], [[0.9, 0.1], [0.2, 0.8]]),  # 2 columns for 3 labels
+        ([0, 1, 2], [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]]),  # fewer rows than images
+        ([0], [[[0.9, 0.05, 0.05]]]),  # 3-D
+    ],
+)
+def test_bad_shapes_are_a_value_error_naming_the_shapes(y_true, probabilities):
+    with pytest.raises(ValueError, match=r"shape \(") as raised:
+        evaluate_predictions(y_true, probabilities, LABELS)
+    assert repr(np.asarray(probabilities).shape) in str(raised.value)
+
+
+def test_nothing_to_evaluate_is_a_value_error():
+    with pytest.raises(ValueError, match="no held-out images"):
+        evaluate_predictions([], np.zeros((0, 3)), LABELS)
