@@ -76,10 +76,10 @@ if layout.need(run is not None and run.has_model, "There is no trained model to 
         st.caption("This model itself started from random weights; the comparison also trains it from ImageNet's.")
     saved = comparing.saved(run)
     problem = comparing.missing_photos(run, dataset)
-    start_column, stop_column, _ = st.columns([2, 1, 3])
-    start = start_column.button("Compare again" if saved else "Compare with training from scratch",
-                                key="start_comparison", type="primary", disabled=active or problem is not None)
-    stop = stop_column.button("Stop", key="stop_comparison", disabled=not active)
+    with st.container(horizontal=True, key="comparison_buttons"):  # side by side, not a column apart
+        start = st.button("Compare again" if saved else "Compare with training from scratch",
+                          key="start_comparison", type="primary", disabled=active or problem is not None)
+        stop = st.button("Stop", key="stop_comparison", disabled=not active)
     if problem is not None and not active:
         message, page, label = problem
         st.info(message)

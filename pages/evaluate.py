@@ -26,7 +26,7 @@ elif layout.need(run is not None and run.metrics is not None,
     st.markdown(evaluation.summary())
 
     st.subheader("What the numbers suggest")
-    layout.hints(insights.all_hints(run.history, evaluation, (run.report or {}).get("counts")),
+    layout.hints(insights.all_hints(run.history, evaluation, (run.report or {}).get("counts"), run.config),
                  none_text="Nothing to worry about: no sign of over- or under-fitting, no class often taken for "
                            "another, and the classes are balanced.")
 

@@ -22,10 +22,10 @@ if config is not None:
         f"{'fine-tuning' if config.fine_tunes else 'feature extraction'} · "
         f"{'ImageNet' if config.weights == 'imagenet' else config.weights} weights"
     )
-start_column, stop_column, _ = st.columns([1, 1, 3])
-start = start_column.button("Start training", key="start_training", type="primary",
-                            disabled=active or dataset is None or config is None)
-stop = stop_column.button("Stop", key="stop_training", disabled=not active)
+with st.container(horizontal=True, key="training_buttons"):  # side by side, not a column apart
+    start = st.button("Start training", key="start_training", type="primary",
+                      disabled=active or dataset is None or config is None)
+    stop = st.button("Stop", key="stop_training", disabled=not active)
 layout.need(dataset is not None or job is not None, "Load your photos first.", nav.UPLOAD, "Upload photos")
 
 if (start or state.take_autostart()) and not active and dataset is not None and config is not None:
@@ -59,7 +59,8 @@ def live_view():
             st.progress(0.0, text="Starting…")
     for message in snap.messages:
         st.info(message)
-    st.plotly_chart(charts.training_curves(snap.history), key="training_curves")
+    if snap.history:  # before the first epoch an empty chart says nothing: the bar or the outcome does
+        st.plotly_chart(charts.training_curves(snap.history), key="training_curves")
     if current.finished:
         run = job_control.adopt_result(current)
         if active:  # it ended since the page was drawn: redraw it all (buttons, next steps)
@@ -72,22 +73,29 @@ def outcome(snap, run):
     if snap.state == "failed":
         st.error(f"{snap.error} Change the settings or the photos and start again.")
     elif run is not None and run.has_model:
-        st.success(f"{run.status.get('message', 'Training finished.')} "
-                   f"It took {planning.format_duration(job_control.run_seconds(run))}.")
+        ended = (f"{run.status.get('message', 'Training finished.')} "
+                 f"It took {planning.format_duration(job_control.run_seconds(run))}.")
+        poor = insights.accuracy_hint(run.metrics, run.config)
+        if poor is None:
+            st.success(ended)
+        else:  # finished, but not good: no green tick next to a low score
+            st.warning(f"{ended} {poor.text}", icon=":material/warning:")
         if run.metrics is not None:
             st.markdown(run.metrics.summary())
-        layout.hints(insights.curve_hints(run.history), none_text=CURVES_LOOK_FINE)
+        layout.hints(insights.curve_hints(run.history), none_text=CURVES_LOOK_FINE if poor is None else None)
         nav.link(nav.EVALUATE, "Next: see how good it is")
     elif run is not None:
-        st.warning(f"{run.status.get('message', 'Training ended without a model.')} Press Start training to try again.")
+        st.warning(f"{run.status.get('message', 'Training ended without a model.')} Press Start training to try again.",
+                   icon=":material/stop_circle:")
     else:
-        st.warning("Stopped before training began. Press Start training to try again.")
+        st.warning("Stopped before training began. Press Start training to try again.", icon=":material/stop_circle:")
 
 if job is not None:
     live_view()
 elif state.current_run() is not None:
     run = state.current_run()
     st.markdown(f"Showing the current model: {layout.md(layout.describe_run(run))}.")
-    st.plotly_chart(charts.training_curves(run.history), key="training_curves")
+    if run.history:  # a model opened from a file has no curves
+        st.plotly_chart(charts.training_curves(run.history), key="training_curves")
     layout.hints(insights.curve_hints(run.history), none_text=CURVES_LOOK_FINE if run.history else None)
     nav.link(nav.EVALUATE, "See how good it is")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Hint:
-    kind: str  # overfitting | underfitting | confusion | imbalance | good
+    kind: str  # overfitting | underfitting | confusion | imbalance | poor | good
     text: str
 
 
@@ -77,8 +77,29 @@ def imbalance_hints(counts: dict[str, int], *, ratio: float = 3.0) -> list[Hint]
     return []
 
 
-def all_hints(history, evaluation=None, counts=None) -> list[Hint]:
-    hints = curve_hints(history)
+POOR_ACCURACY = 0.6
+
+
+def accuracy_hint(evaluation, config=None, *, poor: float = POOR_ACCURACY) -> Hint | None:
+    """When held-out accuracy is below `poor`, say so and what to try next (None when it is not).
+
+    With the run's `config`, the advice quotes the epochs and image size it used.
+    """
+    if evaluation is None or evaluation.accuracy >= poor:
+        return None
+    epochs = f" than {config.epochs}" if config is not None else ""
+    size = f" than {config.image_size} px" if config is not None else ""
+    return Hint(
+        "poor",
+        f"It named only {evaluation.accuracy:.0%} of the held-out photos correctly, so it is not ready to use "
+        f"yet. To do better: train for more epochs{epochs}, use bigger images{size}, and add more photos of "
+        "each class.",
+    )
+
+
+def all_hints(history, evaluation=None, counts=None, config=None) -> list[Hint]:
+    poor = accuracy_hint(evaluation, config)
+    hints = ([poor] if poor is not None else []) + curve_hints(history)
     if evaluation is not None:
         hints += confusion_hints(evaluation)
     if counts:

@@ -120,7 +120,7 @@ def model_card_html(run_dir: str | Path, *, with_grad_cam: bool = True) -> str:
         sections.append("<h2>Transfer learning vs training from scratch, on this data</h2>"
                         + figure(charts.comparison_figure(comparison["results"]))
                         + f"<p>{html.escape(comparison.get('conclusion', ''))}</p>")
-    hints = all_hints(run.history, metrics, counts)
+    hints = all_hints(run.history, metrics, counts, run.config)
     limitations = [h.text for h in hints] + [
         f"The model only knows these {len(run.labels)} classes: shown anything else, it still picks one of them.",
         f"Accuracy was measured on {metrics.n_images if metrics else 0} held-out images; with few images the true "

@@ -53,10 +53,10 @@ def _reopen_offer() -> None:
         return
     with st.container(border=True):
         st.markdown(f"Welcome back. Your latest model is saved: **{md(describe_run(latest))}**.")
-        reopen, dismiss, _ = st.columns([1, 1, 3])
-        reopen.button("Reopen it", key="reopen_latest_run", type="primary",
+        with st.container(horizontal=True, key="reopen_offer_buttons"):
+            st.button("Reopen it", key="reopen_latest_run", type="primary",
                       on_click=state.set_current_run, args=(latest,))
-        dismiss.button("Not now", key="dismiss_reopen_offer", on_click=state.dismiss_reopen_offer)
+            st.button("Not now", key="dismiss_reopen_offer", on_click=state.dismiss_reopen_offer)
 
 
 def describe_run(run: runs.Run) -> str:

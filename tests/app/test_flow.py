@@ -125,6 +125,7 @@ def test_home_sample_button_starts_training_and_stop_works(isolated_runs):
     assert not at.exception and not at.error
     assert "Press Start training to try again" in shown_text(at)
     assert at.button(key="start_training").disabled is False
+    assert ("training_curves" in charts_by_key(at)) == bool(job.history)  # no empty chart before an epoch
 
 
 def _sample_with_settings(at):
