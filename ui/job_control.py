@@ -17,6 +17,7 @@ from quasar_core.progress import Progress
 from ui import resources, state, workspace
 
 BFLOAT16_SPEEDUP = 2.0
+TRADE_OFF_SIZES = (64, 96, 128, 160, 224)  # image sizes compared on the Configure page
 ACTIVE_STATES = ("queued", "running")
 
 
@@ -125,7 +126,9 @@ def plan(dataset, config) -> Plan:
     counts = (len(split.train), len(split.val), len(split.test))
     time_estimate = planning.estimate_training_time(config, *counts, images_per_second_at_224=rate,
                                                     precision_speedup=speedup)
-    sizes = planning.suggest_sizes_table(config, *counts, images_per_second_at_224=rate, precision_speedup=speedup)
+    # The chosen size is always a row, so the table always shows where the user stands.
+    sizes = planning.suggest_sizes_table(config, *counts, images_per_second_at_224=rate, precision_speedup=speedup,
+                                         sizes=sorted({*TRADE_OFF_SIZES, config.image_size}))
     return Plan(time_estimate, sizes, precision, *counts)
 
 

@@ -45,7 +45,9 @@ def test_sample_to_prediction(isolated_runs):
     assert "Estimated training time on this computer" in words
     assert "Fits in memory" in words
     sizes = at.dataframe[0].value
-    assert list(sizes["Image size"]) == ["64 px", "96 px", "128 px", "160 px", "224 px"]
+    # The chosen 32 px is not one of the sizes compared, so it gets a row of its own, ticked.
+    assert list(sizes["Image size"]) == ["32 px", "64 px", "96 px", "128 px", "160 px", "224 px"]
+    assert list(sizes["Chosen"]) == ["✓", "", "", "", "", ""]
 
     # Train: start, follow, finish.
     at.switch_page(nav.TRAIN.path).run()
