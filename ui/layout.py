@@ -133,6 +133,11 @@ def hints(items, *, none_text: str | None = None) -> None:
 
 
 # --- galleries -----------------------------------------------------------------------------------
+def file_base_name(name: str) -> str:
+    """"cat/2023/IMG 1.jpg" -> "IMG 1.jpg" (names in reports always use /)."""
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
 def prediction_gallery(run: runs.Run, predictions: list[dict], *, limit: int = 24, per_row: int = 6,
                        overlays: list | None = None) -> None:
     """Held-out examples with their true and predicted class and the model's confidence.
@@ -153,7 +158,12 @@ def prediction_gallery(run: runs.Run, predictions: list[dict], *, limit: int = 2
                 overlay = overlays[start + offset] if overlays is not None else None
                 if overlay is not None:
                     st.image(overlay, caption=f"Where it looked for {prediction['predicted']}", width="stretch")
-                st.caption(f"{md(prediction['name'])}\n\nReally **{md(prediction['true'])}**, predicted "
-                           f"**{md(prediction['predicted'])}** ({prediction['confidence']:.0%} sure)")
+                name = prediction["name"]
+                base = file_base_name(name)
+                # Just the file's own name (the class is said below it), so the caption wraps at its spaces
+                # instead of breaking a long path mid-word; the full name is in the tooltip.
+                st.caption(f"{md(base)}\n\nReally **{md(prediction['true'])}**, predicted "
+                           f"**{md(prediction['predicted'])}** ({prediction['confidence']:.0%} sure)",
+                           help=None if base == name else md(name))
     if len(predictions) > limit:
         st.caption(f"Showing the first {limit} of {len(predictions)}.")
