@@ -285,13 +285,13 @@ def cmd_compare(args) -> int:
     from .data import load_dataset
     from .runs import write_json
 
-    dataset = load_dataset(args.data)
-    _print_problems(dataset.report)
-    config = config_from_args(args, dataset)
-    try:
+    try:  # argument checks first, before any photo is read
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError:
         raise QuasarError(f"--fractions must be numbers separated by commas, got {args.fractions!r}.") from None
+    dataset = load_dataset(args.data)
+    _print_problems(dataset.report)
+    config = config_from_args(args, dataset)
     bar = StderrProgress()
     summary = compare_transfer(dataset, config, fractions=fractions, hooks=TrainingHooks(bar, None, bar.message))
     out = Path(args.out)

@@ -167,3 +167,50 @@ def test_a_folder_that_is_not_a_run(tmp_path, capsys):
     picture.write_bytes(b"")
     assert main(["predict", str(tmp_path), str(picture)]) == 2
     assert "not a Quasar run folder" in one_error_line(capsys.readouterr().err)
+
+
+def test_explain_writes_a_heatmap_for_the_predicted_or_a_named_class(trained_run, shapes, tmp_path, capsys):
+    picture = tmp_path / "circle.png"
+    shapes.image("circle", 3).save(picture)
+    out = tmp_path / "maps" / "heat.png"
+    assert main(["explain", str(trained_run.path), str(picture), "--out", str(out)]) == 0
+    assert "where the model looked for" in capsys.readouterr().out
+    from PIL import Image
+
+    with Image.open(out) as heat:
+        assert heat.mode == "RGB" and min(heat.size) >= 224  # small pictures are enlarged to be legible
+    assert main(["explain", str(trained_run.path), str(picture), "--out", str(out), "--class", "square"]) == 0
+    assert "'square'" in capsys.readouterr().out
+    assert main(["explain", str(trained_run.path), str(picture), "--out", str(out), "--class", "cat"]) == 2
+    assert "'cat' is not one of" in one_error_line(capsys.readouterr().err)
+
+
+def test_report_writes_a_self_contained_model_card(trained_run, tmp_path, capsys):
+    out = tmp_path / "card.html"
+    assert main(["report", str(trained_run.path), "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "Model card" in html and "Limitations" in html
+    assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tflite"])
+def test_export_is_checked_against_the_run(trained_run, tmp_path, capsys, fmt):
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", str(trained_run.path), "--format", fmt, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "reproduces the run's predictions" in said and out.is_file() and out.stat().st_size > 1000
+
+
+def test_compare_writes_numbers_and_chart(shapes_folder, tmp_path, capsys):
+    out = tmp_path / "comparison"
+    assert main(["compare", str(shapes_folder), "--out", str(out), "--fractions", "0.5,1.0", *TRAIN_FLAGS]) == 0
+    numbers = json.loads((out / "comparison.json").read_text())
+    results = numbers["results"]
+    assert {(r["weights"], r["fraction"]) for r in results} == {
+        ("imagenet", 0.5), ("imagenet", 1.0), ("none", 0.5), ("none", 1.0)}
+    for result in results:
+        assert {"images_per_class", "accuracy", "train_seconds"} <= set(result)
+    assert (out / "comparison.html").is_file()
+    assert numbers["conclusion"] in capsys.readouterr().out
+    assert main(["compare", str(shapes_folder), "--out", str(out), "--fractions", "half"]) == 2
+    assert "--fractions must be numbers" in one_error_line(capsys.readouterr().err)
