@@ -17,7 +17,7 @@ from quasar_core import jobs
 from quasar_core.config import TrainConfig
 from quasar_core.progress import Progress
 from quasar_core.runs import write_json
-from ui import nav, state, workspace
+from ui import nav, workspace
 
 STOPPED_EARLY = "Stopped before the first epoch: nothing was learned yet."
 
