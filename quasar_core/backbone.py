@@ -147,7 +147,10 @@ def feature_network(base, *, start_after: str | None = None, stop_at: str = "blo
     """
     import keras
 
-    dtype = "mixed_bfloat16" if precision == "bfloat16" else None
+    # Weights stored in bfloat16, not "mixed_bfloat16": the same numbers (mixed casts each kernel to
+    # bf16 at every call), but without Keras' autocast scope, a thread-local that intermittently left
+    # a float32 kernel facing bf16 inputs when several sessions trained in one server process.
+    dtype = "bfloat16" if precision == "bfloat16" else None
     channels = base.get_layer(start_after).output.shape[-1] if start_after else 3
     inputs = keras.Input(shape=(None, None, channels), name="inputs")
     outputs, pairs = apply_stack(base, inputs, start_after=start_after, stop_at=stop_at, dtype=dtype,

@@ -95,9 +95,10 @@ class TrainingJob:
             state = self._work(hooks)
         except QuasarError as exc:
             self.error, state = str(exc), "failed"
-        except Exception as exc:  # anything else: keep the server alive and say what happened
+        except Exception as exc:  # anything else: keep the server alive, log the details, say it plainly
             traceback.print_exc()
-            self.error = f"The job failed unexpectedly: {exc.__class__.__name__}: {exc}"
+            self.error = (f"Something went wrong inside the training ({exc.__class__.__name__}); nothing you did "
+                          "caused it. Your photos and settings are kept: press Start to try again.")
             state = "failed"
         finally:
             self.dataset = None  # the images are no longer needed: free them

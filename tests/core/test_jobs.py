@@ -142,7 +142,8 @@ def test_an_unexpected_error_is_reported_not_raised(queue, dataset, tiny_config,
     broken = queue.submit(job(dataset, tiny_config, runs_dir / "broken", loader))
     assert queue.wait(broken, WAIT)
     assert broken.state == "failed"
-    assert "failed unexpectedly" in broken.error and broken.error.endswith("RuntimeError: disk on fire")
+    assert "went wrong inside the training (RuntimeError)" in broken.error and "press Start" in broken.error
+    assert "disk on fire" not in broken.error  # internals stay in the log, not on the user's screen
     assert "RuntimeError: disk on fire" in capsys.readouterr().err  # the traceback goes to the server log
 
 
