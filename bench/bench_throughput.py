@@ -4,7 +4,7 @@
 
 1. Forward limit: a tf.function of base(x, training=False) on a fixed batch of already
    preprocessed float32 images, best of a few calls, in fp32 (the base itself) and in bf16
-   (quasar_core.backbone.feature_network(base, precision="bfloat16"), a mixed_bfloat16 copy).
+   (quasar_core.backbone.feature_network(base, precision="bfloat16"): the engine's bf16 copy).
    Engine: quasar_core.training.run_network on uint8 images with the engine's own batch size,
    feature_batch_size(size), end to end as training calls it (its per-call tf.function trace,
    float32 conversion, preprocessing, per-batch copies out), best of a few calls.
