@@ -24,6 +24,3 @@ class UnsafeModelError(QuasarError):
 class ResourceLimitError(QuasarError):
     """A job would not fit in memory, or an upload is over a configured limit."""
 
-
-class TrainingCancelled(QuasarError):
-    """Raised only where a caller asked to be told that training was stopped by the user."""

@@ -85,8 +85,3 @@ def explain_image(model, image: np.ndarray, labels: list[str], *, class_name: st
             "probability": float(probabilities[index]),
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)}}
 
-
-def heatmap_peak(heatmap: np.ndarray) -> tuple[float, float]:
-    """(row, column) of the heatmap's hottest point as fractions of height and width."""
-    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return (row + 0.5) / heatmap.shape[0], (col + 0.5) / heatmap.shape[1]

@@ -138,8 +138,8 @@ SECTIONS: dict[str, list[Setting]] = {
     ],
 }
 SETTINGS: list[Setting] = [setting for group in SECTIONS.values() for setting in group]
-# TrainConfig.strategy is not offered: the training core runs on one device whatever it says,
-# and a setting that changes nothing would mislead. Its value is carried over unchanged.
+# TrainConfig.strategy is not offered here: a multi-worker strategy must be set up when a process
+# starts, and a web server is one process shared by every visitor. It is the CLI's (README, Bigger data).
 NOT_OFFERED = ("strategy",)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quasar_core.explain import _jet, explain_image, grad_cam, heatmap_peak, overlay
+from quasar_core.explain import _jet, explain_image, grad_cam, overlay
 
 # VGG16's last block sees most of a small image from every position, so localisation is tested at
 # its native 224 px; a 64-px patch is what a photo's object might be.
@@ -70,12 +70,6 @@ def test_explain_image_enlarges_small_images_and_names_the_class(patch_model):
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="'cat' is not one of"):
         explain_image(patch_model.model_, image, patch_model.labels_, class_name="cat")
-
-
-def test_heatmap_peak_is_in_fractions_of_height_and_width():
-    heat = np.zeros((10, 20), np.float32)
-    heat[2, 15] = 1.0
-    assert heatmap_peak(heat) == pytest.approx((0.25, 0.775))
 
 
 def test_overlay_and_colour_map_checks():
