@@ -60,7 +60,10 @@ if layout.need(run is not None and run.has_model, "There is no trained model yet
         content = photo.getvalue()
         try:
             with st.spinner("Looking at the photo…"):
-                probabilities = predicting.classify(run, content, photo.name)
+                try:  # one pass through VGG16 both classifies the photo and explains the answer
+                    probabilities = explaining.photo_explanation(run, content, photo.name)["probabilities"]
+                except explaining.CannotExplain:
+                    probabilities = predicting.classify(run, content, photo.name)
         except data.ImageRejected as exc:
             st.error(f"{photo.name} cannot be used: {exc.reason}.")
         except QuasarError as exc:

@@ -65,10 +65,14 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45) -> n
 
 
 def explain_image(model, image: np.ndarray, labels: list[str], *, class_name: str | None = None,
-                  min_side: int = 224) -> dict:
-    """Everything a page or the CLI shows: the overlay, the class explained and its probability.
+                  min_side: int = 224, image_size: int | None = None) -> dict:
+    """Everything a page or the CLI shows: the overlay, the class explained, all probabilities.
 
-    Small images (28 px Fashion-MNIST) are enlarged first so the overlay is legible.
+    With `image_size` (the run's), the model sees the photo resized exactly as
+    TransferClassifier.predict_proba resizes it, so these probabilities are the prediction
+    itself and one pass through VGG16 both classifies and explains. Small images (28 px
+    Fashion-MNIST) are enlarged for display so the overlay is legible. With class_name None,
+    the predicted class is explained.
     """
     from PIL import Image
 
@@ -79,9 +83,16 @@ def explain_image(model, image: np.ndarray, labels: list[str], *, class_name: st
         scale = min_side / min(shown.shape[:2])
         size = (round(shown.shape[1] * scale), round(shown.shape[0] * scale))
         shown = np.asarray(Image.fromarray(shown).resize(size, Image.BILINEAR))
+    if image_size is not None:
+        from .training import resize_batch
+
+        model_input = resize_batch(np.asarray(image, dtype=np.uint8), image_size)[0]
+    else:
+        model_input = shown
     index = labels.index(class_name) if class_name is not None else None
-    heatmap, index, probabilities = grad_cam(model, shown, class_index=index)
+    heatmap, index, probabilities = grad_cam(model, model_input, class_index=index)
+    if heatmap.shape != shown.shape[:2]:
+        heatmap = np.asarray(Image.fromarray(heatmap).resize(shown.shape[1::-1], Image.BILINEAR))
     return {"overlay": overlay(shown, heatmap), "heatmap": heatmap, "class_name": labels[index],
             "probability": float(probabilities[index]),
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)}}
-

@@ -18,6 +18,10 @@ from quasar_core.errors import QuasarError
 from quasar_core.runs import Run
 from ui import state
 
+class CannotExplain(QuasarError):
+    """The model lacks the layers Grad-CAM needs (it can still classify)."""
+
+
 EXAMPLE_SIDE = 160  # held-out examples are saved at most this big; overlays are drawn at this size
 PHOTO_SIDE = 224
 
@@ -47,29 +51,34 @@ def example_overlay(run: Run, prediction: dict) -> np.ndarray | None:
     return overlay
 
 
-def photo_explanation(run: Run, content: bytes, name: str, class_name: str) -> dict:
-    """{"overlay", "class_name", "probability"} for an uploaded photo and one of the run's classes.
+def photo_explanation(run: Run, content: bytes, name: str, class_name: str | None = None) -> dict:
+    """{"overlay", "class_name", "probability", "probabilities"} for an uploaded photo.
 
-    Raises data.ImageRejected (the photo) or QuasarError (the model) with a plain message.
+    With class_name None the predicted class is explained, and this one pass through VGG16 is
+    also the prediction (its probabilities are predict_proba's). Raises data.ImageRejected (the
+    photo) or QuasarError (the model) with a plain message.
     """
     key = (str(run.path), photo_id(content), class_name)
     result = state.grad_cam(key)
     if result is None:
         pixels, _, _ = data.decode_image(content, name, limits=data.Limits.from_env())
         explained = _explain(run, pixels, class_name, PHOTO_SIDE)
-        result = {k: explained[k] for k in ("overlay", "class_name", "probability")}
+        result = {k: explained[k] for k in ("overlay", "class_name", "probability", "probabilities")}
         state.remember_grad_cam(key, result)
+        # the same answer under the class's own name, so choosing it again costs nothing
+        state.remember_grad_cam((str(run.path), photo_id(content), result["class_name"]), result)
     return result
 
 
-def _explain(run: Run, pixels: np.ndarray, class_name: str, min_side: int) -> dict:
+def _explain(run: Run, pixels: np.ndarray, class_name: str | None, min_side: int) -> dict:
     from quasar_core.explain import LAST_CONV_LAYER, explain_image
 
     model = run.classifier().model_
     try:
-        return explain_image(model, pixels, run.labels, class_name=class_name, min_side=min_side)
+        return explain_image(model, pixels, run.labels, class_name=class_name, min_side=min_side,
+                             image_size=run.config.image_size)
     except ValueError:  # a model from elsewhere without VGG16's last convolution or a "predictions" layer
-        raise QuasarError(
+        raise CannotExplain(
             f"Where the model looked cannot be shown for this model: it lacks VGG16's last convolution "
             f"({LAST_CONV_LAYER}) or a final 'predictions' layer. Models trained or exported by Quasar Nexus "
             "have both; train one here to see it."

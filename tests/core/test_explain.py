@@ -90,3 +90,13 @@ def test_grad_cam_rejects_a_bad_image_or_class(patch_model):
         grad_cam(patch_model.model_, np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="class_index"):
         grad_cam(patch_model.model_, np.zeros((40, 40, 3), np.uint8), class_index=7)
+
+
+def test_with_the_runs_image_size_the_explanation_is_the_prediction(patch_model):
+    """One pass through VGG16 both classifies and explains: its probabilities are predict_proba's."""
+    photo = noise_image(np.random.default_rng(3), (30, 100))[:150, :180]  # not the model's size
+    result = explain_image(patch_model.model_, photo, patch_model.labels_, image_size=SIDE)
+    expected = patch_model.predict_proba([photo])[0]
+    assert [result["probabilities"][label] for label in patch_model.labels_] == pytest.approx(expected, abs=1e-5)
+    assert result["class_name"] == patch_model.labels_[int(np.argmax(expected))]
+    assert result["overlay"].shape[:2] == (224, 269)  # drawn on the photo, enlarged to a 224-px short side
