@@ -4,7 +4,8 @@ One Streamlit server per module (its own runs folder, a free port on 127.0.0.1),
 
 * the whole journey: a zip of class folders through the Upload page's uploader -> the data
   report -> a tiny setup through Configure's real widgets -> Train (live chart, progress bar)
-  -> Evaluate (confusion matrix, accuracy) -> Predict (one photo, probability bars);
+  -> Evaluate (confusion matrix, accuracy; a click on one of its squares shows that square's
+  photos) -> Predict (one photo, probability bars);
 * the Home page's "Try it with the sample dataset" button, in a fresh session: it lands on
   Train with training under way, and Stop ends it.
 
@@ -56,6 +57,7 @@ PAGE_MS = 30_000  # a page (re)drawn; the first Configure visit also loads VGG16
 TRAIN_MS = 180_000
 VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SHOT_HEIGHT = 12_000
+GALLERY_LIMIT = 24  # photos ui.layout.prediction_gallery shows at most
 
 
 # --- the server ------------------------------------------------------------------------------------
@@ -247,6 +249,42 @@ def screenshot(page: Page, name: str) -> None:
         page.set_viewport_size(VIEWPORT)
 
 
+def cell_photos(page: Page, matrix) -> None:
+    """Click the fullest cell of the drawn confusion matrix; the page then shows just that cell's photos.
+
+    The cell is found where a user would click it: the plot area (Plotly's drag layer) split into
+    one square per class, rows top to bottom (the real class) and columns left to right (predicted).
+    """
+    drawn = matrix.evaluate("plot => ({labels: [...plot.data[0].y], counts: plot.data[0].z.map(row => [...row])})")
+    labels, counts = drawn["labels"], drawn["counts"]
+    assert sorted(labels) == sorted(CLASSES), drawn
+    n = len(labels)
+    # The fullest cell, a diagonal one on a tie: a model this small may get no class right at all.
+    row, column = max(((r, c) for r in range(n) for c in range(n)),
+                      key=lambda rc: (counts[rc[0]][rc[1]], rc[0] == rc[1]))
+    count = int(counts[row][column])
+    assert count > 0, f"the confusion matrix is empty: {drawn}"
+    true_label, predicted_label = labels[row], labels[column]
+    matrix.scroll_into_view_if_needed()
+    plot_area = matrix.locator(".nsewdrag").first
+    expect(plot_area).to_be_visible()
+    box = plot_area.bounding_box()
+    assert box and box["width"] > 0 and box["height"] > 0, box
+    page.mouse.click(box["x"] + (column + 0.5) * box["width"] / n, box["y"] + (row + 0.5) * box["height"] / n)
+    said = f"Really {true_label}, predicted {predicted_label}: {count} photos."
+    expect(page.get_by_text(said, exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Its mistakes|No mistakes"))).to_have_count(0)
+    captions = page.get_by_test_id("stCaptionContainer").filter(
+        has_text=re.compile(rf"Really {true_label}, predicted {predicted_label} \(\d{{1,3}}% sure\)"))
+    shown = min(count, GALLERY_LIMIT)
+    expect(captions).to_have_count(shown)
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"Really \w+, predicted \w+ \(\d"))
+           ).to_have_count(shown)  # only that cell's photos
+    expect(page.get_by_test_id("stImage")).to_have_count(shown)
+    no_errors(page)
+    settled(page)
+
+
 def make_zip(folder: Path) -> Path:
     """classes/<class>/<photo>.png for the first PER_CLASS photos of each of CLASSES."""
     archive = folder / "clothes.zip"
@@ -345,6 +383,10 @@ def test_zip_to_prediction(page: Page, server, tmp_path):
     no_errors(page)
     settled(page)
     screenshot(page, "evaluate")
+
+    # Click a square of the confusion matrix (the fullest, a diagonal one on a tie): its photos show.
+    cell_photos(page, matrix)
+    screenshot(page, "evaluate-cell")
 
     # Predict: one photo through the uploader -> the most likely class and the probability bars.
     next_link(page, "Next: try it on new photos", "Predict")
