@@ -48,7 +48,7 @@ elif layout.need(run is not None and run.metrics is not None,
         true_label, predicted_label = cell
         chosen = evaluation.cell(true_label, predicted_label)
         st.markdown(f"**Really {layout.md(true_label)}, predicted {layout.md(predicted_label)}**: "
-                    f"{len(chosen)} photos.")
+                    f"{len(chosen)} photo{'' if len(chosen) == 1 else 's'}.")
     else:
         chosen = evaluation.mistakes()
         st.markdown(f"**Its mistakes, most confident first** (the top losses): {len(chosen)} of "

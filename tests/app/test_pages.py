@@ -180,4 +180,4 @@ def test_confusion_cell_click_shows_that_cells_photos(isolated_runs):
     states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(selection)))
     at._run(WidgetStates(widgets=list(states.widgets)))
     assert not at.exception
-    assert "Really cat, predicted cat: 1 photos" in shown_text(at)
+    assert "Really cat, predicted cat: 1 photo." in shown_text(at)

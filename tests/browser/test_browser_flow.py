@@ -271,7 +271,7 @@ def cell_photos(page: Page, matrix) -> None:
     box = plot_area.bounding_box()
     assert box and box["width"] > 0 and box["height"] > 0, box
     page.mouse.click(box["x"] + (column + 0.5) * box["width"] / n, box["y"] + (row + 0.5) * box["height"] / n)
-    said = f"Really {true_label}, predicted {predicted_label}: {count} photos."
+    said = f"Really {true_label}, predicted {predicted_label}: {count} photo{'' if count == 1 else 's'}."
     expect(page.get_by_text(said, exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"Its mistakes|No mistakes"))).to_have_count(0)
     captions = page.get_by_test_id("stCaptionContainer").filter(
