@@ -177,11 +177,8 @@ def _open_classifier(run_dir):
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
-
     from .data import load_dataset
-    from .evaluation import evaluate_predictions
-    from .runs import Run
+    from .runs import Run, evaluate_classifier
 
     run = Run.open(args.run_dir)
     dataset = load_dataset(args.data)
@@ -193,17 +190,7 @@ def cmd_evaluate(args) -> int:
     if not keep:
         raise QuasarError(f"None of the classes in {args.data!r} are classes this model knows "
                           f"({', '.join(run.labels)}).")
-    classifier = run.classifier()
-    bar = StderrProgress()
-    probabilities = []
-    size = run.config.image_size
-    for start in range(0, len(keep), 32):
-        chunk = keep[start : start + 32]
-        probabilities.append(classifier.predict_proba(dataset.images(chunk, size=size)))
-        bar(Progress("evaluate", start + len(chunk), len(keep)))
-    y_true = [run.labels.index(dataset.samples[i].label) for i in keep]
-    evaluation = evaluate_predictions(y_true, np.concatenate(probabilities), run.labels,
-                                      [dataset.samples[i].name for i in keep])
+    evaluation = evaluate_classifier(run.classifier(), dataset, keep, hooks=TrainingHooks(StderrProgress()))
     if args.json:
         print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
     else:

@@ -265,7 +265,10 @@ def recover_run(run_dir: str | Path, *, base=None) -> Run:
 
 
 def evaluate_classifier(classifier, dataset, indices, *, hooks: TrainingHooks | None = None) -> Evaluation:
-    """Predict held-out images with the full saved-form model and score the predictions."""
+    """Predict labelled images with the full saved-form model and score the predictions.
+
+    Scores are in the classifier's own class order; every sample's class must be one of them.
+    """
     hooks = hooks or TrainingHooks()
     indices = np.asarray(indices, dtype=np.int64)
     size = classifier.config.image_size
@@ -279,8 +282,9 @@ def evaluate_classifier(classifier, dataset, indices, *, hooks: TrainingHooks | 
         hooks.progress(Progress("evaluate", done, len(indices), elapsed_seconds=timer.elapsed(),
                                 eta_seconds=timer.eta(done)))
     probabilities = np.concatenate(parts)
-    names = [dataset.samples[i].name for i in indices]
-    return evaluate_predictions(dataset.targets(indices), probabilities, dataset.labels, names)
+    samples = [dataset.samples[i] for i in indices]
+    y_true = [classifier.labels_.index(sample.label) for sample in samples]
+    return evaluate_predictions(y_true, probabilities, classifier.labels_, [sample.name for sample in samples])
 
 
 def _split_names(dataset, split) -> dict:
