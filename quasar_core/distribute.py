@@ -126,6 +126,7 @@ def fit_distributed(strategy, model, optimizer, x, y, *, epochs: int, global_bat
     last batch is padded with zero-weight copies so every worker takes the same steps.
     on_batch(step, steps, epoch, logs) and on_epoch(epoch, logs) report progress.
     """
+    import keras
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
@@ -135,16 +136,12 @@ def fit_distributed(strategy, model, optimizer, x, y, *, epochs: int, global_bat
     weights = np.ones(n, np.float32) if not class_weight else np.array([class_weight[int(c)] for c in y], np.float32)
     pad = steps * global_batch - n
 
-    def scce(labels, probabilities):
-        picked = tf.gather(probabilities, tf.cast(labels, tf.int32), axis=1, batch_dims=1)
-        return -tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0))
-
     @tf.function
     def train_step(batch):
         def replica_step(xb, yb, wb):
             with tf.GradientTape() as tape:
                 probabilities = model(xb, training=True)
-                per_example = scce(yb, probabilities) * wb
+                per_example = keras.losses.sparse_categorical_crossentropy(yb, probabilities) * wb
                 loss = tf.reduce_sum(per_example) / global_batch
                 if model.losses:
                     loss += tf.add_n(model.losses) / replicas
@@ -188,8 +185,7 @@ def fit_distributed(strategy, model, optimizer, x, y, *, epochs: int, global_bat
                 on_batch(step + 1, steps, epoch + 1, logs)
         if x_val is not None and len(x_val):
             probabilities = predict(x_val)
-            picked = probabilities[np.arange(len(y_val)), y_val]
-            logs["val_loss"] = float(-np.log(np.clip(picked, 1e-7, 1)).mean())
+            logs["val_loss"] = float(np.mean(keras.losses.sparse_categorical_crossentropy(y_val, probabilities)))
             logs["val_accuracy"] = float((probabilities.argmax(axis=1) == y_val).mean())
         if on_epoch is not None:
             on_epoch(epoch + 1, logs)
