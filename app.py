@@ -13,4 +13,5 @@ from ui import nav, workspace
 st.set_page_config(page_title="Quasar Nexus", page_icon=Path(__file__).parent / "assets" / "icon.png", layout="wide")
 page = nav.navigation()
 workspace.sync()
+nav.sidebar()
 page.run()

@@ -1,6 +1,7 @@
 import streamlit as st
 
 from quasar_core import charts
+from quasar_core.wording import join_words
 from quasar_core.errors import QuasarError
 from ui import comparing, job_control, layout, nav, state
 
@@ -10,6 +11,7 @@ layout.page_intro(
     "Compare",
     "See what starting from ImageNet is worth on your own photos, by training the same model from random weights "
     "as well.",
+    page=nav.COMPARE,
 )
 
 
@@ -17,6 +19,8 @@ def show_results(summary: dict) -> None:
     """The chart, the conclusion in words, and the numbers."""
     st.plotly_chart(charts.comparison_figure(summary["results"]), key="comparison_chart")
     st.markdown(f"**{layout.md(summary['conclusion'])}**")
+    if summary.get("method"):
+        st.caption(f"Measured by {layout.md(summary['method'])}; times are what a training of each would take.")
     if summary.get("cancelled"):
         st.caption("Stopped early: only the trainings that finished are shown.")
     st.dataframe(comparing.results_table(summary["results"]), hide_index=True, key="comparison_table")
@@ -42,9 +46,8 @@ def live_view(run) -> None:
     elif snap.state == "running":
         if job.cancel_event.is_set():
             st.warning("Stopping after the current batch; the trainings that finished are kept.")
-        total = comparing.trainings(job.fractions)
         headline = snap.messages[-1] if snap.messages else "Starting…"
-        st.progress(comparing.overall_fraction(snap, total), text=headline)
+        st.progress(comparing.overall_fraction(snap), text=headline)
         if snap.progress is not None:
             st.caption(job_control.progress_text(snap.progress, fine_tunes=job.config.fine_tunes))
     if snap.state in job_control.ACTIVE_STATES:
@@ -55,7 +58,7 @@ def live_view(run) -> None:
         return
     if snap.state == "failed":
         st.error(f"{snap.error} Check the settings on the Configure page, then compare again.")
-    summary = job.result or comparing.saved(run)
+    summary = comparing.saved(run)
     if summary and summary.get("results"):
         show_results(summary)
     elif snap.state == "cancelled":
@@ -66,14 +69,13 @@ def live_view(run) -> None:
 if layout.need(run is not None and run.has_model, "There is no trained model to compare yet: train one, or reopen "
                "one of your past runs.", nav.TRAIN, "Train a model"):
     st.caption(f"Model: {layout.md(layout.describe_run(run))}")
-    *rest, last = [f"{f:.0%}" for f in sorted(set(comparing.FRACTIONS))]
-    shares = f"{', '.join(rest)} and {last}" if rest else last
-    st.markdown(f"The model's settings are trained {comparing.trainings()} times: on {shares} of its training "
-                "photos, each once starting from VGG16's ImageNet weights and once from random weights. All are "
-                "tested on the same held-out photos, so you see how much accuracy and time the ImageNet start "
-                "saves. It takes several times as long as one training.")
+    shares = join_words([f"{f * 100:.0f} %" for f in sorted(set(comparing.FRACTIONS))])
+    st.markdown(f"VGG16 reads your photos twice — once with its ImageNet weights (mostly remembered from the "
+                f"training) and once with random weights — and a model learns from {shares} of them with each. "
+                "Every photo is tested by models that never saw it, so each accuracy comes with its range and you "
+                "can see whether a difference is real. It takes about as long as one or two trainings.")
     if run.config.weights == "none":
-        st.caption("This model itself started from random weights; the comparison also trains it from ImageNet's.")
+        st.caption("This model itself started from random weights; the comparison also starts from ImageNet's.")
     saved = comparing.saved(run)
     problem = comparing.missing_photos(run, dataset)
     with st.container(horizontal=True, key="comparison_buttons"):  # side by side, not a column apart

@@ -1,9 +1,9 @@
 import streamlit as st
 
-from quasar_core import planning
-from quasar_core.data import suggest_image_size
 from quasar_core.errors import QuasarError
-from ui import job_control, layout, nav, settings_form, state
+from quasar_core.presets import BY_NAME, preset_named, suggest_image_size
+from quasar_core.wording import duration
+from ui import job_control, layout, nav, settings_form, state, workspace
 
 layout.page_intro(
     "Configure",
@@ -11,26 +11,33 @@ layout.page_intro(
 )
 
 dataset = state.dataset()
-suggested = suggest_image_size(dataset) if dataset is not None else None
-config = state.config() or settings_form.preset_config(state.preset(), suggested)
+config = state.config() or preset_named(state.preset()).config(dataset)
 
 state.init_widget_values({settings_form.PRESET_KEY: state.preset()})
-st.radio("Preset", list(planning.PRESETS), key=settings_form.PRESET_KEY, horizontal=True,
-         captions=[planning.PRESET_DESCRIPTIONS[name] for name in planning.PRESETS],
-         on_change=settings_form.apply_preset, args=(suggested,))
-if suggested is not None:
-    st.markdown(f"Suggested image size for your photos: **{suggested} px** (about three times their usual "
-                "size, at most VGG16's 224 px). The Quick look and Balanced presets use it.")
+st.radio("Preset", list(BY_NAME), key=settings_form.PRESET_KEY, horizontal=True,
+         captions=[preset.description for preset in BY_NAME.values()],
+         on_change=settings_form.apply_preset, args=(dataset,))
+if dataset is not None:
+    suggested = suggest_image_size(dataset)
+    side = dataset.median_source_side()
+    st.markdown(f"Your photos are typically {side:.0f} px on their shorter side; the suggested image size is "
+                f"**{suggested} px** (up to three times that, and at most VGG16's 224 px). Quick look uses at most "
+                f"128 px; Balanced uses {suggested} px; Best accuracy also tries larger sizes when your photos are "
+                "big enough.")
 
 with st.expander("Advanced: every setting"):
     values = settings_form.draw(config)
 try:
-    config = settings_form.config_from_values(values, config)
+    changed = settings_form.config_from_values(values, config)
 except ValueError as exc:
     st.error(f"{exc} Change that setting; training will use the last valid settings until then.")
 else:
-    state.set_config(config)
-    if config != settings_form.preset_config(state.preset(), suggested):
+    if changed != state.config():
+        state.set_config(changed)
+        state.set_settings_chosen(state.config() is not None)
+        workspace.keep_settings()
+    config = changed
+    if dataset is not None and config != preset_named(state.preset()).config(dataset):
         st.caption(f"Started from the {state.preset()} preset, with your changes.")
 
 if layout.need(dataset is not None, "Load your photos to see how long training will take and whether it fits "
@@ -46,14 +53,18 @@ if layout.need(dataset is not None, "Load your photos to see how long training w
     except QuasarError as exc:
         st.warning(f"The training time cannot be estimated: {exc}")
     else:
-        st.markdown(
-            f"Estimated training time on this computer: **{planning.format_duration(plan.time.total_seconds)}** "
-            f"({plan.n_train} photos to learn from, {plan.n_val} to check progress, {plan.n_test} for the final "
-            f"test; {plan.precision} arithmetic)."
-        )
+        cached = (f" The features of {plan.cached_views} photos are already computed, so they cost nothing."
+                  if plan.cached_views else "")
+        best = " Best accuracy tries several settings, so it takes longer than this." \
+            if state.preset() == "Best accuracy" else ""
+        st.markdown(f"Estimated training time on this computer: **{duration(plan.time.total_seconds)}** for "
+                    f"{plan.n_photos} photos.{cached}{best}")
+        st.markdown(f"Accuracy will be measured by {layout.md(plan.method)}, and the model you keep learns from every "
+                    "photo.")
+        st.caption(f"VGG16's arithmetic: {layout.md(plan.precision_reason)}.")
         st.markdown("**Image size trade-off**: bigger images show more detail but take longer.")
         st.dataframe(
-            [{"Image size": f"{row['image_size']} px", "Estimated time": planning.format_duration(row["seconds"]),
+            [{"Image size": f"{row['image_size']} px", "Estimated time": duration(row["seconds"]),
               "Chosen": "✓" if row["image_size"] == config.image_size else ""} for row in plan.sizes],
             hide_index=True, key="size_tradeoff",
         )

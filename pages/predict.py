@@ -1,12 +1,17 @@
+import numpy as np
 import streamlit as st
 
-from quasar_core import charts, data
+from quasar_core import charts, predicting as answers
 from quasar_core.errors import QuasarError
+from quasar_core.wording import percent
 from ui import explaining, layout, nav, predicting, state
+
+SHOWN_IN_DETAIL = 12
 
 layout.page_intro(
     "Predict",
-    "Show the model a new photo and see what it thinks it is; download the model to use it elsewhere.",
+    "Show the model new photos and see what it thinks they are — and whether they look like any of its classes; "
+    "download the model or share it as an app.",
 )
 
 
@@ -24,18 +29,34 @@ def where_it_looked(run, content: bytes, name: str, best: str) -> None:
         picture.info(str(exc))
     else:
         picture.image(result["overlay"], width="stretch",
-                      caption=f"Where it looked for {explained} ({result['probability']:.1%}); red mattered most")
+                      caption=f"Where it looked for {explained} ({percent(result['probability'])}); red mattered most")
+
+
+def answer(run, result: dict, content: bytes, *, explain: bool) -> None:
+    image_column, cam_column, chart_column = st.columns([1, 1, 2])
+    image_column.image(content, caption=result["image"], width="stretch")
+    with chart_column:
+        if result["unknown"]:
+            st.warning(f"This doesn't look like any of your classes ({layout.md(', '.join(run.labels))}). The "
+                       f"closest is {layout.md(result['label'])}, but the photo is unlike the ones it learned from.")
+        else:
+            confidence = result["probabilities"][result["label"]]
+            st.markdown(f"It is most likely **{layout.md(result['label'])}** ({percent(confidence)} sure).")
+        st.plotly_chart(charts.probability_bars(result["probabilities"], unknown=result["unknown"]),
+                        key=f"probability_bars_{explaining.photo_id(content)}")
+    if explain:
+        with cam_column:
+            where_it_looked(run, content, result["image"], result["label"])
 
 
 def offer_checked_export(run, format: str) -> None:
     """A button that writes and checks the export, then its download with what the check found."""
-    title, description = predicting.CHECKED_FORMATS[format]
+    title, description, _ = predicting.CHECKED_FORMATS[format]
     prepared = state.prepared_export(str(run.path), format)
     if prepared is None:
-        if st.button(f"Prepare the {title} download", key=f"prepare_{format}", help=f"{title}: {description}."):
+        if st.button(f"Prepare: {title}", key=f"prepare_{format}", help=f"{title}: {description}."):
             try:
-                with st.spinner(f"Writing the {title} model and checking it against the model's own predictions "
-                                "(a few seconds)…"):
+                with st.spinner(f"Writing {title} and checking it against the model's own answers (a few seconds)…"):
                     state.set_prepared_export(str(run.path), format, predicting.prepare_export(run, format))
             except QuasarError as exc:
                 st.error(f"{exc} Download the zip instead, which holds the model as it was trained.")
@@ -44,7 +65,7 @@ def offer_checked_export(run, format: str) -> None:
         else:
             st.caption(f"{title}: {description}. It is written and checked when you ask (a few seconds).")
         return
-    st.download_button(f"Download the {title} model", key=f"download_{format}", data=prepared.reader(),
+    st.download_button(f"Download: {title}", key=f"download_{format}", data=prepared.reader(),
                        file_name=prepared.file_name, mime=prepared.mime, on_click="ignore")
     st.caption(f":material/verified: {title} {prepared.check_text}.")
 
@@ -53,46 +74,47 @@ run = state.current_run()
 if layout.need(run is not None and run.has_model, "There is no trained model yet: train one, or reopen one of "
                "your past runs.", nav.TRAIN, "Train a model"):
     st.caption(f"Model: {layout.md(layout.describe_run(run))}")
-    photo = st.file_uploader("Upload a photo", key="predict_upload")
-    if st.toggle("Use the camera instead", key="use_camera"):
-        photo = st.camera_input("Take a photo", key="predict_camera") or photo
-    if photo is not None:
-        content = photo.getvalue()
+    photos = st.file_uploader("Upload photos (one, or many to check whether new photos are like the old)",
+                              key="predict_upload", accept_multiple_files=True) or []
+    uploads = [(photo.name, photo.getvalue()) for photo in photos]
+    if st.toggle("Use the camera", key="use_camera"):
+        shot = st.camera_input("Take a photo", key="predict_camera")
+        if shot is not None:
+            uploads.append(("camera photo", shot.getvalue()))
+    if uploads:
         try:
-            with st.spinner("Looking at the photo…"):
-                try:  # one pass through VGG16 both classifies the photo and explains the answer
-                    probabilities = explaining.photo_explanation(run, content, photo.name)["probabilities"]
-                except explaining.CannotExplain:
-                    probabilities = predicting.classify(run, content, photo.name)
-        except data.ImageRejected as exc:
-            st.error(f"{photo.name} cannot be used: {exc.reason}.")
+            with st.spinner("Looking at the photos…"):
+                results, problems = predicting.classify(run, uploads)
         except QuasarError as exc:
             st.error(str(exc))
         else:
-            best = max(probabilities, key=probabilities.get)
-            image_column, cam_column, chart_column = st.columns([1, 1, 2])
-            image_column.image(content, caption=photo.name, width="stretch")
-            with cam_column:
-                where_it_looked(run, content, photo.name, best)
-            with chart_column:
-                st.markdown(f"It is most likely **{layout.md(best)}** ({probabilities[best]:.1%} sure).")
-                st.plotly_chart(charts.probability_bars(probabilities), key="probability_bars")
+            for problem in problems:
+                st.error(layout.md(problem))
+            if len(results) > 1 and (drift := answers.drift_sentence(results)):
+                st.subheader("Do the new photos look like the training photos?")
+                st.markdown(layout.md(drift))
+                st.plotly_chart(charts.familiarity_histogram(
+                    np.array([r["familiarity"] for r in results]), np.array([r["unknown"] for r in results]),
+                    threshold=answers.familiar_threshold(run)), key="familiarity_histogram")
+            content = dict(uploads)
+            for result in results[:SHOWN_IN_DETAIL]:
+                answer(run, result, content[result["image"]], explain=len(results) == 1)
+            if len(results) > SHOWN_IN_DETAIL:
+                st.dataframe([{"Photo": r["image"], "Answer": answers.answer_words(r, run.labels)}
+                              for r in results], hide_index=True, key="all_answers")
 
     st.subheader("Take the model with you")
-    if predicting.export_available():
-        st.download_button("Download the model (zip: model, labels, metrics)", key="download_run",
-                           data=predicting.zip_maker(run.path), file_name=f"quasar-{run.name}.zip",
-                           mime="application/zip", on_click="ignore")
-        st.caption("The zip holds model.keras (it takes RGB photos of any size), its labels, settings and "
-                   "test results, and a predict.py that runs it with Python and TensorFlow.")
-        if predicting.can_check_exports(run):
-            st.markdown("Other formats are checked before they are offered: each must give the same answers as "
-                        f"the model on its held-out photos. Outputs are probabilities in this class order: "
-                        f"{layout.md(', '.join(run.labels))}.")
-            for format in predicting.CHECKED_FORMATS:
-                offer_checked_export(run, format)
-        else:
-            st.caption("SavedModel and TFLite files are checked against the model's held-out photos before they "
-                       "are offered; a model opened from a file has none, so use the zip.")
+    st.download_button("Download the model (zip: model, labels, results, predict.py)", key="download_run",
+                       data=predicting.zip_maker(run), file_name=f"quasar-{run.name}.zip",
+                       mime="application/zip", on_click="ignore")
+    st.caption("The zip holds model.keras (it takes photos of any size), its labels, settings and results, and a "
+               "predict.py that runs it with Python and TensorFlow and says when a photo looks like none of the "
+               "classes.")
+    if predicting.can_check_exports(run):
+        st.markdown("These are checked before they are offered: each must give the model's own answers on its "
+                    f"photos. Outputs are probabilities in this class order: {layout.md(', '.join(run.labels))}.")
+        for format in predicting.CHECKED_FORMATS:
+            offer_checked_export(run, format)
     else:
-        st.info("Downloading models is not available in this installation (quasar_core.export is missing).")
+        st.caption("The other formats are checked against the model's own photos before they are offered; a model "
+                   "opened from a file has none, so use the zip.")

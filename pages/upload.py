@@ -1,8 +1,9 @@
 import streamlit as st
 
-from quasar_core import data, sample
+from quasar_core import sample
+from quasar_core.data import DatasetRejected, Limits, load_folder, load_zip
 from quasar_core.errors import DatasetError, ResourceLimitError
-from ui import layout, nav, settings_form, state
+from ui import layout, nav, state, uploads, workspace
 
 layout.page_intro(
     "Upload photos",
@@ -10,30 +11,35 @@ layout.page_intro(
 )
 
 
-def use(load):
-    """Run a loader; keep its dataset, or say plainly why nothing could be used."""
+def use(load, photos_folder=None):
+    """Run a loader; keep its photos in the workspace, or say plainly why nothing could be used."""
     try:
         with st.spinner("Checking every photo…"):
             dataset = load()
-    except data.DatasetRejected as exc:
+    except DatasetRejected as exc:
         st.error(str(exc))
         layout.problems(exc.report)
+        uploads.discard(photos_folder)
         return
     except (DatasetError, ResourceLimitError, ValueError) as exc:
         st.error(str(exc))
+        uploads.discard(photos_folder)
         return
-    state.set_dataset(dataset)
-    settings_form.adapt_to_photos(dataset)
+    workspace.keep_photos(dataset, photos_folder=photos_folder)
 
 
-limits = data.Limits.from_env()
-zip_tab, per_class_tab, sample_tab = st.tabs(["A zip of class folders", "Photos per class", "The sample dataset"])
+limits = Limits.from_env()
+tabs = ["A zip of class folders", "Photos per class", "The sample dataset"]
+if uploads.local_folders_allowed():
+    tabs.append("A folder on this computer")
+zip_tab, per_class_tab, sample_tab, *local_tab = st.tabs(tabs)
 
 with zip_tab:
     st.markdown("Zip a folder that holds one folder per class (for example `cats/` and `dogs/`) and upload it.")
     archive = st.file_uploader("Zip file", key="upload_zip")
     if st.button("Check and use this zip", key="load_zip", disabled=archive is None):
-        use(lambda: data.load_zip(archive, limits=limits, name=archive.name))
+        folder, path = uploads.save_zip(archive.name, archive.getvalue())
+        use(lambda: load_zip(path, limits=limits, name=archive.name), folder)
 
 with per_class_tab:
     st.markdown("Type each class's name and drop its photos next to it.")
@@ -51,15 +57,28 @@ with per_class_tab:
         if unnamed:
             st.error(f"The photos starting with {unnamed[0]!r} have no class name. Type a name next to them.")
         else:
-            items = [(f.name, f.getvalue(), name) for name, files in filled for f in files]
-            use(lambda: data.load_uploads(items, limits=limits, source="your uploads"))
+            try:
+                folder = uploads.save_per_class([(name, f.name, f.getvalue()) for name, files in filled for f in files])
+            except (ResourceLimitError, DatasetError) as exc:
+                st.error(str(exc))
+            else:
+                use(lambda: load_folder(folder, limits=limits, source="your uploads"), folder)
 
 with sample_tab:
     st.markdown("300 small photos of clothing in 5 classes (Fashion-MNIST), to try the app without your own.")
     if st.button("Use the sample dataset", key="load_sample"):
         use(lambda: sample.load_sample(limits=limits))
 
+if local_tab:
+    with local_tab[0]:
+        st.markdown("The server runs on this computer, so it can read a folder of class folders directly: no zip, no "
+                    "upload (this is on because QUASAR_ALLOW_LOCAL_FOLDERS=1; never turn it on for a shared server).")
+        path = st.text_input("Folder path", key="local_folder", placeholder="/home/me/photos")
+        if st.button("Check and use this folder", key="load_local", disabled=not path.strip()):
+            use(lambda: load_folder(path.strip(), limits=uploads.local_limits()))
+
 dataset = state.dataset()
 if dataset is not None:
     layout.data_report(dataset)
-    nav.link(nav.CONFIGURE, "Next: choose the training settings")
+    nav.link(nav.CHECK, "Next: check your photos for wrong labels and copies")
+    nav.link(nav.CONFIGURE, "Or go straight to the training settings")

@@ -2,12 +2,16 @@
 
 The convolutional base is loaded once with a free input size, so one copy serves every
 image size and every user. Nothing here mutates that shared copy: layers that will be
-trained are always fresh clones that copy its weights.
+trained are always fresh clones that copy its weights. Keras is imported only by the
+functions that build networks; resolving weights and naming them (``weights_id``, the
+feature cache's key) need no TensorFlow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ WEIGHTS_ENV = "QUASAR_VGG16_WEIGHTS"
 # keras.applications.vgg16.preprocess_input in "caffe" mode: RGB -> BGR, minus the ImageNet mean.
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 BLOCKS = 5
+KERAS_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # what VGG16(weights="imagenet") downloads
 
 
 def resolve_weights(weights: str = "imagenet") -> str | None:
@@ -54,6 +59,38 @@ def resolve_weights(weights: str = "imagenet") -> str | None:
     return str(path.resolve())
 
 
+def weights_file(weights: str = "imagenet") -> str | None:
+    """The weights file a choice stands for, when it is on disk (Keras' download cache included), else None."""
+    resolved = resolve_weights(weights)
+    if resolved is None:
+        return None
+    if resolved != "imagenet":
+        return resolved
+    keras_home = os.environ.get("KERAS_HOME", "").strip() or str(Path.home() / ".keras")
+    cached = Path(keras_home) / "models" / KERAS_NOTOP_FILE
+    return str(cached) if cached.is_file() else None
+
+
+def weights_id(weights: str = "imagenet", *, seed: int = 0) -> str:
+    """A short name for exactly these weights (the feature cache's key): a hash of the file's bytes."""
+    path = weights_file(weights)
+    if path is not None:
+        stat = Path(path).stat()
+        return "sha256-" + _file_digest(path, stat.st_size, stat.st_mtime_ns)
+    if resolve_weights(weights) is None:
+        return f"random-{seed}"
+    return "imagenet-keras"  # not downloaded yet: named once Keras has fetched it
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
 def load_vgg16(weights: str = "imagenet", *, seed: int = 0):
     """The VGG16 convolutional base (no top), accepting any image size >= 32 px.
 
@@ -81,12 +118,6 @@ def load_vgg16(weights: str = "imagenet", *, seed: int = 0):
         raise WeightsUnavailableError(
             f"Could not load VGG16 weights from {resolved!r}: {exc}. It must be VGG16 notop weights."
         ) from exc
-
-
-def preprocess(images: np.ndarray) -> np.ndarray:
-    """keras.applications.vgg16.preprocess_input, in numpy, without copying twice."""
-    batch = np.asarray(images, dtype=np.float32)[..., ::-1]
-    return batch - IMAGENET_BGR_MEAN
 
 
 def boundary_layer(frozen_blocks: int) -> str | None:
@@ -138,29 +169,6 @@ def copy_weights(pairs):
         clone.set_weights(original.get_weights())
 
 
-def feature_network(base, *, start_after: str | None = None, stop_at: str = "block5_pool",
-                    precision: str = "float32"):
-    """A frozen copy of the base's layers after `start_after` up to `stop_at`, in the given precision.
-
-    From the input (start_after None) it takes VGG16-preprocessed images; otherwise the
-    activations of `start_after`.
-    """
-    import keras
-
-    # Weights stored in bfloat16, not "mixed_bfloat16": the same numbers (mixed casts each kernel to
-    # bf16 at every call), but without Keras' autocast scope, a thread-local that intermittently left
-    # a float32 kernel facing bf16 inputs when several sessions trained in one server process.
-    dtype = "bfloat16" if precision == "bfloat16" else None
-    channels = base.get_layer(start_after).output.shape[-1] if start_after else 3
-    inputs = keras.Input(shape=(None, None, channels), name="inputs")
-    outputs, pairs = apply_stack(base, inputs, start_after=start_after, stop_at=stop_at, dtype=dtype,
-                                 trainable=False)
-    outputs = keras.layers.Activation("linear", dtype="float32", name="features")(outputs)
-    model = keras.Model(inputs, outputs, name=f"vgg16_{start_after or 'input'}_to_{stop_at}")
-    copy_weights(pairs)
-    return model
-
-
 def cpu_supports_bfloat16() -> bool:
     """True where the CPU has native bf16 matrix instructions (AVX512_BF16 or AMX)."""
     try:
@@ -168,11 +176,3 @@ def cpu_supports_bfloat16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def resolve_precision(precision: str = "auto") -> str:
-    if precision not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}.")
-    if precision == "auto":
-        return "bfloat16" if cpu_supports_bfloat16() else "float32"
-    return precision

@@ -1,132 +1,176 @@
-"""Command line: `python -m quasar_core train|evaluate|predict|explain|report|export|compare`.
+"""Command line: ``quasar train|evaluate|predict|explain|report|export|compare|doctor`` (also ``python -m quasar_core``).
 
-Errors a user can fix print one line and exit with status 2; no tracebacks.
+Every training flag is made from the setting's declaration in config.py (help, range, default).
+Progress goes through the progress seam into tqdm bars on stderr (photos/s and ETA for the
+VGG16 pass). Errors a user can fix print one line and exit with status 2; no tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
-import threading
-import time
-from pathlib import Path
 
-from .config import MODES, PRECISIONS, STRATEGIES, TrainConfig
-from .errors import QuasarError
-from .progress import Progress, TrainingHooks
+from quasar_core.config import Augmentation, TrainConfig, declared
+from quasar_core.errors import QuasarError
+from quasar_core.progress import PHASE_LABELS, Progress, TrainingHooks
+from quasar_core.presets import PRESETS
+
+# The CLI's own flags for settings whose dataclass name reads badly on a command line.
+FLAG_NAMES = {"holdout_fraction": "--holdout", "max_cv_photos": "--max-cv-photos"}
+NOT_FLAGS = {"augmentation"}
 
 
-class StderrProgress:
-    """A one-line progress bar on stderr (redrawn in place on a terminal, every few seconds otherwise)."""
+class TqdmProgress:
+    """The progress seam drawn as one tqdm bar per phase on stderr."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty()
-        self.last = 0.0
-        self.last_phase = None
+        self.bar = None
+        self.phase = None
 
     def __call__(self, progress: Progress) -> None:
-        now = time.monotonic()
-        finished = progress.fraction >= 1.0 and progress.step >= progress.total_steps
-        phase_changed = progress.phase != self.last_phase
-        if not (phase_changed or finished or now - self.last >= (0.2 if self.interactive else 5.0)):
-            return
-        self.last, self.last_phase = now, progress.phase
-        width = 28
-        filled = int(width * progress.fraction)
-        where = f"epoch {progress.epoch}/{progress.total_epochs} " if progress.total_epochs else ""
-        eta = f" ETA {progress.eta_seconds:.0f}s" if progress.eta_seconds is not None else ""
-        line = (f"{progress.label:<36} [{'#' * filled}{'.' * (width - filled)}] {progress.fraction:4.0%} "
-                f"{where}step {progress.step}/{progress.total_steps}{eta}")
-        if self.interactive:
-            self.stream.write("\r" + line.ljust(110))
-            if finished:
-                self.stream.write("\n")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        from tqdm import tqdm
+
+        key = (progress.phase, progress.epoch, progress.total_steps)
+        if key != self.phase:
+            self.close()
+            where = f" (epoch {progress.epoch}/{progress.total_epochs})" if progress.total_epochs else ""
+            unit = "photo" if progress.phase in ("features", "check") else "step"
+            self.bar = tqdm(total=progress.total_steps, desc=PHASE_LABELS.get(progress.phase, progress.phase) + where,
+                            unit=unit, file=self.stream, leave=True, dynamic_ncols=True, mininterval=0.5)
+            self.phase = key
+        self.bar.update(progress.step - self.bar.n)
+
+    def checked(self, done: int, total: int) -> None:
+        self(Progress("check", done, total))
 
     def epoch(self, row: dict) -> None:
-        val = f", validation accuracy {row['val_accuracy']:.1%}" if row.get("val_accuracy") is not None else ""
-        text = f"epoch {row['epoch']} ({row['phase']}): loss {row['loss']:.3f}, accuracy {row['accuracy']:.1%}{val}"
-        self.stream.write(("\r" if self.interactive else "") + text.ljust(110 if self.interactive else 0) + "\n")
-        self.stream.flush()
+        if row.get("phase") == "fine-tune":
+            val = f", hold-out accuracy {row['val_accuracy']:.1%}" if row.get("val_accuracy") is not None else ""
+            self.message(f"fine-tuning epoch {row['epoch']}: loss {row['loss']:.3f}, accuracy {row['accuracy']:.1%}{val}")
 
     def message(self, text: str) -> None:
-        self.stream.write(("\n" if self.interactive else "") + text + "\n")
+        self.close()
+        print(text, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.phase = None
+
+    def hooks(self) -> TrainingHooks:
+        return TrainingHooks(self, self.epoch, self.message)
+
+
+def _flag(name: str) -> str:
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="input size in pixels (default: suggested from the images)")
-    parser.add_argument("--mode", choices=MODES, default=defaults.mode)
-    parser.add_argument("--weights", default=defaults.weights, help="imagenet, none, or a .weights.h5 file")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--val-split", type=float, default=defaults.val_fraction)
-    parser.add_argument("--test-split", type=float, default=defaults.test_fraction)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--augment", action="store_true", help="train on augmented copies too")
-    parser.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs)
-    parser.add_argument("--fine-tune-blocks", type=int, default=defaults.fine_tune_blocks)
-    parser.add_argument("--dense-units", type=int, default=defaults.dense_units)
-    parser.add_argument("--early-stopping", action="store_true", help="stop when validation loss stalls")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
-    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy)
+    """One flag per declared setting; not given means "the preset's value" (shown as the default)."""
+    group = parser.add_argument_group("training settings (each defaults to the preset's value)")
+    group.add_argument("--preset", choices=tuple(PRESETS), default="quick",
+                       help="starting settings: " + "; ".join(f"{p.key}: {p.description}" for p in PRESETS.values())
+                            + " (default: %(default)s)")
+    for cls, prefix in ((TrainConfig, ""), (Augmentation, "augment-")):
+        for name, default, spec in declared(cls):
+            if name in NOT_FLAGS:
+                continue
+            flag = _flag(name) if not prefix else f"--{prefix}{name.replace('_', '-')}"
+            help_text = f"{spec.help} (default: {default if name != 'image_size' else 'suggested from the photos'})"
+            if isinstance(default, bool):
+                group.add_argument(flag, dest=prefix + name, action=argparse.BooleanOptionalAction, default=None,
+                                   help=help_text)
+            elif spec.choices is not None and name != "weights":
+                group.add_argument(flag, dest=prefix + name, choices=spec.choices, default=None, help=help_text)
+            else:
+                kind = type(default) if name != "weights" else str
+                group.add_argument(flag, dest=prefix + name, type=kind, default=None, help=help_text)
 
 
 def config_from_args(args, dataset) -> TrainConfig:
-    from .data import suggest_image_size
+    """The preset's settings for these photos, with every flag that was given on top."""
+    preset = PRESETS[args.preset]
+    config = preset.config(dataset)
+    top = {name: getattr(args, name) for name, _, _ in declared(TrainConfig)
+           if name not in NOT_FLAGS and getattr(args, name, None) is not None}
+    augmentation = {name: getattr(args, "augment-" + name) for name, _, _ in declared(Augmentation)
+                    if getattr(args, "augment-" + name, None) is not None}
+    if augmentation:
+        top["augmentation"] = {**config.augmentation.__dict__, **augmentation}
+    return config.replace(**top)
 
-    return TrainConfig(
-        mode=args.mode, weights=args.weights,
-        image_size=args.image_size or suggest_image_size(dataset),
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        val_fraction=args.val_split, test_fraction=args.test_split, seed=args.seed, augment=args.augment,
-        fine_tune_epochs=args.fine_tune_epochs, fine_tune_blocks=args.fine_tune_blocks,
-        dense_units=args.dense_units, precision=args.precision, strategy=args.strategy,
-        early_stopping=args.early_stopping,
-    )
+
+def _data_argument(parser, help_text="a folder with one sub-folder per class, or a .zip of one"):
+    parser.add_argument("data", help=help_text)
+    parser.add_argument("--max-images", type=int, default=None,
+                        help="the most photos read (default: QUASAR_MAX_IMAGES, else 3000); raise it for big folders")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m quasar_core",
-                                     description="Train image classifiers by transfer learning from VGG16.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    from quasar_core import commands
 
-    train = commands.add_parser("train", help="train a classifier on a folder or .zip of class folders")
-    train.add_argument("data")
-    train.add_argument("--out", required=True, help="run folder to write")
+    parser = argparse.ArgumentParser(prog="quasar", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Train image classifiers by transfer learning from VGG16, see why "
+                                                 "they work and which photos hurt them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a classifier on a folder or .zip of class folders")
+    _data_argument(train)
+    train.add_argument("--out", required=True, help="run folder to write (created)")
     add_training_flags(train)
 
-    evaluate = commands.add_parser("evaluate", help="score a trained run on labelled images")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("data")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate = sub.add_parser("evaluate", help="score a trained run on labelled photos")
+    evaluate.add_argument("run_dir", help="a run folder written by train")
+    _data_argument(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (default: sentences)")
 
-    predict = commands.add_parser("predict", help="classify images with a trained run")
-    predict.add_argument("run_dir")
-    predict.add_argument("images", nargs="+")
-    predict.add_argument("--json", action="store_true")
+    predict = sub.add_parser("predict", help="classify photos with a trained run, saying when one looks like none")
+    predict.add_argument("run_dir", help="a run folder written by train")
+    predict.add_argument("images", nargs="+", help="photo files")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per photo")
 
-    export = commands.add_parser("export", help="export a run (checked against the run's predictions)")
-    export.add_argument("run_dir")
-    export.add_argument("--format", choices=("zip", "savedmodel", "tflite"), default="zip")
-    export.add_argument("--out", required=True)
-    _add_later_commands(commands)
+    explain = sub.add_parser("explain", help="Grad-CAM heatmap: where the model looked")
+    explain.add_argument("run_dir", help="a run folder written by train")
+    explain.add_argument("image", help="a photo file")
+    explain.add_argument("--out", required=True, help="PNG file to write")
+    explain.add_argument("--class", dest="class_name", default=None,
+                         help="the class to explain (default: the predicted one)")
+
+    report = sub.add_parser("report", help="write the model card (one self-contained HTML file)")
+    report.add_argument("run_dir", help="a run folder written by train")
+    report.add_argument("--out", required=True, help="HTML file to write")
+
+    export = sub.add_parser("export", help="export a run (checked against the run's own predictions)")
+    export.add_argument("run_dir", help="a run folder written by train")
+    export.add_argument("--format", choices=("zip", "savedmodel", "tflite", "app"), default="zip",
+                        help="zip: model + predict.py; savedmodel/tflite: for TensorFlow tools; app: a predict-only "
+                             "Streamlit app to share (default: %(default)s)")
+    export.add_argument("--out", required=True, help="file (zip, tflite) or folder (savedmodel, app) to write")
+
+    compare = sub.add_parser("compare", help="transfer learning vs from scratch on your photos")
+    _data_argument(compare)
+    compare.add_argument("--out", required=True, help="folder for comparison.json and comparison.html")
+    compare.add_argument("--fractions", default="0.25,0.5,1.0",
+                         help="shares of the photos to learn from, comma-separated (default: %(default)s)")
+    add_training_flags(compare)
+
+    doctor = sub.add_parser("doctor", help="find the photos that hurt: wrong labels, near-copies, outliers")
+    _data_argument(doctor)
+    doctor.add_argument("--image-size", type=int, default=None, help="default: suggested from the photos")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
+    for name, command in commands.COMMANDS.items():
+        sub.choices[name].set_defaults(run=command)
     return parser
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines are not for users
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return COMMANDS[args.command](args)
+        return args.run(args)
     except QuasarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -135,177 +179,6 @@ def main(argv=None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def _print_problems(report) -> None:
-    for line in report.summary_lines():
-        print(line, file=sys.stderr)
-
-
-def cmd_train(args) -> int:
-    from .data import load_dataset
-    from .runs import train_run
-
-    dataset = load_dataset(args.data)
-    _print_problems(dataset.report)
-    config = config_from_args(args, dataset)
-    bar = StderrProgress()
-    cancel = threading.Event()
-    hooks = TrainingHooks(bar, bar.epoch, bar.message)
-    print(f"Training on {len(dataset)} images in {len(dataset.labels)} classes at {config.image_size} px "
-          f"({config.mode}).", file=sys.stderr)
-    try:
-        run = train_run(dataset, config, args.out, hooks=hooks, cancel=cancel)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
-    if run.path != Path(args.out):  # a multi-worker job's other workers: the chief keeps the run
-        shutil.rmtree(run.path, ignore_errors=True)
-        print("This worker is done; the chief (worker 0) wrote the run folder.")
-        return 0
-    if run.metrics:
-        print(run.metrics.summary())
-    print(f"Run saved in {run.path}")
-    return 0
-
-
-def _open_classifier(run_dir):
-    from .runs import Run
-
-    run = Run.open(run_dir)
-    return run, run.classifier()
-
-
-def cmd_evaluate(args) -> int:
-    from .data import load_dataset
-    from .runs import Run, evaluate_classifier
-
-    run = Run.open(args.run_dir)
-    dataset = load_dataset(args.data)
-    _print_problems(dataset.report)
-    unknown = [label for label in dataset.labels if label not in run.labels]
-    if unknown:
-        print(f"note: classes not known to this model are left out: {', '.join(unknown)}", file=sys.stderr)
-    keep = [i for i, s in enumerate(dataset.samples) if s.label in run.labels]
-    if not keep:
-        raise QuasarError(f"None of the classes in {args.data!r} are classes this model knows "
-                          f"({', '.join(run.labels)}).")
-    evaluation = evaluate_classifier(run.classifier(), dataset, keep, hooks=TrainingHooks(StderrProgress()))
-    if args.json:
-        print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
-    else:
-        print(evaluation.summary())
-        for label, scores in evaluation.per_class.items():
-            print(f"  {label}: precision {scores['precision']:.1%}, recall {scores['recall']:.1%}, "
-                  f"F1 {scores['f1']:.2f} ({scores['support']} images)")
-    return 0
-
-
-def cmd_predict(args) -> int:
-    from .data import ImageRejected, Limits, decode_image
-
-    run, classifier = _open_classifier(args.run_dir)
-    limits = Limits.from_env()
-    results, failed = [], 0
-    for path in args.images:
-        try:
-            pixels, _, _ = decode_image(Path(path).read_bytes(), path, limits=limits)
-        except (ImageRejected, OSError) as exc:
-            print(f"error: {path}: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
-            failed += 1
-            continue
-        probabilities = classifier.predict_proba([pixels])[0]
-        best = int(probabilities.argmax())
-        results.append({"image": path, "label": run.labels[best],
-                        "probabilities": {label: float(p) for label, p in zip(run.labels, probabilities)}})
-    if args.json:
-        print(json.dumps(results, ensure_ascii=False))
-    else:
-        for result in results:
-            print(f"{result['image']}: {result['label']} ({result['probabilities'][result['label']]:.1%})")
-    return 2 if failed and not results else 0
-
-
-def cmd_export(args) -> int:
-    from .export import export_run
-
-    result = export_run(args.run_dir, format=args.format, out=args.out)
-    print(f"Wrote {result['path']} ({result['format']}); it reproduces the run's predictions on "
-          f"{result['images']} held-out images within {result['tolerance']:.0e} "
-          f"(largest difference {result['max_difference']:.1e}).")
-    return 0
-
-
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
-
-
-def cmd_explain(args) -> int:
-    from PIL import Image
-
-    from .data import ImageRejected, Limits, decode_image
-    from .explain import explain_image
-
-    run, classifier = _open_classifier(args.run_dir)
-    try:
-        pixels, _, _ = decode_image(Path(args.image).read_bytes(), args.image, limits=Limits.from_env())
-    except (ImageRejected, OSError) as exc:
-        raise QuasarError(f"{args.image}: {getattr(exc, 'reason', None) or exc}") from None
-    result = explain_image(classifier.model_, pixels, run.labels, class_name=args.class_name)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(result["overlay"]).save(args.out)
-    print(f"Wrote {args.out}: where the model looked for '{result['class_name']}' "
-          f"(probability {result['probability']:.1%}).")
-    return 0
-
-
-def cmd_report(args) -> int:
-    from .report import write_model_card
-
-    path = write_model_card(args.run_dir, args.out)
-    print(f"Wrote the model card to {path}")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from .charts import comparison_figure
-    from .compare import compare_transfer
-    from .data import load_dataset
-    from .runs import write_json
-
-    try:  # argument checks first, before any photo is read
-        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
-    except ValueError:
-        raise QuasarError(f"--fractions must be numbers separated by commas, got {args.fractions!r}.") from None
-    dataset = load_dataset(args.data)
-    _print_problems(dataset.report)
-    config = config_from_args(args, dataset)
-    bar = StderrProgress()
-    summary = compare_transfer(dataset, config, fractions=fractions, hooks=TrainingHooks(bar, None, bar.message))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "comparison.json", {**summary, "config": config.to_dict()})
-    comparison_figure(summary["results"]).write_html(out / "comparison.html", include_plotlyjs=True)
-    print(summary["conclusion"])
-    print(f"Wrote {out / 'comparison.json'} and {out / 'comparison.html'}")
-    return 0
-
-
-def _add_later_commands(commands) -> None:
-    explain = commands.add_parser("explain", help="Grad-CAM heatmap: where the model looked")
-    explain.add_argument("run_dir")
-    explain.add_argument("image")
-    explain.add_argument("--out", required=True)
-    explain.add_argument("--class", dest="class_name", default=None)
-
-    report = commands.add_parser("report", help="write the model card (self-contained HTML)")
-    report.add_argument("run_dir")
-    report.add_argument("--out", required=True)
-
-    compare = commands.add_parser("compare", help="transfer learning vs from scratch on your data")
-    compare.add_argument("data")
-    compare.add_argument("--out", required=True)
-    compare.add_argument("--fractions", default="0.25,0.5,1.0")
-    add_training_flags(compare)
-
-
-COMMANDS.update(explain=cmd_explain, report=cmd_report, compare=cmd_compare)

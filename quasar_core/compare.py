@@ -1,9 +1,12 @@
-"""Transfer vs from scratch, on the user's own data.
+"""Transfer vs from scratch, on the user's own photos, with the same honest numbers as training.
 
-The same settings, split and seed train twice per fraction of the training images: with
-ImageNet weights and with random weights. Held-out accuracy and training time are measured
-on the same test images, so the claim "less data, less time, better accuracy" is shown,
-not asserted.
+VGG16 runs twice over the photos — once with ImageNet weights (usually already in the feature
+cache from the training) and once with random weights — and never again: 25, 50 and 100 % of
+the photos are subsets of those two passes. For each kind of start and each share, heads learn
+on the same folds from that share of each fold's learning photos and are tested on every
+photo, so all six accuracies come with intervals over the same photos and a difference can be
+seen to be real or not. Time per setting is what a training would take: the measured VGG16
+time per photo times the photos it learns from, plus the head's fits.
 """
 
 from __future__ import annotations
@@ -13,97 +16,123 @@ import time
 
 import numpy as np
 
-from .config import TrainConfig
-from .progress import TrainingHooks, is_cancelled
+from quasar_core import backbone
+from quasar_core.config import TrainConfig
+from quasar_core.crossval import copy_groups, cross_validate
+from quasar_core.data.split import cross_validation_folds, subsample
+from quasar_core.evaluation import wilson_interval
+from quasar_core.features.cache import FeatureCache, FeatureSpec
+from quasar_core.features.extract import FeaturePass, network_provider
+from quasar_core.features.precision import choose_precision
+from quasar_core.progress import TrainingHooks, is_cancelled
+from quasar_core.wording import estimate
 
+FRACTIONS = (0.25, 0.5, 1.0)  # shares of the photos each kind of start learns from
 WEIGHT_KINDS = ("imagenet", "none")
+WEIGHTS_WORDS = {"imagenet": "ImageNet weights", "none": "from scratch"}
 
 
-def subsample_train(dataset, train_indices, fraction: float, seed: int) -> np.ndarray:
-    """A stratified `fraction` of the training indices (at least one image per class), seeded."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be above 0 and at most 1, got {fraction!r}.")
-    rng = np.random.default_rng(seed)
-    targets = dataset.targets(train_indices)
-    chosen = []
-    for label in np.unique(targets):
-        members = np.asarray(train_indices)[targets == label]
-        keep = max(1, int(round(len(members) * fraction)))
-        chosen.append(rng.permutation(members)[:keep])
-    return np.sort(np.concatenate(chosen))
+def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_loaders=None,
+                     cache: FeatureCache | None = None, hooks: TrainingHooks | None = None,
+                     cancel: threading.Event | None = None) -> dict:
+    """{"results": [...], "conclusion", "cancelled", "method"}; stops at the next batch when `cancel` is set.
 
-
-def compare_transfer(dataset, config: TrainConfig, *, fractions=(0.25, 0.5, 1.0), split=None, bases=None,
-                     hooks: TrainingHooks | None = None, cancel: threading.Event | None = None) -> dict:
-    """Train with ImageNet and random weights at each fraction; returns {"results", "conclusion", ...}.
-
-    `bases` maps "imagenet"/"none" to loaded VGG16 bases (loaded here when missing). Stops at
-    the next batch when `cancel` is set, returning what finished.
+    `base_loaders` maps "imagenet"/"none" to functions returning loaded VGG16 bases.
     """
-    from .backbone import load_vgg16
-    from .data import Split, split_dataset
-    from .training import TransferClassifier
-
     fractions = sorted({float(f) for f in fractions})
     for fraction in fractions:
         if not 0 < fraction <= 1:
             raise ValueError(f"fractions must be above 0 and at most 1, got {fraction!r}.")
     hooks = hooks or TrainingHooks()
-    split = split or split_dataset(dataset, val_fraction=config.val_fraction,
-                                   test_fraction=config.test_fraction or 0.15, seed=config.seed)
-    held_out = split.test if len(split.test) else split.val
-    test_images = dataset.images(held_out, size=config.image_size)
-    y_test = dataset.targets(held_out)
-    bases = dict(bases or {})
+    base_loaders = base_loaders or {}
+    targets = dataset.targets()
+    precision = choose_precision("float32" if config.precision == "auto" else config.precision).precision
     results = []
-    total = len(fractions) * len(WEIGHT_KINDS)
-    for kind in WEIGHT_KINDS:
+    folds = None
+    for number, kind in enumerate(WEIGHT_KINDS):
         weights = config.weights if kind == "imagenet" else "none"
-        base = bases.get(kind) or load_vgg16(weights)
+        hooks.message(f"Reading the photos through VGG16 with {WEIGHTS_WORDS[kind]} ({number + 1} of 2)")
+        loader = base_loaders.get(kind) or _loader(weights, config.seed)
+        spec = FeatureSpec(backbone.weights_id(weights, seed=config.seed), config.image_size, precision)
+        feature_pass = FeaturePass(spec=spec, cache=cache, hooks=hooks, cancel=cancel, seed=config.seed,
+                                   network_for=network_provider(weights=weights, image_size=config.image_size,
+                                                                precision=precision, base_loader=loader, cache=cache))
+        started = time.perf_counter()
+        views = feature_pass.features(dataset, np.arange(len(dataset)))
+        if views is None:
+            return _summary(results, cancelled=True, folds=folds)
+        per_photo = (time.perf_counter() - started) / max(feature_pass.computed, 1) if feature_pass.computed else None
+        if folds is None:  # the same folds for every setting: the accuracies are comparable photo by photo
+            folds = cross_validation_folds(targets, n_folds=min(config.folds, int(np.bincount(targets).min())),
+                                           seed=config.seed, groups=copy_groups(views[0]))
         for fraction in fractions:
             if is_cancelled(cancel):
-                return _summary(results, cancelled=True)
-            hooks.message(f"Training {len(results) + 1} of {total}: "
-                          f"{'ImageNet weights' if kind == 'imagenet' else 'from scratch'}, "
-                          f"{fraction:.0%} of the training images")
-            train = subsample_train(dataset, split.train, fraction, config.seed)
+                return _summary(results, cancelled=True, folds=folds)
             started = time.perf_counter()
-            classifier = TransferClassifier(config.replace(weights=weights), base=base).fit(
-                dataset, Split(train, split.val, split.test), hooks=TrainingHooks(hooks.on_progress), cancel=cancel
-            )
-            seconds = time.perf_counter() - started
-            if classifier.model_ is None or classifier.cancelled_:
-                return _summary(results, cancelled=True)
-            accuracy = float((classifier.predict_proba(test_images).argmax(axis=1) == y_test).mean())
-            per_class = np.bincount(dataset.targets(train), minlength=len(dataset.labels))
-            results.append({"weights": kind, "fraction": fraction, "images_per_class": int(per_class.min()),
-                            "train_images": int(len(train)), "accuracy": accuracy, "train_seconds": seconds,
-                            "test_images": int(len(held_out))})
-    return _summary(results, cancelled=False)
+            validation = cross_validate(views, targets, folds, n_classes=len(dataset.labels),
+                                        class_weights=config.class_weights, cancel=cancel,
+                                        learn_subset=lambda learn, f=fraction: subsample(targets, learn, f, config.seed))
+            if validation is None:
+                return _summary(results, cancelled=True, folds=folds)
+            head_seconds = (time.perf_counter() - started) / folds.n_folds
+            learned = subsample(targets, np.arange(len(dataset)), fraction, config.seed)
+            right = int((validation.logits[folds.tested].argmax(1) == targets[folds.tested]).sum())
+            tested = len(folds.tested)
+            results.append({
+                "weights": kind, "fraction": fraction,
+                "images_per_class": int(np.bincount(targets[learned], minlength=len(dataset.labels)).min()),
+                "train_images": int(len(learned)), "accuracy": right / tested,
+                "accuracy_interval": list(wilson_interval(right, tested)), "test_images": tested,
+                "train_seconds": (per_photo or _per_photo_estimate(config)) * len(learned) + head_seconds,
+            })
+    return _summary(results, cancelled=False, folds=folds)
 
 
-def _summary(results: list[dict], *, cancelled: bool) -> dict:
-    return {"results": results, "conclusion": conclusion(results), "cancelled": cancelled}
+def _loader(weights: str, seed: int):
+    loaded = {}
+
+    def load():
+        if "base" not in loaded:
+            loaded["base"] = backbone.load_vgg16(weights, seed=seed)
+        return loaded["base"]
+
+    return load
+
+
+def _per_photo_estimate(config: TrainConfig) -> float:
+    """Seconds per photo of the feature pass when every feature came from the cache (nothing was timed)."""
+    from quasar_core.planning import seconds_per_photo
+
+    return seconds_per_photo(config)
+
+
+def _summary(results: list[dict], *, cancelled: bool, folds) -> dict:
+    method = folds.describe() if folds is not None else ""
+    return {"results": results, "conclusion": conclusion(results), "cancelled": cancelled, "method": method}
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["accuracy_interval"][0] <= b["accuracy_interval"][1] and b["accuracy_interval"][0] <= a["accuracy_interval"][1]
 
 
 def conclusion(results: list[dict]) -> str:
-    """One or two sentences from the numbers, e.g. 'With ImageNet weights, 10 images per class gave 93%...'."""
-    transfer = [r for r in results if r["weights"] == "imagenet"]
-    scratch = [r for r in results if r["weights"] == "none"]
+    """Two or three sentences from the numbers, saying whether a difference is larger than the uncertainty."""
+    transfer = sorted((r for r in results if r["weights"] == "imagenet"), key=lambda r: r["fraction"])
+    scratch = sorted((r for r in results if r["weights"] == "none"), key=lambda r: r["fraction"])
     if not transfer or not scratch:
         return "The comparison did not finish, so there is nothing to conclude yet."
-    best_scratch = max(scratch, key=lambda r: (r["accuracy"], -r["images_per_class"]))
-    full_scratch = max(scratch, key=lambda r: r["fraction"])
-    smallest_transfer = min(transfer, key=lambda r: r["fraction"])
-    full_transfer = max(transfer, key=lambda r: r["fraction"])
-    text = (f"With ImageNet weights, {smallest_transfer['images_per_class']} images per class gave "
-            f"{smallest_transfer['accuracy']:.0%}; from scratch, {full_scratch['images_per_class']} per class gave "
-            f"{full_scratch['accuracy']:.0%}.")
-    if full_transfer["accuracy"] > best_scratch["accuracy"]:
-        text += (f" With all the images, transfer learning reached {full_transfer['accuracy']:.0%} against "
-                 f"{best_scratch['accuracy']:.0%} at best from scratch, in "
-                 f"{full_transfer['train_seconds']:.0f} s against {full_scratch['train_seconds']:.0f} s.")
+    small, full_t, full_s = transfer[0], transfer[-1], scratch[-1]
+    text = (f"With ImageNet weights, {small['images_per_class']} photos per class gave "
+            f"{estimate(small['accuracy'], small['accuracy_interval'])}; from scratch, all "
+            f"{full_s['images_per_class']} per class gave {estimate(full_s['accuracy'], full_s['accuracy_interval'])}.")
+    gap = full_t["accuracy"] - full_s["accuracy"]
+    if gap > 0 and not _overlap(full_t, full_s):
+        text += (f" With all the photos, starting from ImageNet is {gap * 100:.0f} points better, more than the "
+                 "uncertainty of either number: the difference is real.")
+    elif gap > 0:
+        text += (f" With all the photos, starting from ImageNet scored {gap * 100:.0f} points higher, but the "
+                 "ranges overlap: on this many photos the difference may be chance.")
     else:
-        text += (" On these images training from scratch did as well: the classes may be easy to tell apart "
-                 "by colour or shape alone.")
+        text += (" On these photos training from scratch did as well: the classes may be easy to tell apart by "
+                 "colour or shape alone.")
     return text

@@ -1,106 +1,159 @@
-"""Training settings: one dataclass, checked up front, saved with every run."""
+"""Training settings: one dataclass, each setting's default, range and one-line help declared once.
+
+The declaration (``setting(...)``, stored in ``dataclasses.field`` metadata) is what the
+checks in ``__post_init__``, the CLI's flags (``cli.py``) and the dashboard's settings form
+(``ui/settings_form.py``) all read, so a range or a help text is written in one place only.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 MODES = ("feature-extraction", "fine-tune")
-POOLINGS = ("avg", "flatten")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 # VGG16 halves the image five times; below 32 px nothing is left to pool.
 MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 512
+IMAGE_SIZES = (32, 48, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 448, 512)
+LEARNING_RATES = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting may be set: its label and help for people, and its allowed values."""
+
+    label: str
+    help: str
+    low: float | None = None  # numbers: the inclusive range
+    high: float | None = None
+    choices: tuple | None = None  # a fixed set of values
+    steps: tuple | None = None  # suggested values for a slider (any value in range is valid)
+    unit: str = ""  # shown after the value in words: "224 px"
+    section: str = ""  # the settings form's group
+    exclusive_high: bool = False  # `high` itself is not allowed (fractions below 1)
+
+    def check(self, name: str, value: Any, default: Any) -> None:
+        """Raise ValueError quoting the value when it is not allowed."""
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}.")
+            return
+        if self.choices is not None and not isinstance(default, (int, float)):
+            if value not in self.choices:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, self.choices))}, got {value!r}.")
+            return
+        if isinstance(default, int):
+            if not _is_whole(value) or not self.low <= value <= self.high:
+                raise ValueError(f"{name} must be a whole number from {self.low:g} to {self.high:g}, got {value!r}.")
+            return
+        if isinstance(default, float):
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}.")
+            above_low = value >= self.low if self.low is not None else True
+            below_high = value < self.high if self.exclusive_high else value <= self.high
+            if not (above_low and below_high):
+                upper = f"below {self.high:g}" if self.exclusive_high else f"at most {self.high:g}"
+                raise ValueError(f"{name} must be at least {self.low:g} and {upper}, got {value!r}.")
+
+    def words(self, value: Any) -> str:
+        """The value as a person reads it in a model card: "224 px", "on", "0.00001"."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):
+            text = f"{value:.6f}".rstrip("0").rstrip(".")
+            return f"{text} {self.unit}".strip()
+        return f"{value} {self.unit}".strip()
+
+
+def setting(default, **spec):
+    """A dataclass field whose metadata declares the setting (see Spec)."""
+    return field(default=default, metadata={"spec": Spec(**spec)})
+
+
+def spec_of(cls, name: str) -> Spec:
+    return next(f.metadata["spec"] for f in dataclasses.fields(cls) if f.name == name)
+
+
+def declared(cls) -> list[tuple[str, Any, Spec]]:
+    """(name, default, spec) of every declared setting of a settings dataclass, in order."""
+    return [(f.name, f.default, f.metadata["spec"]) for f in dataclasses.fields(cls) if "spec" in f.metadata]
+
+
+def _check_declared(instance) -> None:
+    for name, default, spec in declared(type(instance)):
+        spec.check(name, getattr(instance, name), default)
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random changes applied to training images so the model sees more variety."""
+    """Random changes applied to training photos so the model sees more variety."""
 
-    flip: bool = True
-    rotation: float = 0.05  # fraction of a full turn, as in keras.layers.RandomRotation
-    zoom: float = 0.1
-    contrast: float = 0.1
-    views: int = 2  # augmented copies of each training image that go through VGG16 once
+    flip: bool = setting(True, label="Mirror left-right", help="Fine for most objects; not for text or arrows.",
+                         section="Augmentation")
+    rotation: float = setting(0.05, label="Rotation (share of a full turn)", help="0.05 is about 18 degrees either way.",
+                              low=0.0, high=0.5, section="Augmentation")
+    zoom: float = setting(0.1, label="Zoom", help="Zoom in or out by up to this share.", low=0.0, high=0.5,
+                          section="Augmentation")
+    contrast: float = setting(0.1, label="Contrast", help="Change contrast by up to this share.", low=0.0, high=0.5,
+                              section="Augmentation")
+    views: int = setting(2, label="Copies per photo",
+                         help="Augmented copies of each training photo that go through VGG16 once each.",
+                         low=1, high=8, section="Augmentation")
 
     def __post_init__(self):
-        _check_bool("Augmentation flip", self.flip)
-        for name in ("rotation", "zoom", "contrast"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 0.5:
-                raise ValueError(f"Augmentation {name} must be between 0 and 0.5, got {value!r}.")
-        if not _is_whole(self.views) or not 1 <= self.views <= 8:
-            raise ValueError(f"Augmentation views must be between 1 and 8, got {self.views!r}.")
+        _check_declared(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides how a model is trained. Defaults suit a laptop CPU."""
 
-    mode: str = "feature-extraction"
-    weights: str = "imagenet"  # "imagenet", "none" (from scratch) or a path to a .weights.h5 file
-    image_size: int = 128
-    epochs: int = 30  # the head trains on cached features: an epoch costs milliseconds
-    batch_size: int = 32
-    learning_rate: float = 1e-2  # Adam on normalised features: 10 epochs reach 0.93 on the sample
-    fine_tune_epochs: int = 5
-    fine_tune_blocks: int = 1  # how many of VGG16's five conv blocks, counted from the top, to unfreeze
-    fine_tune_learning_rate: float = 1e-5
-    pooling: str = "avg"
-    # 0 means no hidden layer: a linear classifier on the features, which generalised best from
-    # tens of images per class (Fashion-MNIST, 42 per class: 0.96 held-out vs 0.915 with 256 units).
-    dense_units: int = 0
-    dropout: float = 0.3
-    l2: float = 1e-3  # weight decay on the head's dense layers
-    augment: bool = False
+    weights: str = setting("imagenet", label="Starting weights", choices=("imagenet", "none"),
+                           help="What VGG16 knows before it sees your photos: 'imagenet', 'none' (random, for "
+                                "comparison) or a .weights.h5 file.", section="Starting point")
+    mode: str = setting("feature-extraction", label="Training mode", choices=MODES,
+                        help="Fine-tuning also adjusts VGG16's top blocks: sometimes a few points better, slower.",
+                        section="Starting point")
+    image_size: int = setting(128, label="Image size", unit="px", low=MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE,
+                              steps=IMAGE_SIZES, section="Starting point",
+                              help="Photos are resized to this square; bigger sees more detail but is slower.")
+    # The head is a softmax regression on VGG16's pooled features, fitted by L-BFGS to its optimum, its
+    # regularisation chosen on the folds (head.py): no epochs, learning rate or decay to guess.
+    class_weights: bool = setting(True, label="Balance uneven classes", section="New top layer",
+                                  help="Counts mistakes on rare classes more, so a big class does not dominate.")
+    fine_tune_epochs: int = setting(5, label="Fine-tuning epochs", low=0, high=100, section="Fine-tuning",
+                                    help="Passes over the photos that also adjust VGG16's top blocks.")
+    fine_tune_blocks: int = setting(1, label="Blocks to adjust", low=1, high=5, section="Fine-tuning",
+                                    help="How many of VGG16's 5 blocks, from the top, may change.")
+    fine_tune_learning_rate: float = setting(1e-5, label="Fine-tuning learning rate", low=1e-7, high=1.0,
+                                             exclusive_high=True, steps=LEARNING_RATES, section="Fine-tuning",
+                                             help="Keep it small (0.00001) so VGG16 keeps what it knows.")
+    batch_size: int = setting(32, label="Batch size", low=1, high=512, section="Fine-tuning",
+                              help="Photos per fine-tuning step; 32 suits most data.")
+    augment: bool = setting(False, label="Augment the training photos", section="Augmentation",
+                            help="Also trains on flipped, turned, zoomed copies: helps with few photos, costs time.")
     augmentation: Augmentation = field(default_factory=Augmentation)
-    # Off by default: with a few validation images per class the validation loss is too noisy
-    # to stop on, and restoring its "best" epoch cost accuracy in measurements.
-    early_stopping: bool = False
-    patience: int = 5
-    class_weights: bool = True  # balance the loss when some classes have far more images
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 0
-    precision: str = "auto"  # bfloat16 where the CPU has native support, else float32
-    strategy: str = "default"
+    folds: int = setting(5, label="Cross-validation folds", low=2, high=10, section="Checking",
+                         help="Every photo is tested once by a model that did not learn from it; the accuracy shown "
+                              "comes from these tests.")
+    max_cv_photos: int = setting(5000, label="Largest dataset checked by folds", low=10, high=10**7, section="Checking",
+                                 help="Above this many photos, one held-out share is used instead of folds.")
+    holdout_fraction: float = setting(0.2, label="Held-out share (large data, fine-tuning)", low=0.05, high=0.5,
+                                      section="Checking",
+                                      help="When folds are not used, this share of the photos is kept for the test.")
+    seed: int = setting(0, label="Random seed", low=0, high=2**31 - 1, section="Checking",
+                        help="The same seed and photos give the same folds and the same model.")
+    precision: str = setting("auto", label="Number precision", choices=PRECISIONS, section="Checking",
+                             help="Arithmetic of VGG16's frozen part: 'auto' picks int8 or bfloat16 where this "
+                                  "processor runs them fast and they agree with float32 on your photos.")
+    strategy: str = setting("default", label="Distribution strategy", choices=STRATEGIES, section="",
+                            help="tf.distribute strategy for fine-tuning on several devices or machines.")
 
     def __post_init__(self):
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        if not isinstance(self.weights, str) or not self.weights:
-            raise ValueError(f"weights must be 'imagenet', 'none' or a file path, got {self.weights!r}.")
-        if not _is_whole(self.image_size) or not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
-            raise ValueError(
-                f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, got {self.image_size!r}."
-            )
-        _check_range("epochs", self.epochs, 1, 500)
-        _check_range("batch_size", self.batch_size, 1, 512)
-        _check_range("fine_tune_epochs", self.fine_tune_epochs, 0, 500)
-        _check_range("fine_tune_blocks", self.fine_tune_blocks, 1, 5)
-        _check_range("dense_units", self.dense_units, 0, 4096)
-        _check_range("patience", self.patience, 1, 100)
-        _check_range("seed", self.seed, 0, 2**31 - 1)
-        for name in ("augment", "early_stopping", "class_weights"):
-            _check_bool(name, getattr(self, name))
-        for name in ("learning_rate", "fine_tune_learning_rate", "l2", "dropout", "val_fraction", "test_fraction"):
-            if not _is_number(getattr(self, name)):
-                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}.")
-        for name in ("learning_rate", "fine_tune_learning_rate"):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise ValueError(f"{name} must be between 0 and 1, got {value!r}.")
-        if not 0 <= self.l2 < 1:
-            raise ValueError(f"l2 must be at least 0 and below 1, got {self.l2!r}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be at least 0 and below 1, got {self.dropout!r}.")
-        if not 0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be above 0 and below 0.5, got {self.val_fraction!r}.")
-        if not 0 <= self.test_fraction < 0.5:
-            raise ValueError(f"test_fraction must be at least 0 and below 0.5, got {self.test_fraction!r}.")
         if isinstance(self.augmentation, dict):
             known = {f.name for f in dataclasses.fields(Augmentation)}
             unknown = sorted(set(self.augmentation) - known)
@@ -109,10 +162,20 @@ class TrainConfig:
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
         if not isinstance(self.augmentation, Augmentation):
             raise ValueError(f"augmentation must be an Augmentation or a dict, got {self.augmentation!r}.")
+        if not isinstance(self.weights, str) or not self.weights.strip():
+            raise ValueError(f"weights must be 'imagenet', 'none' or a file path, got {self.weights!r}.")
+        for name, default, spec in declared(type(self)):
+            if name != "weights":  # a file path is allowed besides the choices
+                spec.check(name, getattr(self, name), default)
 
     @property
     def fine_tunes(self) -> bool:
         return self.mode == "fine-tune" and self.fine_tune_epochs > 0
+
+    @property
+    def views(self) -> int:
+        """Copies of each training photo that go through VGG16: 1, or the augmentation's views."""
+        return self.augmentation.views if self.augment else 1
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -128,10 +191,22 @@ class TrainConfig:
             raise ValueError(f"Unknown training settings: {unknown!r}.")
         return cls(**data)
 
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    def in_words(self) -> list[tuple[str, str]]:
+        """(label, value in words) for every setting that matters to this run, for people."""
+        rows = [("Image size", spec_of(TrainConfig, "image_size").words(self.image_size)),
+                ("Starting weights", {"imagenet": "ImageNet", "none": "random (from scratch)"}.get(
+                    self.weights, f"from the file {self.weights}")),
+                ("Training mode", "fine-tuning" if self.fine_tunes else "feature extraction (VGG16 kept as it is)")]
+        skip = {"image_size", "weights", "mode", "strategy"}
+        if not self.fine_tunes:
+            skip |= {"fine_tune_epochs", "fine_tune_blocks", "fine_tune_learning_rate", "batch_size"}
+        for name, _, spec in declared(type(self)):
+            if name not in skip:
+                rows.append((spec.label, spec.words(getattr(self, name))))
+        if self.augment:
+            rows += [(spec.label, spec.words(getattr(self.augmentation, name)))
+                     for name, _, spec in declared(Augmentation)]
+        return rows
 
 
 def _is_whole(value) -> bool:
@@ -140,13 +215,3 @@ def _is_whole(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
-
-
-def _check_range(name, value, low, high):
-    if not _is_whole(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")

@@ -24,3 +24,7 @@ class UnsafeModelError(QuasarError):
 class ResourceLimitError(QuasarError):
     """A job would not fit in memory, or an upload is over a configured limit."""
 
+
+
+class DiskFullError(QuasarError):
+    """A file could not be written because the disk is full (the message says what to do)."""

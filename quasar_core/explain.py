@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quasar_core.data.images import resize, resize_square
+
 LAST_CONV_LAYER = "block5_conv3"
 
 
@@ -19,7 +21,6 @@ def grad_cam(model, image: np.ndarray, *, class_index: int | None = None, layer:
     """
     import keras
     import tensorflow as tf
-    from PIL import Image
 
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
@@ -42,8 +43,8 @@ def grad_cam(model, image: np.ndarray, *, class_index: int | None = None, layer:
     cam = tf.nn.relu(tf.reduce_sum(activations[0] * channel_weights, axis=-1)).numpy()
     if cam.max() > 0:
         cam = cam / cam.max()
-    heatmap = Image.fromarray((cam * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR)
-    return np.asarray(heatmap, dtype=np.float32) / 255.0, class_index, np.asarray(probabilities[0])
+    heatmap = resize(cam[:, :, None], image.shape[0], image.shape[1])[:, :, 0]
+    return np.clip(heatmap, 0.0, 1.0), class_index, np.asarray(probabilities[0])
 
 
 def _jet(values: np.ndarray) -> np.ndarray:
@@ -68,31 +69,23 @@ def explain_image(model, image: np.ndarray, labels: list[str], *, class_name: st
                   min_side: int = 224, image_size: int | None = None) -> dict:
     """Everything a page or the CLI shows: the overlay, the class explained, all probabilities.
 
-    With `image_size` (the run's), the model sees the photo resized exactly as
-    TransferClassifier.predict_proba resizes it, so these probabilities are the prediction
-    itself and one pass through VGG16 both classifies and explains. Small images (28 px
-    Fashion-MNIST) are enlarged for display so the overlay is legible. With class_name None,
-    the predicted class is explained.
+    With `image_size` (the run's), the model sees the photo resized by THE resize, as every
+    prediction does, so these probabilities are the prediction itself and one pass through
+    VGG16 both classifies and explains. Small images (28 px Fashion-MNIST) are enlarged for
+    display so the overlay is legible. With class_name None, the predicted class is explained.
     """
-    from PIL import Image
-
     if class_name is not None and class_name not in labels:
         raise ValueError(f"class {class_name!r} is not one of this model's classes: {', '.join(labels)}.")
     shown = np.asarray(image, dtype=np.uint8)
     if min(shown.shape[:2]) < min_side:
         scale = min_side / min(shown.shape[:2])
-        size = (round(shown.shape[1] * scale), round(shown.shape[0] * scale))
-        shown = np.asarray(Image.fromarray(shown).resize(size, Image.BILINEAR))
-    if image_size is not None:
-        from .training import resize_batch
-
-        model_input = resize_batch(np.asarray(image, dtype=np.uint8), image_size)[0]
-    else:
-        model_input = shown
+        enlarged = resize(shown, round(shown.shape[0] * scale), round(shown.shape[1] * scale))
+        shown = np.clip(np.rint(enlarged), 0, 255).astype(np.uint8)
+    model_input = resize_square(np.asarray(image), image_size) if image_size is not None else shown
     index = labels.index(class_name) if class_name is not None else None
     heatmap, index, probabilities = grad_cam(model, model_input, class_index=index)
     if heatmap.shape != shown.shape[:2]:
-        heatmap = np.asarray(Image.fromarray(heatmap).resize(shown.shape[1::-1], Image.BILINEAR))
+        heatmap = np.clip(resize(heatmap[:, :, None], *shown.shape[:2])[:, :, 0], 0.0, 1.0)
     return {"overlay": overlay(shown, heatmap), "heatmap": heatmap, "class_name": labels[index],
             "probability": float(probabilities[index]),
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)}}

@@ -4,6 +4,12 @@ A web server is one process for every visitor. Each job trains in its own thread
 folder; a process-wide queue admits QUASAR_MAX_CONCURRENT_JOBS jobs at once (default 1) so
 memory stays bounded, and the others wait with a visible place in the queue. Jobs are
 found again by their owner's workspace id, so a refreshed page reattaches to its job.
+
+A finished job keeps only its state and messages: its results are in its run folder, so the
+queue holds no model, no photos and no features (memory stays flat over many trainings), and
+only the newest finished job of each owner and kind is kept at all. A queued job whose page
+has stopped asking about it (the tab was closed) for ABANDONED_SECONDS is cancelled before it
+starts, so it never blocks the people still waiting; a running job finishes into its run folder.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig
-from .errors import QuasarError
-from .progress import Progress, TrainingHooks
+from quasar_core.checkup import checkup
+from quasar_core.compare import FRACTIONS, compare_transfer
+from quasar_core.config import TrainConfig
+from quasar_core.errors import QuasarError
+from quasar_core.progress import Progress, TrainingHooks
+from quasar_core.runs.folder import FILES, write_json
+from quasar_core.runs.pipeline import train_run
 
 CONCURRENCY_ENV = "QUASAR_MAX_CONCURRENT_JOBS"
+ABANDONED_SECONDS = 90.0
 
 
 @dataclass
@@ -38,20 +49,24 @@ class JobSnapshot:
 
 
 class TrainingJob:
-    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader):
+    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader, cache=None,
+                 candidates=None):
         self.job_id = secrets.token_hex(6)
+        self.candidates = candidates  # the Best preset's settings to try
         self.dataset = dataset
         self.config = config
         self.run_dir = Path(run_dir)
         self.owner = owner
         self.base_loader = base_loader  # called in the job's thread: returns the shared VGG16 base
+        self.cache = cache  # the owner's feature cache
         self.cancel_event = threading.Event()
+        self.last_seen = time.monotonic()
+        self.abandoned = False
         self.state = "queued"
         self.error: str | None = None
         self.progress: Progress | None = None
         self.history: list[dict] = []
         self.messages: list[str] = []
-        self.run = None
         self.created = time.time()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -63,7 +78,12 @@ class TrainingJob:
     def finished(self) -> bool:
         return self.state in ("done", "cancelled", "failed")
 
+    def seen(self) -> None:
+        """Someone is looking at this job (its page polled it)."""
+        self.last_seen = time.monotonic()
+
     def snapshot(self, queue: "JobQueue") -> JobSnapshot:
+        self.seen()
         with self._lock:
             return JobSnapshot(self.job_id, self.state, queue.position(self), self.progress, list(self.history),
                                list(self.messages), self.error, self.run_dir)
@@ -83,17 +103,15 @@ class TrainingJob:
 
     def _work(self, hooks: TrainingHooks) -> str:
         """The job's work, in its thread; returns the final state. Training here; subclasses differ."""
-        from .runs import train_run
-
-        self.run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
-                             base=self.base_loader())
-        return self.run.state
+        run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
+                        base_loader=self.base_loader, cache=self.cache, candidates=self.candidates)
+        return run.state
 
     def _execute(self) -> None:
         hooks = TrainingHooks(self._on_progress, self._on_epoch, self._on_message)
         try:
             state = self._work(hooks)
-        except QuasarError as exc:
+        except QuasarError as exc:  # includes a full disk: the message says so
             self.error, state = str(exc), "failed"
         except Exception as exc:  # anything else: keep the server alive, log the details, say it plainly
             traceback.print_exc()
@@ -101,7 +119,7 @@ class TrainingJob:
                           "caused it. Your photos and settings are kept: press Start to try again.")
             state = "failed"
         finally:
-            self.dataset = None  # the images are no longer needed: free them
+            self.dataset = self.base_loader = self.cache = None  # nothing of the work stays in memory
         with self._lock:
             self.state = state
 
@@ -109,26 +127,36 @@ class TrainingJob:
 class ComparisonJob(TrainingJob):
     """Transfer vs from scratch on the user's data; writes comparison.json into `run_dir`.
 
-    `base_loader` returns {"imagenet": base, "none": base}. The summary ends in `result`.
+    `base_loader` is {"imagenet": loader, "none": loader} (functions returning the shared bases).
     """
 
-    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader,
-                 fractions=(0.25, 0.5, 1.0)):
-        super().__init__(dataset, config, run_dir, owner=owner, base_loader=base_loader)
+    def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader, cache=None,
+                 fractions=FRACTIONS):
+        super().__init__(dataset, config, run_dir, owner=owner, base_loader=base_loader, cache=cache)
         self.fractions = tuple(fractions)
-        self.result: dict | None = None
 
     def _work(self, hooks: TrainingHooks) -> str:
-        from .compare import compare_transfer
-        from .report import COMPARISON_FILE
-        from .runs import write_json
-
-        summary = compare_transfer(self.dataset, self.config, fractions=self.fractions, bases=self.base_loader(),
-                                   hooks=hooks, cancel=self.cancel_event)
-        self.result = summary
+        summary = compare_transfer(self.dataset, self.config, fractions=self.fractions, base_loaders=self.base_loader,
+                                   cache=self.cache, hooks=hooks, cancel=self.cancel_event)
         if summary["results"]:
-            write_json(self.run_dir / COMPARISON_FILE, {**summary, "config": self.config.to_dict()})
+            write_json(self.run_dir / FILES.COMPARISON, {**summary, "config": self.config.to_dict()})
         return "cancelled" if summary["cancelled"] else "done"
+
+
+class CheckJob(TrainingJob):
+    """The data doctor on the owner's photos (checkup.py); the result is written into the workspace."""
+
+    def __init__(self, dataset, config: TrainConfig, workspace, *, owner: str, base_loader, cache=None):
+        super().__init__(dataset, config, workspace.folder, owner=owner, base_loader=base_loader, cache=cache)
+        self.workspace = workspace
+
+    def _work(self, hooks: TrainingHooks) -> str:
+        result = checkup(self.dataset, self.config, cache=self.cache, base_loader=self.base_loader, hooks=hooks,
+                         cancel=self.cancel_event)
+        if result is None:
+            return "cancelled"
+        self.workspace.keep_check(result.to_dict())  # the page reads it from the workspace: nothing kept here
+        return "done"
 
 
 class JobQueue:
@@ -147,6 +175,7 @@ class JobQueue:
 
     def submit(self, job: TrainingJob) -> TrainingJob:
         with self._lock:
+            self._prune(job.owner, type(job))
             self._jobs[job.job_id] = job
             self._waiting.append(job)
         job._thread = threading.Thread(target=self._run, args=(job,), name=f"quasar-train-{job.job_id}",
@@ -154,12 +183,22 @@ class JobQueue:
         job._thread.start()
         return job
 
+    def _prune(self, owner: str, kind: type) -> None:
+        """Forget the owner's finished jobs of this kind: the new one replaces them (results are on disk)."""
+        for job_id, job in list(self._jobs.items()):
+            if job.owner == owner and type(job) is kind and job.finished:
+                del self._jobs[job_id]
+
     def _run(self, job: TrainingJob) -> None:
         while not self._slots.acquire(timeout=0.2):
+            if time.monotonic() - job.last_seen > ABANDONED_SECONDS:
+                job.abandoned = True  # its page is gone: do not make the others wait for it
+                job.cancel()
             if job.cancel_event.is_set():  # stopped while still waiting: never started
                 with self._lock:
                     self._waiting.remove(job)
                 job.state = "cancelled"
+                job.dataset = job.base_loader = job.cache = None
                 return
         try:
             with self._lock:

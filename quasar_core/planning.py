@@ -1,7 +1,10 @@
-"""Before training: presets, how long it will take, and whether it fits in memory.
+"""Before training: how long it will take and whether it fits in memory, on this machine.
 
-Time is estimated from VGG16's arithmetic (which grows with the square of the image size)
-and a forward-pass rate measured on this machine; memory from the sizes of what is held.
+Time is VGG16's arithmetic (which grows with the square of the image size) at a rate
+measured on this machine, for the photos whose features are not in the cache yet, plus the
+decoding of those photos, the heads on the folds and fine-tuning's epochs. Photos already in
+the cache cost nothing, so a second training of the same photos is estimated (and takes)
+seconds.
 """
 
 from __future__ import annotations
@@ -11,29 +14,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Augmentation, TrainConfig
-from .errors import ResourceLimitError
-
-PRESETS: dict[str, TrainConfig] = {
-    "Quick look": TrainConfig(image_size=96, epochs=30, augment=False),
-    "Balanced": TrainConfig(image_size=128, epochs=30, augment=True, augmentation=Augmentation(views=2)),
-    "Best accuracy": TrainConfig(image_size=224, epochs=30, augment=True, mode="fine-tune",
-                                 augmentation=Augmentation(views=2), fine_tune_epochs=5, fine_tune_blocks=1),
-}
-PRESET_DESCRIPTIONS = {
-    "Quick look": "A first model in about a minute: small images, no augmentation.",
-    "Balanced": "Sharper images and augmented copies: better accuracy for a few minutes more.",
-    "Best accuracy": "Full-size images, augmentation and fine-tuning of VGG16's top block: slowest, most accurate.",
-}
+from quasar_core.config import TrainConfig
+from quasar_core.errors import ResourceLimitError
+from quasar_core.features.extract import batch_size_for
 
 # VGG16's conv layers: (block, input channels, output channels), image side halved after each block.
 _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 256), (3, 256, 256),
                 (3, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512), (5, 512, 512), (5, 512, 512),
                 (5, 512, 512)]
 MEMORY_LIMIT_ENV = "QUASAR_MEMORY_LIMIT_MB"
-# Building and tracing the networks, assembling and saving the model: ~1-2 s per run here,
-# whatever the data (measured on 24 images at 32 px: 1.2-2.2 s against 0.2 s of arithmetic).
-FIXED_OVERHEAD_SECONDS = 2.0
+# Writing the run (head, examples, evaluation) and starting the job: about a second here.
+FIXED_OVERHEAD_SECONDS = 1.5
+HEAD_FIT_SECONDS = 0.05  # one logistic regression on a few hundred photos' features (measured: 30-60 ms)
+DECODE_SECONDS_PER_MEGAPIXEL = 0.012  # Pillow decoding + THE resize, per source megapixel
+BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
+SPEEDUPS = {"float32": 1.0, "bfloat16": 2.0, "int8": 3.0}  # over float32, where the CPU has the instructions
 
 
 def vgg16_gflops(image_size: int, *, from_block: int = 1) -> float:
@@ -46,72 +41,64 @@ def vgg16_gflops(image_size: int, *, from_block: int = 1) -> float:
     return total / 1e9
 
 
+def seconds_per_photo(config: TrainConfig, *, rate_at_224: float = 3.4, precision: str = "float32") -> float:
+    """VGG16 seconds for one photo at the config's size, from a photos/s rate at 224 px."""
+    return vgg16_gflops(config.image_size) / vgg16_gflops(224) / (rate_at_224 * SPEEDUPS.get(precision, 1.0))
+
+
 @dataclass(frozen=True)
 class TimeEstimate:
     feature_seconds: float
     head_seconds: float
     fine_tune_seconds: float
-    evaluate_seconds: float
+    overhead_seconds: float = FIXED_OVERHEAD_SECONDS
 
     @property
     def total_seconds(self) -> float:
-        return (FIXED_OVERHEAD_SECONDS + self.feature_seconds + self.head_seconds + self.fine_tune_seconds
-                + self.evaluate_seconds)
+        return self.feature_seconds + self.head_seconds + self.fine_tune_seconds + self.overhead_seconds
 
 
-def estimate_training_time(config: TrainConfig, n_train: int, n_val: int, n_test: int, *,
-                           images_per_second_at_224: float, precision_speedup: float = 1.0) -> TimeEstimate:
-    """Seconds per phase, from a measured fp32 forward rate at 224 px.
+def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: float, precision: str = "float32",
+                           uncached_views: int | None = None, megapixels: float = 0.1) -> TimeEstimate:
+    """Seconds per phase for `n_photos`, of which `uncached_views` photo-views still need VGG16.
 
-    precision_speedup is how much faster the feature pass runs in the chosen precision
-    (about 2 with bfloat16 on CPUs that support it).
+    `rate_at_224` is float32 photos per second at 224 px on this machine; `precision` what will run;
+    `megapixels` the photos' median size (decoding them costs too).
     """
-    if images_per_second_at_224 <= 0:
-        raise ValueError(f"images_per_second_at_224 must be positive, got {images_per_second_at_224!r}.")
-    gflops_per_second = images_per_second_at_224 * vgg16_gflops(224)
-    per_image = vgg16_gflops(config.image_size) / gflops_per_second
-    views = config.augmentation.views if config.augment else 1
-    features = (n_train * views + n_val) * per_image / precision_speedup
-    # The head trains on 512 numbers per image: ~20 microseconds a sample-epoch, plus Keras' overhead.
-    head = config.epochs * (0.08 + (n_train * views + n_val) * 2e-5)
+    if rate_at_224 <= 0:
+        raise ValueError(f"rate_at_224 must be positive, got {rate_at_224!r}.")
+    views = config.views
+    uncached = n_photos * views if uncached_views is None else uncached_views
+    per_photo = seconds_per_photo(config, rate_at_224=rate_at_224, precision=precision)
+    features = uncached * (per_photo + DECODE_SECONDS_PER_MEGAPIXEL * megapixels)
+    folds = 1 if (config.fine_tunes or n_photos > config.max_cv_photos) else config.folds
+    head = (folds * 5 + 1) * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
     if config.fine_tunes:
-        top_block = 6 - config.fine_tune_blocks
-        top = vgg16_gflops(config.image_size, from_block=top_block) / gflops_per_second
-        # forward + backward is about three forward passes, in fp32
-        fine_tune = config.fine_tune_epochs * (n_train * views * 3 * top + n_val * top)
-    evaluate = n_test * per_image
-    return TimeEstimate(features, head, fine_tune, evaluate)
+        top = vgg16_gflops(config.image_size, from_block=6 - config.fine_tune_blocks) / vgg16_gflops(224)
+        step = top / rate_at_224  # float32: fine-tuning trains in float
+        learned = n_photos * views
+        # the hold-out estimate (80 % of the photos) and the kept model (all), forward + backward
+        fine_tune = config.fine_tune_epochs * 1.8 * learned * BACKWARD_FACTOR * step
+        features += uncached * per_photo  # the boundary activations are a second, float pass
+    return TimeEstimate(features, head, fine_tune)
 
 
-def measure_forward_rate(base, *, image_size: int = 96, batch: int = 8, precision: str = "float32") -> float:
-    """Images per second of VGG16's conv stack on this machine, scaled to 224 px by FLOPs."""
-    import tensorflow as tf
+def measure_forward_rate(base, *, image_size: int = 96, batch: int = 8) -> float:
+    """float32 photos per second of VGG16's conv stack on this machine, scaled to 224 px by FLOPs."""
+    import numpy as np
 
-    from .backbone import feature_network
+    from quasar_core.features.networks import keras_network
 
-    network = feature_network(base, precision=precision)
-    forward = tf.function(lambda x: network(x, training=False))
-    images = tf.random.uniform((batch, image_size, image_size, 3), -120, 120, seed=0)
-    forward(images)  # trace and warm up
+    network = keras_network(base, precision="float32")
+    images = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, 3)).astype(np.float32)
+    network(images)  # trace and warm up
     best = float("inf")
     for _ in range(2):
         started = time.perf_counter()
-        forward(images).numpy()
+        network(images)
         best = min(best, time.perf_counter() - started)
-    rate = batch / best
-    return rate * vgg16_gflops(image_size) / vgg16_gflops(224)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return batch / best * vgg16_gflops(image_size) / vgg16_gflops(224)
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -121,23 +108,22 @@ def _boundary_bytes(image_size: int, frozen_blocks: int) -> int:
     return int(side * side * channels * 4)
 
 
-def estimate_training_memory(config: TrainConfig, n_images: int, *, n_train: int | None = None) -> int:
-    """Bytes a training job adds to the process at its peak (the shared VGG16 base excluded)."""
-    from .training import feature_batch_size
+def estimate_training_memory(config: TrainConfig, n_photos: int) -> int:
+    """Bytes a training job adds to the process at its peak (the shared VGG16 base excluded).
 
-    n_train = n_train if n_train is not None else int(n_images * (1 - config.val_fraction - config.test_fraction))
-    views = config.augmentation.views if config.augment else 1
+    Photos are streamed, so they do not count; the pooled features (2 KB a photo and view) do,
+    and with fine-tuning the boundary activations and the training step.
+    """
     size = config.image_size
-    weights = 2 * 58_900_000  # the frozen copy for the feature pass and the assembled model
-    pass_activations = int(feature_batch_size(size) * 3 * size * size * 64 * 4)
-    resized = n_images * size * size * 3 * 4  # float32 batches of train/val images at size
-    frozen_blocks = 5 - config.fine_tune_blocks if config.fine_tunes else 5
-    cache = (n_train * views + n_images - n_train) * _boundary_bytes(size, frozen_blocks)
-    training = 0
+    pass_activations = int(batch_size_for(size) * 3 * size * size * 64 * 4)
+    features = n_photos * config.views * 512 * 4 * 3  # cache, views and the folds' copies
+    fine_tune = 0
     if config.fine_tunes:
-        per_image = 3 * 3 * _boundary_bytes(size, frozen_blocks)  # forward kept + gradients, ~3 tensors a block
-        training = config.batch_size * per_image * config.fine_tune_blocks + 58_900_000 * 3  # Adam slots
-    return int((weights + pass_activations + resized + cache + training) * 1.25)
+        frozen = 5 - config.fine_tune_blocks
+        fine_tune = n_photos * config.views * _boundary_bytes(size, frozen) * 2  # activations + one copy
+        fine_tune += config.batch_size * 9 * _boundary_bytes(size, frozen) * config.fine_tune_blocks
+        fine_tune += 3 * 4 * 2_400_000 * 4 * config.fine_tune_blocks  # trainable weights + Adam slots
+    return int((pass_activations + features + fine_tune + 150 * 1024**2) * 1.25)
 
 
 def memory_limit_bytes() -> int:
@@ -171,28 +157,46 @@ def current_rss_bytes() -> int:
     return 0
 
 
-def check_memory(config: TrainConfig, n_images: int, *, reserved_bytes: int = 0) -> int:
+def check_memory(config: TrainConfig, n_photos: int, *, reserved_bytes: int = 0) -> int:
     """Raise ResourceLimitError, before anything starts, when the job would not fit. Returns its estimate."""
-    need = estimate_training_memory(config, n_images)
+    need = estimate_training_memory(config, n_photos)
     free = memory_limit_bytes() - current_rss_bytes() - reserved_bytes
     if need > free:
         raise ResourceLimitError(
             f"This training needs about {need / 1024**3:.1f} GB of memory but only {max(free, 0) / 1024**3:.1f} GB "
             "is free here. Choose a smaller image size, fewer augmented copies, feature extraction instead of "
-            "fine-tuning, or fewer images."
+            "fine-tuning, or fewer photos."
         )
     return need
 
 
-def suggest_sizes_table(config: TrainConfig, n_train: int, n_val: int, n_test: int, *,
-                        images_per_second_at_224: float, precision_speedup: float = 1.0,
-                        sizes=(64, 96, 128, 160, 224)) -> list[dict]:
-    """The time trade-off of each input size, for the configure screen."""
-    return [
-        {"image_size": size,
-         "seconds": estimate_training_time(config.replace(image_size=size), n_train, n_val, n_test,
-                                           images_per_second_at_224=images_per_second_at_224,
-                                           precision_speedup=precision_speedup).total_seconds}
-        for size in sizes
-    ]
+# --- the plan shown before training ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    time: TimeEstimate
+    sizes: list[dict]  # {"image_size", "seconds"} for the size trade-off table
+    precision: str
+    precision_reason: str
+    n_photos: int
+    cached_views: int  # photo-views whose features are already on disk
+    method: str  # how accuracy will be measured, in words
 
+
+def plan(dataset, config: TrainConfig, *, rate_at_224: float, precision, cached_views: int = 0,
+         sizes=(64, 96, 128, 160, 224)) -> Plan:
+    """Time for these settings (and other image sizes) on this machine; `precision` a PrecisionChoice."""
+    import numpy as np
+
+    n = len(dataset)
+    megapixels = float(np.median([w * h for w, h in (s.original_size for s in dataset.samples)])) / 1e6
+    uncached = max(0, n * config.views - cached_views)
+    time_estimate = estimate_training_time(config, n, rate_at_224=rate_at_224, precision=precision.precision,
+                                           uncached_views=uncached, megapixels=megapixels)
+    table = [{"image_size": size, "seconds": estimate_training_time(
+        config.replace(image_size=size), n, rate_at_224=rate_at_224, precision=precision.precision,
+        megapixels=megapixels).total_seconds} for size in sorted({*sizes, config.image_size})]
+    if config.fine_tunes or n > config.max_cv_photos:
+        method = f"a held-out test of about {round(n * config.holdout_fraction)} of your {n} photos"
+    else:
+        method = f"{config.folds}-fold cross-validation: every one of your {n} photos is tested once"
+    return Plan(time_estimate, table, precision.precision, precision.reason, n, cached_views, method)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 PHASE_LABELS = {
-    "features": "Reading your images through VGG16",
-    "head": "Training the classifier",
-    "fine-tune-features": "Preparing fine-tuning",
+    "check": "Checking your photos",
+    "features": "Reading your photos through VGG16",
+    "head": "Training and testing the classifier on every fold",
     "fine-tune": "Fine-tuning VGG16's top layers",
-    "evaluate": "Testing on held-out images",
+    "save": "Saving the model",
 }
+PHASE_ORDER = tuple(PHASE_LABELS)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Progress:
     elapsed_seconds: float = 0.0  # since the phase began
     eta_seconds: float | None = None  # until the phase ends
     logs: dict = field(default_factory=dict)
+    rate: float | None = None  # photos per second, for the feature pass
 
     @property
     def label(self) -> str:
@@ -88,7 +90,8 @@ def is_cancelled(cancel: threading.Event | None) -> bool:
     return cancel is not None and cancel.is_set()
 
 
-def make_progress_callback(phase: str, hooks: TrainingHooks, cancel: threading.Event | None, epoch_offset: int = 0):
+def make_progress_callback(phase: str, hooks: TrainingHooks, cancel: threading.Event | None, epoch_offset: int = 0,
+                           label: str = ""):
     """A Keras callback reporting batches and epochs of `phase` to `hooks`, honouring `cancel`."""
     import keras
 
@@ -131,6 +134,7 @@ def make_progress_callback(phase: str, hooks: TrainingHooks, cancel: threading.E
                 "val_loss": _number(logs.get("val_loss")),
                 "val_accuracy": _number(logs.get("val_accuracy")),
                 "seconds": time.perf_counter() - self.epoch_started,
+                "label": label,
             }
             hooks.epoch_end(row)
 

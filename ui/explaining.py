@@ -15,8 +15,9 @@ import numpy as np
 
 from quasar_core import data
 from quasar_core.errors import QuasarError
-from quasar_core.runs import Run
-from ui import state
+from quasar_core.runs.folder import Run
+from quasar_core.runs.learned import classifier_of
+from ui import resources, state
 
 class CannotExplain(QuasarError):
     """The model lacks the layers Grad-CAM needs (it can still classify)."""
@@ -73,7 +74,7 @@ def photo_explanation(run: Run, content: bytes, name: str, class_name: str | Non
 def _explain(run: Run, pixels: np.ndarray, class_name: str | None, min_side: int) -> dict:
     from quasar_core.explain import LAST_CONV_LAYER, explain_image
 
-    model = run.classifier().model_
+    model = classifier_of(run, base_loader=resources.base_loader(run.config.weights)).model()
     try:
         return explain_image(model, pixels, run.labels, class_name=class_name, min_side=min_side,
                              image_size=run.config.image_size)
@@ -89,7 +90,7 @@ def model_card_maker(run_dir: Path) -> Callable[[], str]:
     """The model card's HTML, made only when the user clicks Download (st.download_button defers it)."""
 
     def make() -> str:
-        from quasar_core.report import model_card_html  # imported here: only needed on click
+        from quasar_core.runs.report import model_card_html  # imported here: only needed on click
 
         try:
             return model_card_html(run_dir)

@@ -1,46 +1,57 @@
-"""Starting, following and stopping this session's training job, and planning it beforehand.
+"""Starting, following and stopping this session's jobs (training, comparison, photo check), and the plan.
 
-Training runs in a thread of the process-wide jobs.default_queue(); the session keeps only
-the job's id (ui.state), so the Train page can poll it and a refreshed page can find it
-again. Nothing here imports TensorFlow at import time.
+Jobs run in threads of the process-wide jobs.default_queue(); the session keeps only their
+ids (ui.state), so a page can poll them and a reloaded page can find them again. Finished
+jobs hold no results in memory: the run folder (or the workspace) does. Nothing here imports
+TensorFlow at import time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from quasar_core import backbone, jobs, planning, runs
-from quasar_core.data import split_dataset
+from quasar_core import jobs, planning
 from quasar_core.errors import QuasarError, ResourceLimitError
-from quasar_core.progress import Progress
+from quasar_core.features.precision import choose_precision
+from quasar_core.presets import preset_named
+from quasar_core.progress import PHASE_ORDER, Progress
+from quasar_core.runs.folder import Run, new_run_dir
+from quasar_core.wording import duration
 from ui import resources, state, workspace
 
-BFLOAT16_SPEEDUP = 2.0
-TRADE_OFF_SIZES = (64, 96, 128, 160, 224)  # image sizes compared on the Configure page
 ACTIVE_STATES = ("queued", "running")
 
 
-def current_job() -> jobs.TrainingJob | None:
-    """This session's latest job, if the queue still has it and it belongs to this workspace."""
-    job_id = state.job_id()
+def _mine(job_id, kind):
     job = jobs.default_queue().get(job_id) if job_id else None
-    return job if job is not None and job.owner == workspace.current_id() else None
+    return job if isinstance(job, kind) and job.owner == workspace.current_id() else None
 
 
-def is_active(job: jobs.TrainingJob | None) -> bool:
+def current_job() -> jobs.TrainingJob | None:
+    """This session's latest training, if the queue still has it and it belongs to this workspace."""
+    job = _mine(state.job_id(), jobs.TrainingJob)
+    return job if type(job) is jobs.TrainingJob else None
+
+
+def current_check() -> jobs.CheckJob | None:
+    return _mine(state.check_job_id(), jobs.CheckJob)
+
+
+def is_active(job) -> bool:
     return job is not None and job.state in ACTIVE_STATES
 
 
 def start(dataset, config) -> jobs.TrainingJob:
-    """Check memory, load the shared VGG16 base here in the script thread, and queue the job.
+    """Check memory, load the shared VGG16 base here in the script thread, and queue the training.
 
-    Raises QuasarError subclasses with a plain message (too little memory, no weights).
+    The Best preset's candidates are tried in the job. Raises QuasarError subclasses with a plain message.
     """
     planning.check_memory(config, len(dataset))
-    base = resources.shared_base(config.weights)  # loaded once per server, reused by every job
-    run_dir = runs.new_run_dir(workspace.current_runs_root())
-    job = jobs.TrainingJob(dataset, config, run_dir, owner=workspace.current_id(), base_loader=lambda: base)
+    resources.shared_base(config.weights)  # loaded once per server (behind a spinner), reused by every job
+    here = workspace.current()
+    candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" else None
+    job = jobs.TrainingJob(dataset, config, new_run_dir(here.root), owner=here.id,
+                           base_loader=resources.base_loader(config.weights), cache=here.cache(), candidates=candidates)
     jobs.default_queue().submit(job)
     state.set_job_id(job.job_id)
     state.set_adopted_job_id(None)
@@ -49,29 +60,32 @@ def start(dataset, config) -> jobs.TrainingJob:
     return job
 
 
-def snapshot(job: jobs.TrainingJob) -> jobs.JobSnapshot:
+def start_check(dataset, config) -> jobs.CheckJob:
+    resources.shared_base(config.weights)
+    here = workspace.current()
+    job = jobs.CheckJob(dataset, config, here, owner=here.id, base_loader=resources.base_loader(config.weights),
+                        cache=here.cache())
+    jobs.default_queue().submit(job)
+    state.set_check_job_id(job.job_id)
+    return job
+
+
+def snapshot(job) -> jobs.JobSnapshot:
     return job.snapshot(jobs.default_queue())
 
 
-def run_seconds(run: runs.Run) -> float:
-    """Wall-clock time a finished run took, from its status file."""
-    status = run.status
-    return max(0.0, float(status.get("finished", 0.0)) - float(status.get("started", 0.0)))
-
-
-def adopt_result(job: jobs.TrainingJob) -> runs.Run | None:
-    """Once a job has ended, make its run the current run (once) and return it (None if none)."""
-    run = job.run
-    if run is None:
-        try:
-            run = runs.Run.open(job.run_dir)
-        except (QuasarError, ValueError, TypeError):
-            run = None
-            _remove_if_empty(job.run_dir)  # stopped while still waiting: nothing was written
+def adopt_result(job: jobs.TrainingJob) -> Run | None:
+    """Once a training has ended, make its run the current run (once) and return it (None if none)."""
+    try:
+        run = Run.open(job.run_dir)
+    except (QuasarError, ValueError, TypeError):
+        run = None
+        _remove_if_empty(job.run_dir)  # stopped while still waiting: nothing was written
     if state.adopted_job_id() != job.job_id:
         state.set_adopted_job_id(job.job_id)
         if run is not None and run.has_model:
             state.set_current_run(run)
+            workspace.current().enforce_budget(keep={run.name})
     return run
 
 
@@ -82,54 +96,41 @@ def _remove_if_empty(path: Path) -> None:
         pass
 
 
-# --- words for the progress bar -----------------------------------------------------------------
-PHASE_ORDER = ("features", "head", "fine-tune-features", "fine-tune", "evaluate")
-
-
 def progress_text(progress: Progress, *, fine_tunes: bool) -> str:
-    """"Step 2 of 3 · Training the classifier · epoch 3 of 8, batch 5 of 7 · about 12 s left"."""
-    phases = [p for p in PHASE_ORDER if fine_tunes or not p.startswith("fine-tune")]
-    # "fine-tune-features" is not reported separately by the core: it is part of "features".
-    phases = [p for p in phases if p != "fine-tune-features"]
+    """"Step 2 of 4 · Reading your photos through VGG16 · photo 40 of 245, 3.2 photos/s · about 12 s left"."""
+    phases = [p for p in PHASE_ORDER if p != "check" and (fine_tunes or p != "fine-tune")]
     parts = []
     if progress.phase in phases:
         parts.append(f"Step {phases.index(progress.phase) + 1} of {len(phases)}")
     parts.append(progress.label)
     if progress.total_epochs:
-        parts.append(f"epoch {progress.epoch} of {progress.total_epochs}, "
-                     f"batch {progress.step} of {progress.total_steps}")
-    else:
-        parts.append(f"image {progress.step} of {progress.total_steps}")
+        parts.append(f"epoch {progress.epoch} of {progress.total_epochs}, batch {progress.step} of "
+                     f"{progress.total_steps}")
+    elif progress.phase == "features":
+        rate = f", {progress.rate:.1f} photos/s" if progress.rate else ""
+        parts.append(f"photo {progress.step} of {progress.total_steps}{rate}")
+    elif progress.total_steps > 1:
+        parts.append(f"{progress.step} of {progress.total_steps}")
     if progress.eta_seconds is not None:
-        parts.append(f"about {planning.format_duration(progress.eta_seconds)} left in this step")
+        parts.append(f"about {duration(progress.eta_seconds)} left in this step")
     return " · ".join(parts)
 
 
-# --- before training -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Plan:
-    time: planning.TimeEstimate
-    sizes: list[dict]  # planning.suggest_sizes_table rows
-    precision: str  # what "auto" resolves to on this machine
-    n_train: int
-    n_val: int
-    n_test: int
+def plan(dataset, config) -> planning.Plan:
+    """Time for these settings on this machine (VGG16's speed measured once per server), cache hits included."""
+    from quasar_core import backbone
+    from quasar_core.features.cache import FeatureSpec
+    from quasar_core.features.extract import FeaturePass
 
-
-def plan(dataset, config) -> Plan:
-    """Time for these settings on this machine, and for other image sizes (measures VGG16 once)."""
-    split = split_dataset(dataset, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                          seed=config.seed)
-    rate = resources.forward_rate(resources.shared_base(config.weights))
-    precision = backbone.resolve_precision(config.precision)
-    speedup = BFLOAT16_SPEEDUP if precision == "bfloat16" else 1.0
-    counts = (len(split.train), len(split.val), len(split.test))
-    time_estimate = planning.estimate_training_time(config, *counts, images_per_second_at_224=rate,
-                                                    precision_speedup=speedup)
-    # The chosen size is always a row, so the table always shows where the user stands.
-    sizes = planning.suggest_sizes_table(config, *counts, images_per_second_at_224=rate, precision_speedup=speedup,
-                                         sizes=sorted({*TRADE_OFF_SIZES, config.image_size}))
-    return Plan(time_estimate, sizes, precision, *counts)
+    base = resources.shared_base(config.weights)
+    precision = choose_precision(config.precision)
+    spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size,
+                       precision.precision if precision.precision != "int8" else "int8")
+    probe = FeaturePass(spec=spec, network_for=None, cache=workspace.current().cache(),
+                        augmentation=config.augmentation if config.augment else None, seed=config.seed)
+    cached = probe.cached_count(dataset, views=config.views)
+    return planning.plan(dataset, config, rate_at_224=resources.forward_rate(base), precision=precision,
+                         cached_views=cached)
 
 
 def memory_check(dataset, config) -> tuple[int | None, str | None]:

@@ -1,8 +1,10 @@
-"""The page registry and the one way to move between pages.
+"""The page registry, the app's own navigation, and the one way to move between pages.
 
-Moving happens with st.switch_page / st.page_link (following a plain URL would start a
-new session and lose the loaded photos); both are given the workspace query param,
-which st.switch_page would otherwise clear.
+Streamlit's automatic page list is switched off (``client.showSidebarNavigation = false``):
+it would be drawn from the ``pages/`` file names (app, compare, configure…) before the script
+runs. The sidebar shows this registry's titles instead, grouped by section. Moving happens
+with st.switch_page / st.page_link (following a plain URL would start a new session); both
+carry the workspace query param, which st.switch_page would otherwise clear.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class PageInfo:
 
 HOME = PageInfo("pages/home.py", "Home", ":material/home:", "Start")
 UPLOAD = PageInfo("pages/upload.py", "Upload photos", ":material/upload:", "Make a classifier")
+CHECK = PageInfo("pages/check.py", "Check my photos", ":material/health_and_safety:", "Make a classifier")
 CONFIGURE = PageInfo("pages/configure.py", "Configure", ":material/tune:", "Make a classifier")
 TRAIN = PageInfo("pages/train.py", "Train", ":material/model_training:", "Make a classifier")
 EVALUATE = PageInfo("pages/evaluate.py", "Evaluate", ":material/fact_check:", "Use it")
@@ -32,17 +35,24 @@ PREDICT = PageInfo("pages/predict.py", "Predict", ":material/image_search:", "Us
 RUNS = PageInfo("pages/runs.py", "Past runs", ":material/history:", "Use it")
 COMPARE = PageInfo("pages/compare.py", "Compare", ":material/compare_arrows:", "Understand it")
 
-PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CONFIGURE, TRAIN, EVALUATE, PREDICT, RUNS, COMPARE)
+PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CHECK, CONFIGURE, TRAIN, EVALUATE, PREDICT, RUNS, COMPARE)
 
 
 def navigation():
-    """st.navigation over every page, grouped by section; returns the page to run."""
-    sections: dict[str, list] = {}
-    for page in PAGES:
-        sections.setdefault(page.section, []).append(
-            st.Page(page.path, title=page.title, icon=page.icon, default=page is HOME)
-        )
-    return st.navigation(sections)
+    """st.navigation over every page (hidden: the sidebar below is the app's own); returns the page to run."""
+    pages = [st.Page(page.path, title=page.title, icon=page.icon, default=page is HOME) for page in PAGES]
+    return st.navigation(pages, position="hidden")
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.markdown("### Quasar Nexus")
+        section = None
+        for page in PAGES:
+            if page.section != section:
+                section = page.section
+                st.caption(section)
+            link(page)
 
 
 def go(page: PageInfo) -> NoReturn:

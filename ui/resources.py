@@ -2,8 +2,8 @@
 
 Only read-only things belong here: the VGG16 convolutional base (one per weights choice;
 training never changes it, see quasar_core.backbone) and this machine's measured VGG16
-speed. Each user's own model lives in their session and run folder, never here.
-TensorFlow is imported inside these functions, so only when a page first needs them.
+speed. Each user's own work lives in their workspace on disk and in their session, never
+here. TensorFlow is imported inside these functions, so only when a page first needs them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ def shared_base(weights: str):
     return _load_base("none" if resolved is None else resolved)
 
 
+def base_loader(weights: str):
+    """A function the job's thread calls to get the shared base (loaded here on first use)."""
+    return lambda: shared_base(weights)
+
+
 @st.cache_resource(show_spinner="Loading VGG16, the network that already knows how to see (once per server)…")
 def _load_base(resolved_weights: str):
     return backbone.load_vgg16(resolved_weights)
@@ -30,7 +35,7 @@ def _load_base(resolved_weights: str):
 
 @st.cache_resource(show_spinner="Measuring how fast this computer runs VGG16 (once per server)…")
 def forward_rate(_base) -> float:
-    """VGG16 images per second at 224 px on this machine, in float32 (measured once per server).
+    """VGG16 photos per second at 224 px on this machine, in float32 (measured once per server).
 
     The speed does not depend on the weights' values, so whichever base comes first is measured.
     """

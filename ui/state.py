@@ -1,27 +1,33 @@
 """The one owner of ``st.session_state``: everything a browser session keeps, typed.
 
 Pages and helpers read and write session values only through these functions, so each
-value has one key, one type and one place where it is explained. Widget values are the
-exception Streamlit imposes (a widget's ``key`` is a session-state key); the few places
-that must set a widget's value do it through ``init_widget_values``/``set_widget_values``.
+value has one key, one type and one place where it is explained. What a user makes (photos,
+settings, the photo check's decisions, runs) is also on disk in their workspace
+(quasar_core.workspace), so a new session on the same ``?workspace=`` address gets it back;
+the session holds the working copies. Widget values are the exception Streamlit imposes (a
+widget's ``key`` is a session-state key); the few places that must set a widget's value do it
+through ``init_widget_values``/``set_widget_values``.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-if TYPE_CHECKING:  # only for annotations: importing these at run time is cheap but not needed
+if TYPE_CHECKING:  # only for annotations
     from quasar_core.config import TrainConfig
     from quasar_core.data import Dataset
-    from quasar_core.runs import Run
+    from quasar_core.doctor import DoctorReport
+    from quasar_core.runs.folder import Run
 
 _PREFIX = "quasar."
 WORKSPACE_ID_KEY = _PREFIX + "workspace_id"
 DATASET_KEY = _PREFIX + "dataset"
 PRESET_KEY = _PREFIX + "preset"
 CONFIG_KEY = _PREFIX + "config"
+CHOSEN_KEY = _PREFIX + "settings_chosen"
 JOB_ID_KEY = _PREFIX + "job_id"
 ADOPTED_JOB_KEY = _PREFIX + "adopted_job_id"
 RUN_KEY = _PREFIX + "current_run"
@@ -30,17 +36,20 @@ REOPEN_DISMISSED_KEY = _PREFIX + "reopen_offer_dismissed"
 REATTACHED_KEY = _PREFIX + "reattached_job"
 CLASS_ROWS_KEY = _PREFIX + "class_rows"
 COMPARISON_JOB_KEY = _PREFIX + "comparison_job_id"
+CHECK_JOB_KEY = _PREFIX + "check_job_id"
+CHECK_REPORT_KEY = _PREFIX + "check_report"
 GRAD_CAMS_KEY = _PREFIX + "grad_cams"
 EXPORTS_KEY = _PREFIX + "exports"
+NOTICE_KEY = _PREFIX + "notice"
 
 DEFAULT_PRESET = "Quick look"
 DEFAULT_CLASS_ROWS = 2
-MAX_GRAD_CAMS = 120  # overlays kept per session (each a few hundred KB at most)
+MAX_GRAD_CAMS = 48  # overlays kept per session (each at most ~100 KB)
 
 
 # --- workspace ----------------------------------------------------------------------------------
 def workspace_id() -> str | None:
-    """This session's workspace id (validated hex token), None before the first run sets it."""
+    """This session's workspace id (validated hex token), None before ui.workspace.sync sets it."""
     return st.session_state.get(WORKSPACE_ID_KEY)
 
 
@@ -50,7 +59,7 @@ def set_workspace_id(value: str) -> None:
 
 # --- data and settings --------------------------------------------------------------------------
 def dataset() -> "Dataset | None":
-    """The loaded photos (decoded, in memory), or None until the user loads some."""
+    """The photos to train on (the photo check's decisions applied), or None until some are loaded."""
     return st.session_state.get(DATASET_KEY)
 
 
@@ -59,7 +68,7 @@ def set_dataset(value: "Dataset | None") -> None:
 
 
 def preset() -> str:
-    """Name of the preset the settings started from (a key of planning.PRESETS)."""
+    """Name of the preset the settings started from (a Preset.name of quasar_core.presets)."""
     return st.session_state.get(PRESET_KEY, DEFAULT_PRESET)
 
 
@@ -68,15 +77,24 @@ def set_preset(name: str) -> None:
 
 
 def config() -> "TrainConfig | None":
-    """The chosen training settings, or None until chosen (Configure page or sample shortcut)."""
+    """The training settings (the preset's, or the user's), or None until there are photos to size them for."""
     return st.session_state.get(CONFIG_KEY)
 
 
-def set_config(value: "TrainConfig") -> None:
+def set_config(value: "TrainConfig | None") -> None:
     st.session_state[CONFIG_KEY] = value
 
 
-# --- training job and runs ----------------------------------------------------------------------
+def settings_chosen() -> bool:
+    """Whether the user chose the settings (on Configure, or by the sample shortcut), not just defaults."""
+    return bool(st.session_state.get(CHOSEN_KEY, False))
+
+
+def set_settings_chosen(value: bool) -> None:
+    st.session_state[CHOSEN_KEY] = value
+
+
+# --- jobs and runs ------------------------------------------------------------------------------
 def job_id() -> str | None:
     """Id of this session's latest training job in jobs.default_queue(), if any."""
     return st.session_state.get(JOB_ID_KEY)
@@ -101,6 +119,8 @@ def current_run() -> "Run | None":
 
 
 def set_current_run(value: "Run | None") -> None:
+    if value is None or current_run() is None or current_run().path != value.path:
+        st.session_state.pop(EXPORTS_KEY, None)  # exports of another run: large, and no longer wanted
     st.session_state[RUN_KEY] = value
 
 
@@ -132,7 +152,7 @@ def set_reattached_job(value: bool) -> None:
 
 
 def comparison_job_id() -> str | None:
-    """Id of this session's latest comparison job (transfer vs from scratch) in jobs.default_queue()."""
+    """Id of this session's latest comparison job (transfer vs from scratch)."""
     return st.session_state.get(COMPARISON_JOB_KEY)
 
 
@@ -140,15 +160,33 @@ def set_comparison_job_id(value: str | None) -> None:
     st.session_state[COMPARISON_JOB_KEY] = value
 
 
+def check_job_id() -> str | None:
+    """Id of this session's latest photo check (the data doctor) job."""
+    return st.session_state.get(CHECK_JOB_KEY)
+
+
+def set_check_job_id(value: str | None) -> None:
+    st.session_state[CHECK_JOB_KEY] = value
+
+
+def check_report() -> "DoctorReport | None":
+    """What the photo check found for the photos loaded now (None until it ran)."""
+    return st.session_state.get(CHECK_REPORT_KEY)
+
+
+def set_check_report(value: "DoctorReport | None") -> None:
+    st.session_state[CHECK_REPORT_KEY] = value
+
+
 # --- explanations and exports of a run --------------------------------------------------------------
 def grad_cam(key: tuple) -> "Any | None":
-    """A Grad-CAM result computed earlier in this session: key is (run folder, image id, class)."""
+    """A Grad-CAM result computed earlier in this session: key is (run folder, photo id, class)."""
     return st.session_state.get(GRAD_CAMS_KEY, {}).get(key)
 
 
 def remember_grad_cam(key: tuple, value: Any) -> None:
-    """Keep a Grad-CAM result; the oldest are dropped beyond MAX_GRAD_CAMS."""
-    cache = st.session_state.setdefault(GRAD_CAMS_KEY, {})
+    """Keep a Grad-CAM result; the least recently stored are dropped beyond MAX_GRAD_CAMS."""
+    cache = st.session_state.setdefault(GRAD_CAMS_KEY, OrderedDict())
     cache[key] = value
     while len(cache) > MAX_GRAD_CAMS:
         cache.pop(next(iter(cache)))
@@ -160,10 +198,20 @@ def prepared_export(run_path: str, format: str) -> "Any | None":
 
 
 def set_prepared_export(run_path: str, format: str, value: Any) -> None:
-    """Keep a checked export; exports of other runs are dropped (they can be large)."""
+    """Keep one checked export per format of the current run (they can be large)."""
     kept = {key: item for key, item in st.session_state.get(EXPORTS_KEY, {}).items() if key[0] == run_path}
     kept[(run_path, format)] = value
     st.session_state[EXPORTS_KEY] = kept
+
+
+# --- a message for the next draw -------------------------------------------------------------------
+def set_notice(text: str) -> None:
+    """A message a button's callback leaves for the page to show once (callbacks cannot draw)."""
+    st.session_state[NOTICE_KEY] = text
+
+
+def take_notice() -> str | None:
+    return st.session_state.pop(NOTICE_KEY, None)
 
 
 # --- upload form ----------------------------------------------------------------------------------
@@ -178,10 +226,7 @@ def add_class_row() -> None:
 
 # --- widget values --------------------------------------------------------------------------------
 def init_widget_values(values: dict[str, Any]) -> None:
-    """Give widgets their starting values, leaving the ones the user has already set alone.
-
-    Widgets are then created without ``value=``, so Streamlit never sees two defaults.
-    """
+    """Give widgets their starting values, leaving the ones the user has already set alone."""
     for key, value in values.items():
         if key not in st.session_state:
             st.session_state[key] = value

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 import zipfile
 from pathlib import Path
 
-from .errors import QuasarError, UnsafeModelError
+from quasar_core.config import TrainConfig
+from quasar_core.errors import QuasarError, UnsafeModelError
+from quasar_core.runs.folder import FILES, Run, Status, atomic_write, write_json
 
-# Every class a Quasar model is made of (see training.assemble_model), plus plain containers.
+# Every class a Quasar model is made of (see head.assemble_model), plus plain containers.
 ALLOWED_CLASSES = frozenset({
     "Functional", "Sequential", "Model", "InputLayer", "Resizing", "Conv2D", "MaxPooling2D",
     "GlobalAveragePooling2D", "Flatten", "Dropout", "Dense", "Normalization", "Activation",
@@ -95,42 +98,57 @@ def image_size_of(model) -> int:
         return int(shape[1])
 
 
-def import_model(data: bytes, file_name: str, run_dir: str | Path, *, labels: list[str] | None = None):
+def import_model(data: bytes, file_name: str, run_dir: str | Path):
     """Make a run folder from an uploaded model: a Quasar export zip or a bare .keras file.
 
-    The upload is checked and loaded safely before anything is kept; its predictions then
-    work like those of a run trained here. Returns the Run.
+    The upload is checked and loaded safely before anything is kept; its predictions then work
+    like those of a run trained here. An export zip's labels, evaluation, training date and
+    "none of these" reference come with it. Returns the Run.
     """
-    from .config import TrainConfig
-    from .runs import MODEL_FILE, Run, write_json
-
     run_dir = Path(run_dir)
     name = repr(file_name)
-    model_bytes, exported_labels = _model_from_upload(data, name)
-    config = read_keras_config(model_bytes, name=name)
-    check_model_config(config, name=name)
+    try:
+        parts = _parts_of_upload(data, name)
+        check_model_config(read_keras_config(parts["model"], name=name), name=name)
+    except QuasarError:
+        shutil.rmtree(run_dir, ignore_errors=True)  # an empty folder made for it by the caller
+        raise
     run_dir.mkdir(parents=True, exist_ok=True)
-    model_path = run_dir / MODEL_FILE
-    model_path.write_bytes(model_bytes)
+    model_path = run_dir / FILES.MODEL
+    atomic_write(model_path, parts["model"])
     try:
         model = load_checked_model(model_path)
         classes = int(model.outputs[0].shape[-1])
-        labels = labels or exported_labels or [f"class {i + 1}" for i in range(classes)]
+        labels = parts.get("labels") or [f"class {i + 1}" for i in range(classes)]
         if len(labels) != classes:
             raise QuasarError(f"{name} predicts {classes} classes but its labels name {len(labels)}.")
-        write_json(run_dir / "config.json", TrainConfig(image_size=image_size_of(model)).to_dict())
-        write_json(run_dir / "labels.json", list(labels))
-        now = time.time()  # "started" orders runs in lists; an opened model starts and ends now
-        write_json(run_dir / "status.json", {"state": "done", "started": now, "finished": now,
-                                             "message": f"Opened from {file_name}."})
-    except BaseException:
-        model_path.unlink(missing_ok=True)
+        write_json(run_dir / FILES.CONFIG, TrainConfig(image_size=image_size_of(model)).to_dict())
+        write_json(run_dir / FILES.LABELS, list(labels))
+        trained = parts.get("status") or {}
+        now = time.time()
+        status = Status(state="done", started=float(trained.get("started") or now),
+                        finished=float(trained.get("finished") or now), opened_from=str(file_name),
+                        source=str(trained.get("source") or ""),
+                        message=f"Opened from {file_name}.")
+        for name_in_zip, data_in_zip in parts.get("extra", {}).items():
+            atomic_write(run_dir / name_in_zip, data_in_zip)
+        write_json(run_dir / FILES.STATUS, status.to_dict())
+    except QuasarError:
+        shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    except Exception as exc:  # a damaged or hostile file must not show a traceback
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise QuasarError(f"{name} could not be opened as a model ({exc.__class__.__name__}). Open the model.keras "
+                          "or the zip downloaded from Quasar Nexus's Predict page.") from None
     return Run.open(run_dir)
 
 
-def _model_from_upload(data: bytes, name: str) -> tuple[bytes, list[str] | None]:
-    """(the .keras bytes, labels or None) from an export zip (model.keras + labels.json) or a .keras file."""
+# Files of an export zip kept with an opened model (checked: JSON parses, arrays load without pickle).
+KEPT_FROM_EXPORT = (FILES.METRICS, FILES.HISTORY, FILES.DATA_REPORT, FILES.FAMILIARITY)
+
+
+def _parts_of_upload(data: bytes, name: str) -> dict:
+    """{"model": .keras bytes, "labels", "status", "extra": {file: bytes}} from an export zip or a .keras file."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -138,16 +156,42 @@ def _model_from_upload(data: bytes, name: str) -> tuple[bytes, list[str] | None]
     with archive:
         members = set(archive.namelist())
         if "config.json" in members and "model.weights.h5" in members:
-            return data, None  # a bare .keras archive
-        if "model.keras" in members:
-            labels = None
-            if "labels.json" in members:
-                try:
-                    labels = [str(x) for x in json.loads(archive.read("labels.json").decode("utf-8"))]
-                except (ValueError, UnicodeDecodeError):
-                    raise QuasarError(f"{name} has a damaged labels.json.") from None
-            info = archive.getinfo("model.keras")
-            if info.file_size > 2 * 1024**3:
-                raise QuasarError(f"{name} holds an implausibly large model.")
-            return archive.read(info), labels
-    raise QuasarError(f"{name} is neither a '.keras' model nor a Quasar Nexus export zip (no model.keras inside).")
+            return {"model": data}  # a bare .keras archive
+        if FILES.MODEL not in members:
+            raise QuasarError(f"{name} is neither a '.keras' model nor a Quasar Nexus export zip "
+                              f"(no {FILES.MODEL} inside).")
+        info = archive.getinfo(FILES.MODEL)
+        if info.file_size > 2 * 1024**3:
+            raise QuasarError(f"{name} holds an implausibly large model.")
+        parts = {"model": archive.read(info), "extra": {}}
+        for member, key in ((FILES.LABELS, "labels"), (FILES.STATUS, "status")):
+            if member in members:
+                parts[key] = _small_json(archive, member, name)
+        if "labels" in parts:
+            parts["labels"] = [str(x) for x in parts["labels"]]
+        for member in KEPT_FROM_EXPORT:
+            if member in members and archive.getinfo(member).file_size < 64 * 1024**2:
+                content = archive.read(member)
+                _check_member(member, content, name)
+                parts["extra"][member] = content
+        return parts
+
+
+def _small_json(archive, member: str, name: str):
+    try:
+        return json.loads(archive.read(member).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise QuasarError(f"{name} has a damaged {member}.") from None
+
+
+def _check_member(member: str, content: bytes, name: str) -> None:
+    try:
+        if member.endswith(".json"):
+            json.loads(content.decode("utf-8"))
+        else:
+            import numpy as np
+
+            with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+                _ = [arrays[key] for key in arrays.files]
+    except Exception:
+        raise QuasarError(f"{name} has a damaged {member}.") from None

@@ -1,7 +1,11 @@
 """Exports of a run that are checked before they are offered.
 
-Each export is reloaded and must reproduce the run's own predictions on its held-out
-example images within a stated tolerance; otherwise it is not written.
+The self-contained model (VGG16 and the learned head, resizing and preprocessing inside) is
+assembled from the run folder, written in the chosen format, reloaded, and must reproduce
+the assembled model's predictions on the run's example photos within a stated tolerance;
+otherwise nothing is written. Formats: a zip (model.keras, labels, evaluation, "none of
+these" reference and a predict.py), a TensorFlow SavedModel folder, a TFLite file, and a
+predict-only Streamlit app (share_app.py).
 """
 
 from __future__ import annotations
@@ -14,21 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import QuasarError
-from .runs import MODEL_FILE, Run, load_run_model
+from quasar_core.data.images import resize_square
+from quasar_core.errors import QuasarError
+from quasar_core.familiarity import SCORING_SNIPPET
+from quasar_core.runs.folder import FILES, Run
+from quasar_core.runs.learned import classifier_of
+from quasar_core.runs.model_files import load_checked_model
 
-FORMATS = ("zip", "savedmodel", "tflite")
-# Largest allowed difference in any class probability between the run's model and an export.
-TOLERANCE = {"zip": 1e-6, "savedmodel": 1e-5, "tflite": 1e-4}
-ZIP_MEMBERS = ("model.keras", "labels.json", "config.json", "metrics.json", "history.json", "data_report.json",
-               "status.json")
+FORMATS = ("zip", "savedmodel", "tflite", "app")
+# Largest allowed difference in any class probability between the assembled model and an export.
+TOLERANCE = {"zip": 1e-6, "savedmodel": 1e-5, "tflite": 1e-4, "app": 1e-6}
+ZIP_MEMBERS = (FILES.LABELS, FILES.CONFIG, FILES.METRICS, FILES.HISTORY, FILES.DATA_REPORT, FILES.STATUS,
+               FILES.FAMILIARITY)
 
-PREDICT_SCRIPT = '''"""Classify images with this exported Quasar Nexus model.
+PREDICT_SCRIPT = '''"""Classify photos with this exported Quasar Nexus model.
 
     pip install tensorflow pillow      # tensorflow-cpu on Linux x86-64 / Windows
     python predict.py photo1.jpg [photo2.png ...]
 
-The model takes raw RGB pixels: resizing and VGG16's preprocessing are inside it.
+The model takes raw RGB pixels of any size: resizing and VGG16's preprocessing are inside it.
+A photo unlike every training photo is reported as "does not look like any of" the classes.
 """
 import json
 import sys
@@ -40,6 +49,7 @@ from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
 
+%(snippet)s
 
 def load_rgb(path):
     image = ImageOps.exif_transpose(Image.open(path))
@@ -52,11 +62,19 @@ def load_rgb(path):
 
 def main(paths):
     model = keras.saving.load_model(HERE / "model.keras", safe_mode=True, compile=False)
+    both = keras.Model(model.inputs[0], [model.outputs[0], model.get_layer("pool").output])
     labels = json.loads((HERE / "labels.json").read_text(encoding="utf-8"))
+    reference = HERE / "familiarity.npz"
+    arrays = dict(np.load(reference)) if reference.is_file() else None
     for path in paths:
-        probabilities = model.predict(load_rgb(path)[None], verbose=0)[0]
-        best = int(np.argmax(probabilities))
-        print(f"{path}: {labels[best]} ({probabilities[best]:.1%})")
+        probabilities, features = (np.asarray(x) for x in both(load_rgb(path)[None], training=False))
+        best = int(np.argmax(probabilities[0]))
+        answer = f"{labels[best]} ({probabilities[0][best]:.1%%})"
+        if arrays is not None:
+            score, unknown = familiarity(features, arrays)
+            if unknown[0]:
+                answer = f"does not look like any of: {', '.join(labels)} (closest: {answer})"
+        print(f"{path}: {answer}")
 
 
 if __name__ == "__main__":
@@ -67,36 +85,44 @@ if __name__ == "__main__":
 
 
 def reference_images(run: Run, limit: int = 16) -> np.ndarray:
-    """The run's held-out example images resized to its input size: what exports are checked on."""
+    """The run's example photos resized to its input size: what exports are checked on."""
     from PIL import Image
 
-    size = run.config.image_size
-    paths = sorted((run.path / "examples").glob("*.png"))[:limit]
+    paths = sorted((run.path / FILES.EXAMPLES).glob("*"))[:limit]
     if not paths:
-        raise QuasarError(f"Run {run.name!r} has no held-out example images to check an export against.")
-    return np.stack([
-        np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
-        for p in paths
-    ])
+        raise QuasarError(f"Run {run.name!r} has no example photos to check an export against.")
+    return np.stack([resize_square(np.asarray(Image.open(p).convert("RGB")), run.config.image_size)
+                     for p in paths])
 
 
-def run_zip_bytes(run_dir: str | Path) -> bytes:
-    """The run as a zip: model, labels, settings, metrics, history and a runnable predict.py."""
+def model_bytes(run: Run, *, base_loader=None) -> bytes:
+    """The self-contained model.keras of a run (assembled from its head and the shared VGG16)."""
+    if run.opened_from_file:
+        return (run.path / FILES.MODEL).read_bytes()
+    with tempfile.TemporaryDirectory(prefix="quasar-model-") as scratch:
+        path = Path(scratch) / FILES.MODEL
+        classifier_of(run, base_loader=base_loader).model().save(path)
+        return path.read_bytes()
+
+
+def run_zip_bytes(run_dir: str | Path, *, base_loader=None) -> bytes:
+    """The run as a zip: model, labels, settings, evaluation, history, "none of these" and a predict.py."""
     run = Run.open(run_dir)
     if not run.has_model:
         raise QuasarError(f"Run {run.name!r} has no trained model to export yet.")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(FILES.MODEL, model_bytes(run, base_loader=base_loader))
         for member in ZIP_MEMBERS:
             path = run.path / member
             if path.is_file():
                 archive.write(path, member)
-        archive.writestr("predict.py", PREDICT_SCRIPT)
+        archive.writestr("predict.py", PREDICT_SCRIPT % {"snippet": SCORING_SNIPPET})
         archive.writestr("README.txt", _zip_readme(run))
     return buffer.getvalue()
 
 
-def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path) -> dict:
+def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, base_loader=None) -> dict:
     """Write an export and verify it. Returns {"path", "format", "max_difference", "tolerance", "images"}."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}.")
@@ -105,18 +131,24 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path) -> 
         raise QuasarError(f"Run {run.name!r} has no trained model to export yet.")
     out = Path(out)
     images = reference_images(run)
-    expected = np.asarray(load_run_model(run.path / MODEL_FILE).predict(images, verbose=0))
+    model = classifier_of(run, base_loader=base_loader).model()
+    expected = np.asarray(model.predict(images, verbose=0))
     with tempfile.TemporaryDirectory(prefix="quasar-export-") as scratch:
         staged = Path(scratch) / "export"
         if format == "zip":
-            staged.write_bytes(run_zip_bytes(run.path))
+            staged.write_bytes(run_zip_bytes(run.path, base_loader=base_loader))
             actual = _predict_zip(staged, images, Path(scratch))
+        elif format == "app":
+            from quasar_core.runs.share_app import write_app
+
+            write_app(run, staged, model_file=model_bytes(run, base_loader=base_loader))
+            actual = np.asarray(load_checked_model(staged / FILES.MODEL).predict(images, verbose=0))
         elif format == "savedmodel":
-            _write_savedmodel(run, staged)
+            model.export(str(staged), format="tf_saved_model", verbose=False)
             actual = _predict_savedmodel(staged, images)
         else:
             saved = Path(scratch) / "savedmodel"
-            _write_savedmodel(run, saved)
+            model.export(str(saved), format="tf_saved_model", verbose=False)
             staged.write_bytes(_tflite_bytes(saved))
             actual = _predict_tflite(staged, images)
         difference = float(np.max(np.abs(actual - expected)))
@@ -133,9 +165,14 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path) -> 
             "images": int(len(images))}
 
 
-def _write_savedmodel(run: Run, path: Path) -> None:
-    model = load_run_model(run.path / MODEL_FILE)
-    model.export(str(path), format="tf_saved_model", verbose=False)
+def zip_folder(folder: Path, *, prefix: str = "") -> bytes:
+    """A folder's files as zip bytes (a SavedModel or an app, for a download button)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                archive.write(path, (Path(prefix) / path.relative_to(folder)).as_posix())
+    return buffer.getvalue()
 
 
 def _tflite_bytes(saved_model: Path) -> bytes:
@@ -149,8 +186,7 @@ def _predict_zip(archive_path: Path, images: np.ndarray, scratch: Path) -> np.nd
     folder = scratch / "unzipped"
     with zipfile.ZipFile(archive_path) as archive:
         archive.extractall(folder)  # our own archive, written a moment ago
-    model = load_run_model(folder / "model.keras")
-    return np.asarray(model.predict(images, verbose=0))
+    return np.asarray(load_checked_model(folder / FILES.MODEL).predict(images, verbose=0))
 
 
 def _predict_savedmodel(path: Path, images: np.ndarray) -> np.ndarray:
@@ -174,14 +210,14 @@ def _predict_tflite(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def _zip_readme(run: Run) -> str:
-    accuracy = f"{run.metrics.accuracy:.1%}" if run.metrics else "not measured"
+    accuracy = run.metrics.headline() if run.metrics else "not measured"
     return (
         "Quasar Nexus model export\n"
         f"Classes: {', '.join(run.labels)}\n"
-        f"Held-out accuracy: {accuracy}\n"
+        f"Accuracy: {accuracy}\n"
         f"Input: RGB images of any size (resized inside the model to {run.config.image_size} px).\n"
         "Run: python predict.py IMAGE [IMAGE ...]\n"
         "Files: model.keras (Keras 3, loads with safe_mode=True), labels.json (class order of the outputs), "
-        "config.json (training settings), metrics.json (held-out evaluation), history.json (per-epoch curves).\n"
+        "config.json (training settings), metrics.json (evaluation), history.json (training), "
+        "familiarity.npz (the training photos' features, to tell photos unlike all of them).\n"
     )
-

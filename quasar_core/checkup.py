@@ -1,0 +1,63 @@
+"""The data doctor on a user's photos: VGG16's cached features and out-of-fold predictions, then doctor.py.
+
+The features are the same cached ones a training uses (so after a training the check costs
+only the folds, and after the check a training starts from cached features), and the
+out-of-fold predictions are the training's own cross-validation. The result also holds a 2-D
+map of all photos (the two main directions of their features, by PCA) for the page's scatter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quasar_core.config import TrainConfig
+from quasar_core.doctor import DoctorReport, diagnose
+from quasar_core.features.cache import FeatureCache
+from quasar_core.head import softmax
+from quasar_core.progress import TrainingHooks
+from quasar_core.training import TransferClassifier
+
+
+@dataclass
+class Checkup:
+    report: DoctorReport
+    names: list[str]
+    labels: list[str]
+    points: np.ndarray  # (n, 2): where each photo lies on the map
+
+    def to_dict(self) -> dict:
+        return {"report": self.report.to_dict(), "names": self.names, "labels": self.labels,
+                "points": np.round(self.points, 4).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Checkup":
+        return cls(DoctorReport.from_dict(d["report"]), list(d["names"]), list(d["labels"]),
+                   np.asarray(d["points"], dtype=np.float32).reshape(-1, 2))
+
+
+def photo_map(features: np.ndarray) -> np.ndarray:
+    """The photos' features projected on their two main directions (PCA of the L2-normalised features)."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(features, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if len(x) < 3:
+        return np.zeros((len(x), 2), dtype=np.float32)
+    return PCA(n_components=2, random_state=0).fit_transform(x).astype(np.float32)
+
+
+def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, base_loader=None,
+            hooks: TrainingHooks | None = None, cancel=None) -> Checkup | None:
+    """What is probably wrong with these photos (None when cancelled)."""
+    classifier = TransferClassifier(config.replace(mode="feature-extraction", augment=False), cache=cache,
+                                    base_loader=base_loader)
+    if classifier.validate(dataset, hooks=hooks, cancel=cancel) is None:
+        return None
+    logits = classifier.validation_.logits
+    report = diagnose(classifier.features_, classifier.targets_, class_names=list(dataset.labels),
+                      files=[sample.name for sample in dataset.samples],
+                      oof_probabilities=softmax(np.nan_to_num(logits)), seed=config.seed)
+    return Checkup(report, [s.name for s in dataset.samples], [s.label for s in dataset.samples],
+                   photo_map(classifier.features_))

@@ -1,0 +1,198 @@
+"""What each ``quasar`` command does: read the arguments (cli.py), call the engine, print the result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from quasar_core.errors import QuasarError
+
+
+def _progress():
+    from quasar_core.cli import TqdmProgress
+
+    return TqdmProgress()
+
+
+def _cache():
+    from quasar_core.features.cache import FeatureCache, default_cache_dir
+
+    return FeatureCache(default_cache_dir())
+
+
+def _load(args, bar):
+    from quasar_core.data import Limits, load_dataset
+
+    dataset = load_dataset(args.data, limits=Limits.from_env(max_images=args.max_images), on_progress=bar.checked)
+    bar.close()
+    for line in dataset.report.summary_lines():
+        print(line, file=sys.stderr)
+    return dataset
+
+
+def _read_photo(path: str):
+    from quasar_core.data import ImageRejected, Limits, decode_image
+
+    try:
+        return decode_image(Path(path).read_bytes(), path, limits=Limits.from_env()).pixels
+    except (ImageRejected, OSError) as exc:
+        raise QuasarError(f"{path}: {getattr(exc, 'reason', None) or exc}") from None
+
+
+def cmd_train(args) -> int:
+    from quasar_core.cli import config_from_args
+    from quasar_core.runs.pipeline import train_run
+
+    bar = _progress()
+    dataset = _load(args, bar)
+    config = config_from_args(args, dataset)
+    print(f"Training on {len(dataset)} photos in {len(dataset.labels)} classes at {config.image_size} px "
+          f"({args.preset} preset, {'fine-tuning' if config.fine_tunes else 'feature extraction'}).", file=sys.stderr)
+    run = train_run(dataset, config, args.out, hooks=bar.hooks(), cache=_cache())
+    bar.close()
+    if run.path != Path(args.out):  # a multi-worker job's other workers: the chief keeps the run
+        shutil.rmtree(run.path, ignore_errors=True)
+        print("This worker is done; the chief (worker 0) wrote the run folder.")
+        return 0
+    print(f"VGG16 ran in {run.status.precision_reason}.", file=sys.stderr)
+    if run.metrics:
+        print(run.metrics.summary())
+    print(f"Run saved in {run.path}")
+    return 0
+
+
+def _open_run(run_dir):
+    from quasar_core.runs.folder import Run
+
+    return Run.open(run_dir)
+
+
+def cmd_evaluate(args) -> int:
+    from quasar_core.runs.pipeline import evaluate_run
+
+    run = _open_run(args.run_dir)
+    bar = _progress()
+    dataset = _load(args, bar)
+    unknown = [label for label in dataset.labels if label not in run.labels]
+    if unknown:
+        print(f"note: classes not known to this model are left out: {', '.join(unknown)}", file=sys.stderr)
+    evaluation = evaluate_run(run, dataset, hooks=bar.hooks())
+    bar.close()
+    if args.json:
+        print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
+    else:
+        print(evaluation.summary())
+        for label, scores in evaluation.per_class.items():
+            print(f"  {label}: precision {scores['precision']:.1%}, recall {scores['recall']:.1%}, "
+                  f"F1 {scores['f1']:.2f} ({scores['support']} photos)")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from quasar_core.predicting import classify_photos, drift_sentence, answer_words
+
+    run = _open_run(args.run_dir)
+    photos, failed = [], 0
+    for path in args.images:
+        try:
+            photos.append((path, _read_photo(path)))
+        except QuasarError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    results = classify_photos(run, photos)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+    else:
+        for result in results:
+            print(f"{result['image']}: {answer_words(result, run.labels)}")
+        if len(results) > 1 and drift_sentence(results):
+            print(drift_sentence(results))
+    return 2 if failed and not results else 0
+
+
+def cmd_export(args) -> int:
+    from quasar_core.runs.export import export_run
+
+    result = export_run(args.run_dir, format=args.format, out=args.out)
+    print(f"Wrote {result['path']} ({result['format']}); it reproduces the run's predictions on "
+          f"{result['images']} example photos within {result['tolerance']:.0e} "
+          f"(largest difference {result['max_difference']:.1e}).")
+    if args.format == "app":
+        print(f"Start it with: cd {result['path']} && pip install -r requirements.txt && streamlit run app.py")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from PIL import Image
+
+    from quasar_core.explain import explain_image
+    from quasar_core.runs.learned import classifier_of
+
+    run = _open_run(args.run_dir)
+    pixels = _read_photo(args.image)
+    result = explain_image(classifier_of(run).model(), pixels, run.labels, class_name=args.class_name,
+                           image_size=run.config.image_size)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result["overlay"]).save(args.out)
+    print(f"Wrote {args.out}: where the model looked for '{result['class_name']}' "
+          f"(probability {result['probability']:.1%}).")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from quasar_core.runs.report import write_model_card
+
+    path = write_model_card(args.run_dir, args.out)
+    print(f"Wrote the model card to {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from quasar_core.charts import comparison_figure
+    from quasar_core.cli import config_from_args
+    from quasar_core.compare import compare_transfer
+    from quasar_core.runs.folder import write_json
+
+    try:  # argument checks first, before any photo is read
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError:
+        raise QuasarError(f"--fractions must be numbers separated by commas, got {args.fractions!r}.") from None
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise QuasarError(f"--fractions must be above 0 and at most 1, got {args.fractions!r}.")
+    bar = _progress()
+    dataset = _load(args, bar)
+    config = config_from_args(args, dataset)
+    summary = compare_transfer(dataset, config, fractions=fractions, cache=_cache(), hooks=bar.hooks())
+    bar.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", {**summary, "config": config.to_dict()})
+    comparison_figure(summary["results"]).write_html(out / "comparison.html", include_plotlyjs=True)
+    print(summary["conclusion"])
+    print(f"Wrote {out / 'comparison.json'} and {out / 'comparison.html'}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from quasar_core.checkup import checkup
+    from quasar_core.doctor import readable_report
+    from quasar_core.presets import PRESETS
+
+    bar = _progress()
+    dataset = _load(args, bar)
+    config = PRESETS["quick"].config(dataset)
+    if args.image_size is not None:
+        config = config.replace(image_size=args.image_size)
+    report = checkup(dataset, config, cache=_cache(), hooks=bar.hooks()).report
+    bar.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(readable_report(report)))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+            "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare, "doctor": cmd_doctor}

@@ -1,0 +1,85 @@
+"""Which arithmetic runs VGG16's frozen part: int8, bfloat16 or float32, and why.
+
+``auto`` takes int8 only where it pays and is safe: the CPU reports VNNI or AMX int8
+instructions, ONNX Runtime is installed, and int8 features agree with float32 on the user's
+own first photos (mean cosine similarity at least ``AGREEMENT``). Otherwise bfloat16 where
+the CPU has native bf16 (AVX512_BF16 or AMX), else float32. The choice and its reason are
+shown on Configure and saved with the run. Only the cached features are int8: saved models
+are float.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from quasar_core.features import int8
+
+AGREEMENT = 0.99
+CHECK_PHOTOS = 8
+NO_INT8_ENV = "QUASAR_NO_INT8"  # "1": behave as on a CPU without int8 instructions (benchmarks, tests)
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str  # float32 | bfloat16 | int8
+    reason: str
+
+
+def cpu_supports_bfloat16(*, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True where the CPU has native bf16 matrix instructions (AVX512_BF16 or AMX)."""
+    try:
+        flags = Path(cpuinfo).read_text(errors="ignore")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def int8_instructions() -> list[str]:
+    if os.environ.get(NO_INT8_ENV, "").strip() == "1":
+        return []
+    return int8.cpu_int8_instructions()
+
+
+def int8_unavailable_reason() -> str | None:
+    """Why int8 cannot be used here (None when it can be tried)."""
+    if not int8.runtime_available():
+        return "ONNX Runtime is not installed"
+    if not int8_instructions():
+        return "this processor has no VNNI or AMX int8 instructions, where 8-bit arithmetic can lose accuracy"
+    return None
+
+
+def choose_precision(requested: str, *, agreement: Callable[[], float] | None = None) -> PrecisionChoice:
+    """Resolve a TrainConfig.precision; for "auto", `agreement()` measures int8 against float32 on the
+    user's first photos (called only when int8 is otherwise possible)."""
+    if requested not in ("auto", "float32", "bfloat16", "int8"):
+        raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'int8', got {requested!r}.")
+    if requested == "int8":
+        if not int8.runtime_available():
+            raise ValueError("precision 'int8' needs ONNX Runtime (pip install onnxruntime); "
+                             "choose 'auto' to fall back by itself.")
+        return PrecisionChoice("int8", "int8: chosen in the settings")
+    if requested != "auto":
+        return PrecisionChoice(requested, f"{requested}: chosen in the settings")
+    fallback = _float_choice()
+    blocked = int8_unavailable_reason()
+    if blocked is None and agreement is None:  # planning: the check runs when training starts
+        return PrecisionChoice("int8", f"int8 if its features agree with float32 on your first photos (checked "
+                                       f"when training starts; otherwise {fallback.precision})")
+    if blocked is None:
+        score = agreement()
+        if score >= AGREEMENT:
+            flags = ", ".join(f.upper() for f in int8_instructions())
+            return PrecisionChoice("int8", f"int8: this processor has {flags}, and int8 features agreed with "
+                                           f"float32 on your first photos (cosine similarity {score:.3f})")
+        blocked = f"int8 features agreed with float32 only to {score:.3f} on your photos (at least {AGREEMENT} needed)"
+    return PrecisionChoice(fallback.precision, f"{fallback.reason}; not int8: {blocked}")
+
+
+def _float_choice() -> PrecisionChoice:
+    if cpu_supports_bfloat16():
+        return PrecisionChoice("bfloat16", "bfloat16: this processor has native bfloat16 arithmetic")
+    return PrecisionChoice("float32", "float32: this processor has no native bfloat16 arithmetic")

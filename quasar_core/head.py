@@ -1,0 +1,169 @@
+"""The new top of the network: a softmax regression on VGG16's pooled features, and the full model.
+
+The head is scikit-learn's LogisticRegression on standardised features, fitted by L-BFGS to
+its optimum: on cached features a fit takes tens of milliseconds, so the folds can choose its
+regularisation instead of a guess. Measured on flowers-128 (250 photos to learn from, 1,250
+unseen, 4 seeds): regularisation chosen by the folds 0.626 accuracy, scikit-learn's default
+(C=1, the plain linear probe) 0.610, a 256-unit hidden layer 0.629 at 40 times the cost.
+
+``assemble_model`` turns a head (and fine-tuned blocks) into the deployable Keras model from
+stock layers only — resize (antialiased, like data.images.resize), VGG16's preprocessing as a
+fixed 1x1 convolution, VGG16, average pooling, Normalization, Dense — so it loads with
+``safe_mode=True`` anywhere TensorFlow runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quasar_core.backbone import IMAGENET_BGR_MEAN, apply_stack
+
+# Candidate values of LogisticRegression's C (inverse regularisation), weakest last.
+STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3)
+# Smallest feature variance divided by, as a share of the mean variance: a feature that (almost)
+# never fires in training would otherwise blow up a held-out photo that fires it.
+VARIANCE_FLOOR = 1e-2
+MAX_ITER = 500
+
+
+@dataclass
+class Head:
+    """Standardise, then a linear layer; probabilities are softmax(logits / temperature)."""
+
+    mean: np.ndarray  # (d,)
+    scale: np.ndarray  # (d,) standard deviation, floored
+    kernel: np.ndarray  # (d, classes)
+    bias: np.ndarray  # (classes,)
+    temperature: float = 1.0
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        x = (np.asarray(features, dtype=np.float32) - self.mean) / self.scale
+        return x @ self.kernel + self.bias
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(features) / self.temperature)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale, "kernel": self.kernel, "bias": self.bias,
+                "temperature": np.float32(self.temperature)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "Head":
+        return cls(*(np.asarray(arrays[k], dtype=np.float32) for k in ("mean", "scale", "kernel", "bias")),
+                   temperature=float(arrays["temperature"]))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fit_head(features, targets, *, n_classes: int, strength: float, class_weights: bool = True,
+             warm: "Head | None" = None) -> Head:
+    """A head learned from (n, d) features and their class ids (every class must appear)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(features, dtype=np.float32)
+    y = np.asarray(targets, dtype=np.int64)
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError(f"A head needs photos of at least 2 classes, got classes {present.tolist()!r}.")
+    mean = x.mean(axis=0)
+    variance = x.var(axis=0)
+    scale = np.sqrt(np.maximum(variance, VARIANCE_FLOOR * float(variance.mean()) + 1e-12)).astype(np.float32)
+    model = LogisticRegression(C=strength, max_iter=MAX_ITER, class_weight="balanced" if class_weights else None)
+    # One BLAS thread: these fits are tiny, and on two busy cores BLAS threads spin against each other.
+    with threadpool_limits(1):
+        model.fit((x - mean) / scale, y)
+    kernel = np.zeros((x.shape[1], n_classes), dtype=np.float32)
+    bias = np.zeros(n_classes, dtype=np.float32)
+    if len(model.classes_) == 2:  # scikit-learn keeps one logit for two classes: the other is 0
+        kernel[:, model.classes_[1]] = model.coef_[0]
+        bias[model.classes_[1]] = model.intercept_[0]
+    else:
+        kernel[:, model.classes_] = model.coef_.T
+        bias[model.classes_] = model.intercept_
+    # A class absent from these photos must never win: a very low bias.
+    absent = np.setdiff1d(np.arange(n_classes), model.classes_)
+    bias[absent] = -1e4
+    return Head(mean.astype(np.float32), scale, kernel, bias)
+
+
+def fit_temperature(logits, targets) -> float:
+    """The temperature that makes softmax(logits / T) best calibrated (least log loss) on these photos."""
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if len(targets) == 0:
+        return 1.0
+
+    def loss(log_t):
+        p = softmax(logits / np.exp(log_t)).astype(np.float64)
+        return -np.mean(np.log(np.clip(p[np.arange(len(targets)), targets], 1e-12, None)))
+
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+# --------------------------------------------------------------------------- Keras models
+
+
+def head_layers(head: Head, *, prefix: str = ""):
+    """Normalization + Dense(softmax) holding the head, temperature folded into the Dense layer."""
+    import keras
+
+    normalization = keras.layers.Normalization(axis=-1, mean=head.mean, variance=head.scale**2,
+                                               name=f"{prefix}feature_normalization")
+    dense = keras.layers.Dense(len(head.bias), activation="softmax", name=f"{prefix}predictions")
+    return normalization, dense
+
+
+def set_head_weights(dense, head: Head) -> None:
+    # Dividing kernel and bias by T divides the logits by T: calibrated probabilities, same argmax.
+    dense.set_weights([head.kernel / head.temperature, head.bias / head.temperature])
+
+
+def preprocess_weights():
+    """1x1 convolution that equals vgg16.preprocess_input: swap RGB to BGR, subtract the mean."""
+    kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    for out_channel in range(3):
+        kernel[0, 0, 2 - out_channel, out_channel] = 1.0
+    return [kernel, -IMAGENET_BGR_MEAN.copy()]
+
+
+def assemble_model(base, head: Head, *, image_size: int, tuned: dict | None = None):
+    """The deployable model: raw RGB (any size) -> resize -> preprocess -> VGG16 -> pool -> head.
+
+    `tuned` maps layer names of fine-tuned blocks to their weights (lists of arrays).
+    """
+    import keras
+
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    tensor = keras.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True,
+                                   name="resize")(inputs)
+    preprocess = keras.layers.Conv2D(3, 1, name="vgg16_preprocess", trainable=False)
+    tensor = preprocess(tensor)
+    tensor, pairs = apply_stack(base, tensor, start_after=None, stop_at=None, trainable=False)
+    tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
+    normalization, dense = head_layers(head)
+    outputs = dense(normalization(tensor))
+    model = keras.Model(inputs, outputs, name="quasar_vgg16_classifier")
+    preprocess.set_weights(preprocess_weights())
+    tuned = tuned or {}
+    for clone, original in pairs:
+        clone.set_weights(tuned.get(original.name) or original.get_weights())
+    set_head_weights(dense, head)
+    return model
+
+
+def with_features(model):
+    """The same model answering (probabilities, pooled features): one pass for "none of these" too."""
+    import keras
+
+    return keras.Model(model.inputs[0], [model.outputs[0], model.get_layer("pool").output], name="with_features")

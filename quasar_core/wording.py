@@ -1,0 +1,44 @@
+"""Numbers and lists as people read them, one style everywhere (pages, CLI, model card, charts)."""
+
+from __future__ import annotations
+
+
+def percent(fraction: float, digits: int = 1) -> str:
+    """0.9474 -> "94.7 %" (a space before the sign, as in the model card and on every page)."""
+    return f"{fraction * 100:.{digits}f} %"
+
+
+def percent_range(low: float, high: float, digits: int = 0) -> str:
+    """(0.901, 0.953) -> "90–95 %"."""
+    return f"{low * 100:.{digits}f}–{high * 100:.{digits}f} %"
+
+
+def estimate(accuracy: float, interval: tuple[float, float] | None) -> str:
+    """"about 93 % (90–95 %)"; without an interval "93 %"."""
+    if interval is None:
+        return percent(accuracy, 0)
+    return f"about {percent(accuracy, 0)} ({percent_range(*interval)})"
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """(1, "photo") -> "1 photo"; (3, "photo") -> "3 photos"."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def join_words(words: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    words = list(words)
+    if not words:
+        return ""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,57 @@
+"""Uploaded photos are kept in the workspace as uploaded, then checked from there.
+
+So nothing the user uploaded is lost on a reload or a restart, and the checked dataset
+refers to files on disk instead of holding them in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from quasar_core.data import Limits
+from quasar_core.data.records import MB
+from quasar_core.errors import ResourceLimitError
+from ui import workspace
+
+LOCAL_FOLDERS_ENV = "QUASAR_ALLOW_LOCAL_FOLDERS"
+LOCAL_IMAGES_ENV = "QUASAR_MAX_LOCAL_IMAGES"
+DEFAULT_LOCAL_IMAGES = 50_000
+
+
+def save_zip(name: str, content: bytes) -> tuple[Path, Path]:
+    """(the upload's folder, the zip file in it)."""
+    here = workspace.current()
+    folder = here.new_photos_folder()
+    return folder, here.save_upload(folder, Path(name).name or "photos.zip", content)
+
+
+def save_per_class(files: list[tuple[str, str, bytes]]) -> Path:
+    """Files as (class name, file name, bytes) saved as <folder>/<class>/<file>; returns the folder."""
+    limits = Limits.from_env()
+    total = sum(len(content) for _, _, content in files)
+    if total > limits.max_upload_bytes:
+        raise ResourceLimitError(
+            f"The uploads add up to {total / MB:.0f} MB, more than the upload limit of "
+            f"{limits.max_upload_bytes / MB:.0f} MB (set by QUASAR_MAX_UPLOAD_MB). Upload fewer or smaller photos.")
+    here = workspace.current()
+    folder = here.new_photos_folder()
+    for label, name, content in files:
+        here.save_upload(folder, f"{label.replace('/', ' ')}/{Path(name.replace(chr(92), '/')).name}", content)
+    return folder
+
+
+def discard(folder: Path | None) -> None:
+    """An upload that was not accepted: its files are not kept."""
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def local_folders_allowed() -> bool:
+    return os.environ.get(LOCAL_FOLDERS_ENV, "").strip() == "1"
+
+
+def local_limits() -> Limits:
+    raw = os.environ.get(LOCAL_IMAGES_ENV, "").strip()
+    return Limits.from_env(max_images=int(raw) if raw.isdigit() else DEFAULT_LOCAL_IMAGES)
