@@ -11,96 +11,9 @@ import argparse
 import os
 import sys
 
-from quasar_core.config import Augmentation, TrainConfig, declared
+from quasar_core import commands
 from quasar_core.errors import QuasarError
-from quasar_core.progress import PHASE_LABELS, Progress, TrainingHooks
-from quasar_core.presets import PRESETS
-
-# The CLI's own flags for settings whose dataclass name reads badly on a command line.
-FLAG_NAMES = {"holdout_fraction": "--holdout", "max_cv_photos": "--max-cv-photos"}
-NOT_FLAGS = {"augmentation"}
-
-
-class TqdmProgress:
-    """The progress seam drawn as one tqdm bar per phase on stderr."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.bar = None
-        self.phase = None
-
-    def __call__(self, progress: Progress) -> None:
-        from tqdm import tqdm
-
-        key = (progress.phase, progress.epoch, progress.total_steps)
-        if key != self.phase:
-            self.close()
-            where = f" (epoch {progress.epoch}/{progress.total_epochs})" if progress.total_epochs else ""
-            unit = "photo" if progress.phase in ("features", "check") else "step"
-            self.bar = tqdm(total=progress.total_steps, desc=PHASE_LABELS.get(progress.phase, progress.phase) + where,
-                            unit=unit, file=self.stream, leave=True, dynamic_ncols=True, mininterval=0.5)
-            self.phase = key
-        self.bar.update(progress.step - self.bar.n)
-
-    def checked(self, done: int, total: int) -> None:
-        self(Progress("check", done, total))
-
-    def epoch(self, row: dict) -> None:
-        if row.get("phase") == "fine-tune":
-            val = f", hold-out accuracy {row['val_accuracy']:.1%}" if row.get("val_accuracy") is not None else ""
-            self.message(f"fine-tuning epoch {row['epoch']}: loss {row['loss']:.3f}, accuracy {row['accuracy']:.1%}{val}")
-
-    def message(self, text: str) -> None:
-        self.close()
-        print(text, file=self.stream)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-            self.phase = None
-
-    def hooks(self) -> TrainingHooks:
-        return TrainingHooks(self, self.epoch, self.message)
-
-
-def _flag(name: str) -> str:
-    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
-
-
-def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per declared setting; not given means "the preset's value" (shown as the default)."""
-    group = parser.add_argument_group("training settings (each defaults to the preset's value)")
-    group.add_argument("--preset", choices=tuple(PRESETS), default="quick",
-                       help="starting settings: " + "; ".join(f"{p.key}: {p.description}" for p in PRESETS.values())
-                            + " (default: %(default)s)")
-    for cls, prefix in ((TrainConfig, ""), (Augmentation, "augment-")):
-        for name, default, spec in declared(cls):
-            if name in NOT_FLAGS:
-                continue
-            flag = _flag(name) if not prefix else f"--{prefix}{name.replace('_', '-')}"
-            help_text = f"{spec.help} (default: {default if name != 'image_size' else 'suggested from the photos'})"
-            if isinstance(default, bool):
-                group.add_argument(flag, dest=prefix + name, action=argparse.BooleanOptionalAction, default=None,
-                                   help=help_text)
-            elif spec.choices is not None and name != "weights":
-                group.add_argument(flag, dest=prefix + name, choices=spec.choices, default=None, help=help_text)
-            else:
-                kind = type(default) if name != "weights" else str
-                group.add_argument(flag, dest=prefix + name, type=kind, default=None, help=help_text)
-
-
-def config_from_args(args, dataset) -> TrainConfig:
-    """The preset's settings for these photos, with every flag that was given on top."""
-    preset = PRESETS[args.preset]
-    config = preset.config(dataset)
-    top = {name: getattr(args, name) for name, _, _ in declared(TrainConfig)
-           if name not in NOT_FLAGS and getattr(args, name, None) is not None}
-    augmentation = {name: getattr(args, "augment-" + name) for name, _, _ in declared(Augmentation)
-                    if getattr(args, "augment-" + name, None) is not None}
-    if augmentation:
-        top["augmentation"] = {**config.augmentation.__dict__, **augmentation}
-    return config.replace(**top)
+from quasar_core.flags import add_training_flags
 
 
 def _data_argument(parser, help_text="a folder with one sub-folder per class, or a .zip of one"):
@@ -110,8 +23,6 @@ def _data_argument(parser, help_text="a folder with one sub-folder per class, or
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from quasar_core import commands
-
     parser = argparse.ArgumentParser(prog="quasar", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Train image classifiers by transfer learning from VGG16, see why "
                                                  "they work and which photos hurt them.")

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from quasar_core.errors import QuasarError
+from quasar_core.flags import config_from_args
+from quasar_core.progress import TqdmProgress
 
 
 def _progress():
-    from quasar_core.cli import TqdmProgress
-
     return TqdmProgress()
 
 
@@ -42,7 +42,6 @@ def _read_photo(path: str):
 
 
 def cmd_train(args) -> int:
-    from quasar_core.cli import config_from_args
     from quasar_core.runs.pipeline import train_run
 
     bar = _progress()
@@ -151,7 +150,6 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from quasar_core.charts import comparison_figure
-    from quasar_core.cli import config_from_args
     from quasar_core.compare import compare_transfer
     from quasar_core.runs.folder import write_json
 

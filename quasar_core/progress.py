@@ -7,6 +7,7 @@ flag: setting it stops training cleanly at the next batch and keeps what was lea
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -143,3 +144,46 @@ def make_progress_callback(phase: str, hooks: TrainingHooks, cancel: threading.E
 
 def _number(value):
     return None if value is None else float(value)
+
+
+class TqdmProgress:
+    """The progress seam drawn as one tqdm bar per phase on stderr."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bar = None
+        self.phase = None
+
+    def __call__(self, progress: Progress) -> None:
+        from tqdm import tqdm  # imported when a bar is first drawn
+
+        key = (progress.phase, progress.epoch, progress.total_steps)
+        if key != self.phase:
+            self.close()
+            where = f" (epoch {progress.epoch}/{progress.total_epochs})" if progress.total_epochs else ""
+            unit = "photo" if progress.phase in ("features", "check") else "step"
+            self.bar = tqdm(total=progress.total_steps, desc=PHASE_LABELS.get(progress.phase, progress.phase) + where,
+                            unit=unit, file=self.stream, leave=True, dynamic_ncols=True, mininterval=0.5)
+            self.phase = key
+        self.bar.update(progress.step - self.bar.n)
+
+    def checked(self, done: int, total: int) -> None:
+        self(Progress("check", done, total))
+
+    def epoch(self, row: dict) -> None:
+        if row.get("phase") == "fine-tune":
+            val = f", hold-out accuracy {row['val_accuracy']:.1%}" if row.get("val_accuracy") is not None else ""
+            self.message(f"fine-tuning epoch {row['epoch']}: loss {row['loss']:.3f}, accuracy {row['accuracy']:.1%}{val}")
+
+    def message(self, text: str) -> None:
+        self.close()
+        print(text, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.phase = None
+
+    def hooks(self) -> TrainingHooks:
+        return TrainingHooks(self, self.epoch, self.message)

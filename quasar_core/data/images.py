@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from quasar_core.data.records import ImageRejected, Limits
+from quasar_core.data.limits import ImageRejected, Limits
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 # Phones save JPEGs with a second (depth/preview) picture; Pillow calls those MPO.

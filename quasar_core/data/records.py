@@ -8,8 +8,6 @@ each, and a photo is decoded again only when it is needed (the feature pass, a g
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -17,18 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from quasar_core.errors import DatasetError, QuasarError
+from quasar_core.data.images import decode_image, resize_square
+from quasar_core.data.limits import MB, ImageRejected, Limits  # noqa: F401 (re-exported: the records' vocabulary)
+from quasar_core.errors import DatasetError
 
-MB = 1024**2
 PROBLEM_KINDS = ("skipped", "duplicate", "warning")
-
-
-class ImageRejected(QuasarError):
-    """One file cannot be used as a training image; ``reason`` says why and what to do."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 class DatasetRejected(DatasetError):
@@ -37,57 +28,6 @@ class DatasetRejected(DatasetError):
     def __init__(self, message: str, report: "DataReport"):
         super().__init__(message)
         self.report = report
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits, all enforced before any pixel is decoded."""
-
-    max_upload_bytes: int = 200 * MB
-    max_extracted_bytes: int = 1024**3
-    max_images: int = 3000
-    max_image_pixels: int = 40_000_000
-    min_image_side: int = 16
-    min_images_per_class: int = 5
-
-    def __post_init__(self):
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Limits.{name} must be a whole number of at least 1. Received: {name}={value!r}")
-
-    @classmethod
-    def from_env(cls, **overrides) -> "Limits":
-        """Defaults overridden by QUASAR_MAX_UPLOAD_MB, QUASAR_MAX_IMAGES, QUASAR_MAX_IMAGE_PIXELS and
-        QUASAR_MAX_EXTRACTED_MB when they are set, then by `overrides` (e.g. the CLI's --max-images)."""
-        values = {}
-        for var, field_name, scale in (
-            ("QUASAR_MAX_UPLOAD_MB", "max_upload_bytes", MB),
-            ("QUASAR_MAX_EXTRACTED_MB", "max_extracted_bytes", MB),
-            ("QUASAR_MAX_IMAGES", "max_images", None),
-            ("QUASAR_MAX_IMAGE_PIXELS", "max_image_pixels", None),
-        ):
-            raw = os.environ.get(var)
-            if raw is not None and raw.strip():
-                values[field_name] = _parse_env_number(var, raw, scale)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-def _parse_env_number(var: str, raw: str, scale: int | None) -> int:
-    text = raw.strip().replace("_", "")
-    try:
-        # Megabytes may be fractional ("0.5"); counts must be whole numbers.
-        number = float(text) if scale else int(text)
-    except ValueError:
-        number = None
-    if number is None or not math.isfinite(number) or number <= 0:
-        kind = "a number of megabytes above 0" if scale else "a whole number above 0"
-        raise ValueError(f"{var}={raw!r} is not valid: expected {kind}.")
-    value = int(number * scale) if scale else int(number)
-    if value < 1:
-        raise ValueError(f"{var}={raw!r} is not valid: it is less than one byte.")
-    return value
 
 
 # --------------------------------------------------------------------------- where photos are
@@ -245,8 +185,6 @@ class Dataset:
 
     def pixels(self, index: int) -> np.ndarray:
         """The photo decoded again from its source, full size, uint8 RGB."""
-        from quasar_core.data.images import decode_image
-
         sample = self.samples[int(index)]
         if sample.source is None:
             raise DatasetError(f"{sample.name} was not kept with the dataset, so it cannot be read again.")
@@ -258,8 +196,6 @@ class Dataset:
 
     def images(self, indices=None, *, size: int) -> np.ndarray:
         """Photos resized to ``size`` x ``size`` float32 RGB (aspect not kept, like Keras), by THE resize."""
-        from quasar_core.data.images import resize_square
-
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"`size` must be a whole number of at least 1. Received: size={size!r}")
         chosen = self._indices(indices)
