@@ -11,8 +11,8 @@ SHOWN_PER_FINDING = 12
 
 layout.page_intro(
     "Check my photos",
-    "Find the photos that may hurt your model: ones that look like another class, near-copies, and photos unlike "
-    "the rest. You decide what to change; your uploaded files are never modified.",
+    "Find the photos that may hurt your model — ones that look like another class, near-copies, photos unlike the "
+    "rest — and decide what to change (your uploaded files are never modified).",
 )
 if (notice := state.take_notice()) is not None:
     st.warning(notice)

@@ -10,6 +10,7 @@ from pathlib import Path
 from quasar_core.errors import QuasarError
 from quasar_core.flags import config_from_args
 from quasar_core.progress import TqdmProgress
+from quasar_core.wording import percent
 
 
 def _progress():
@@ -84,7 +85,7 @@ def cmd_evaluate(args) -> int:
     else:
         print(evaluation.summary())
         for label, scores in evaluation.per_class.items():
-            print(f"  {label}: precision {scores['precision']:.1%}, recall {scores['recall']:.1%}, "
+            print(f"  {label}: precision {percent(scores['precision'])}, recall {percent(scores['recall'])}, "
                   f"F1 {scores['f1']:.2f} ({scores['support']} photos)")
     return 0
 
@@ -136,7 +137,7 @@ def cmd_explain(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(result["overlay"]).save(args.out)
     print(f"Wrote {args.out}: where the model looked for '{result['class_name']}' "
-          f"(probability {result['probability']:.1%}).")
+          f"(probability {percent(result['probability'])}).")
     return 0
 
 

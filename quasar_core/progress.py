@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from quasar_core.wording import percent
+
 PHASE_LABELS = {
     "check": "Checking your photos",
     "features": "Reading your photos through VGG16",
@@ -172,8 +174,9 @@ class TqdmProgress:
 
     def epoch(self, row: dict) -> None:
         if row.get("phase") == "fine-tune":
-            val = f", hold-out accuracy {row['val_accuracy']:.1%}" if row.get("val_accuracy") is not None else ""
-            self.message(f"fine-tuning epoch {row['epoch']}: loss {row['loss']:.3f}, accuracy {row['accuracy']:.1%}{val}")
+            val = f", hold-out accuracy {percent(row['val_accuracy'])}" if row.get("val_accuracy") is not None else ""
+            self.message(f"fine-tuning epoch {row['epoch']}: loss {row['loss']:.3f}, accuracy "
+                         f"{percent(row['accuracy'])}{val}")
 
     def message(self, text: str) -> None:
         self.close()

@@ -196,3 +196,43 @@ class Workspace:
 
     def recently_deleted(self) -> list[str]:
         return list((read_json(self.folder / "deleted.json") or {}).get("runs", []))
+
+
+SERVER_BUDGET_ENV = "QUASAR_SERVER_MB"
+DEFAULT_SERVER_BUDGET_MB = 5000
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else 0
+
+
+def enforce_server_budget(runs_root: str | Path, *, keep: set[str] = frozenset()) -> list[str]:
+    """Over the server's budget (runs, photos and feature caches of every workspace): delete the oldest
+    unpinned runs of any workspace, then shrink the feature caches, oldest entries first. Returns the runs'
+    folders deleted (each workspace's Past runs page says which of its runs went)."""
+    runs_root = Path(runs_root)
+    budget = _megabytes(SERVER_BUDGET_ENV, DEFAULT_SERVER_BUDGET_MB)
+    features = default_cache_dir(runs_root=runs_root)
+    total = _folder_bytes(runs_root) + _folder_bytes(features)
+    if total <= budget:
+        return []
+    spaces = [Workspace(folder, workspace_id=folder.name) for folder in runs_root.iterdir() if folder.is_dir()] \
+        if runs_root.is_dir() else []
+    candidates = sorted(((run.status.started or 0.0, space, run) for space in spaces for run in space.runs()
+                         if run.name not in space.pinned() and run.name not in keep and run.state != "running"),
+                        key=lambda item: item[0])
+    deleted = []
+    for _, space, run in candidates:
+        if total <= budget:
+            break
+        size = run.size_bytes()
+        delete_run(run.path, space.root)
+        write_json(space.folder / "deleted.json", {"runs": space.recently_deleted() + [run.name], "when": time.time()})
+        total -= size
+        deleted.append(f"{space.id}/{run.name}")
+    if total > budget and features.is_dir():
+        share = max(1, budget // 4)  # each workspace's cache may keep a quarter of the budget
+        for folder in features.iterdir():
+            if folder.is_dir():
+                FeatureCache(folder, max_bytes=share).evict()
+    return deleted

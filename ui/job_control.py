@@ -16,6 +16,7 @@ from quasar_core.features.precision import choose_precision
 from quasar_core.presets import preset_named
 from quasar_core.progress import PHASE_ORDER, Progress
 from quasar_core.runs.folder import Run, new_run_dir
+from quasar_core.workspace import enforce_server_budget
 from quasar_core.wording import duration
 from ui import resources, state, workspace
 
@@ -85,7 +86,9 @@ def adopt_result(job: jobs.TrainingJob) -> Run | None:
         state.set_adopted_job_id(job.job_id)
         if run is not None and run.has_model:
             state.set_current_run(run)
-            workspace.current().enforce_budget(keep={run.name})
+            here = workspace.current()
+            here.enforce_budget(keep={run.name})
+            enforce_server_budget(here.root.parent, keep={run.name})
     return run
 
 

@@ -36,6 +36,12 @@ def _settings() -> list[tuple[str, Any, Spec]]:
     return top + [(f"augmentation.{name}", default, spec) for name, default, spec in declared(Augmentation)]
 
 
+SETTINGS = _settings()
+# Declared without a section: not a dashboard setting. The distribution strategy must be set up when a
+# process starts, and a web server is one process shared by every visitor (README, Bigger data).
+NOT_OFFERED = tuple(name for name, _, spec in declared(TrainConfig) if not spec.section)
+
+
 def key_of(field: str) -> str:
     return f"setting.{field}"
 
@@ -48,13 +54,13 @@ def _value(config: TrainConfig, field: str):
 
 def values_from_config(config: TrainConfig) -> dict[str, Any]:
     """Widget key -> value for every setting."""
-    return {key_of(field): _value(config, field) for field, _, _ in _settings()}
+    return {key_of(field): _value(config, field) for field, _, _ in SETTINGS}
 
 
 def config_from_values(values: dict[str, Any], base: TrainConfig) -> TrainConfig:
     """`base` with the form's values; ValueError (from TrainConfig's checks) names a wrong setting."""
     top, augmentation = {}, {}
-    for field, _, _ in _settings():
+    for field, _, _ in SETTINGS:
         value = values[key_of(field)]
         if field.startswith("augmentation."):
             augmentation[field.split(".", 1)[1]] = value
@@ -99,7 +105,7 @@ def draw(config: TrainConfig) -> dict[str, Any]:
     start = values_from_config(config)
     state.init_widget_values(start)
     values, section = {}, None
-    for field, default, spec in _settings():
+    for field, default, spec in SETTINGS:
         if spec.section != section:
             section = spec.section
             st.markdown(f"**{section}**")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from quasar_core.familiarity import SCORING_SNIPPET
 from quasar_core.runs.folder import FILES, Run
 from quasar_core.runs.learned import classifier_of
 from quasar_core.runs.model_files import load_checked_model
+from quasar_core.runs.share_app import app_requirements, project_requirements_text, write_app
 
 FORMATS = ("zip", "savedmodel", "tflite", "app")
 # Largest allowed difference in any class probability between the assembled model and an export.
@@ -69,7 +71,7 @@ def main(paths):
     for path in paths:
         probabilities, features = (np.asarray(x) for x in both(load_rgb(path)[None], training=False))
         best = int(np.argmax(probabilities[0]))
-        answer = f"{labels[best]} ({probabilities[0][best]:.1%%})"
+        answer = f"{labels[best]} ({probabilities[0][best] * 100:.1f} %%)"
         if arrays is not None:
             score, unknown = familiarity(features, arrays)
             if unknown[0]:
@@ -139,9 +141,7 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, bas
             staged.write_bytes(run_zip_bytes(run.path, base_loader=base_loader))
             actual = _predict_zip(staged, images, Path(scratch))
         elif format == "app":
-            from quasar_core.runs.share_app import write_app
-
-            write_app(run, staged, model_file=model_bytes(run, base_loader=base_loader))
+            write_share_app(run, staged, base_loader=base_loader)
             actual = np.asarray(load_checked_model(staged / FILES.MODEL).predict(images, verbose=0))
         elif format == "savedmodel":
             model.export(str(staged), format="tf_saved_model", verbose=False)
@@ -163,6 +163,26 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, bas
         shutil.move(str(staged), out)
     return {"path": str(out), "format": format, "max_difference": difference, "tolerance": TOLERANCE[format],
             "images": int(len(images))}
+
+
+def write_share_app(run: Run, folder: Path, *, base_loader=None) -> Path:
+    """The predict-only Streamlit app of a run (share_app.py): model, labels, one photo per class, headline."""
+    metrics = run.metrics
+    headline = {"title": f"{', '.join(run.labels)}: a photo classifier", "dataset": run.status.source or None,
+                "n_photos": run.report.total if run.report else None,
+                "trained_at": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.status.finished))
+                if run.status.finished else None}
+    if metrics is not None:
+        headline.update(accuracy=metrics.accuracy, accuracy_interval=metrics.accuracy_interval, method=metrics.method)
+    examples = {}
+    for prediction in (metrics.predictions if metrics else []):
+        path = run.example_path(prediction)
+        if path is not None and prediction["true"] == prediction["predicted"] and prediction["true"] not in examples:
+            examples[prediction["true"]] = path.read_bytes()
+    return write_app(folder, model_keras=model_bytes(run, base_loader=base_loader), labels=run.labels,
+                     headline={k: v for k, v in headline.items() if v is not None}, examples=examples,
+                     familiarity=run.arrays(FILES.FAMILIARITY), scoring_snippet=SCORING_SNIPPET,
+                     requirements=app_requirements(project_requirements_text()))
 
 
 def zip_folder(folder: Path, *, prefix: str = "") -> bytes:

@@ -91,9 +91,10 @@ def wait_for_comparison(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.Compa
 
 @pytest.fixture(scope="session")
 def sample_run_template(tmp_path_factory) -> Path:
-    """A real run trained on the sample dataset (32 px, 1 epoch), read-only: copy it with `copy_run`."""
-    from quasar_core import runs, sample
+    """A real run trained on the sample dataset (32 px), read-only: copy it with `copy_run`."""
+    from quasar_core import sample
     from quasar_core.config import TrainConfig
+    from quasar_core.runs.pipeline import train_run
     from ui import resources
 
     weights = os.environ.get("QUASAR_VGG16_WEIGHTS") or (str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "")
@@ -101,10 +102,9 @@ def sample_run_template(tmp_path_factory) -> Path:
         if weights:
             patch.setenv("QUASAR_VGG16_WEIGHTS", weights)
         choice = "imagenet" if weights else "none"
-        base = resources.shared_base(choice)  # the same cached base the pages use later
-        config = TrainConfig(image_size=32, epochs=1, weights=choice, seed=0)
+        config = TrainConfig(image_size=32, weights=choice, seed=0)
         folder = tmp_path_factory.mktemp("sample-run") / "20260101-120000-5a5a5a5a"
-        runs.train_run(sample.load_sample(), config, folder, base=base)
+        train_run(sample.load_sample(), config, folder, base_loader=resources.base_loader(choice))  # the pages' base
     return folder
 
 
@@ -128,8 +128,10 @@ def sample_photo(label: str = "Bag", number: int = 0) -> tuple[str, bytes]:
 
 
 def write_fake_run(folder: Path, *, labels=("cat", "dog"), accuracy: float = 0.75, with_model: bool = True) -> Path:
-    """A run folder as quasar_core.runs writes it, without training (model.keras is a placeholder)."""
+    """A run folder as quasar_core.runs writes it, without training (its head is random: never used to predict)."""
     from quasar_core.config import TrainConfig
+    from quasar_core.head import Head
+    from quasar_core.runs.folder import FILES, write_arrays
 
     folder.mkdir(parents=True)
     labels = list(labels)
@@ -140,16 +142,22 @@ def write_fake_run(folder: Path, *, labels=("cat", "dog"), accuracy: float = 0.7
         for j, label in enumerate(labels) for i in range(2)
     ]
     matrix = [[sum(1 for p in predictions if p["true"] == t and p["predicted"] == q) for q in labels] for t in labels]
+    n = len(predictions)
     metrics = {"accuracy": accuracy, "labels": labels, "confusion_matrix": matrix,
                "per_class": {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for label in labels},
-               "predictions": predictions}
-    files = {"config.json": TrainConfig(image_size=32).to_dict(), "labels.json": labels, "metrics.json": metrics,
-             "history.json": [{"epoch": 1, "phase": "head", "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1,
-                               "val_accuracy": 0.5, "seconds": 0.1}],
-             "status.json": {"state": "done", "started": time.time() - 5, "finished": time.time(),
-                             "message": "Trained for 1 epochs."}}
+               "predictions": predictions, "accuracy_interval": [max(0.0, accuracy - 0.2), min(1.0, accuracy + 0.2)],
+               "method": f"5-fold cross-validation over {n} photos", "calibration_error": 0.05,
+               "reliability": [{"low": 0.8, "high": 0.9, "confidence": 0.9, "accuracy": accuracy, "count": n}]}
+    files = {FILES.CONFIG: TrainConfig(image_size=32).to_dict(), FILES.LABELS: labels, FILES.METRICS: metrics,
+             FILES.HISTORY: [{"phase": "head", "strength": 0.01, "accuracy": accuracy, "log_loss": 0.5,
+                              "train_accuracy": 0.9, "chosen": True}],
+             FILES.STATUS: {"state": "done", "started": time.time() - 5, "finished": time.time(),
+                            "message": "Trained: the classifier learned from every photo.", "source": "pets.zip"}}
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content), encoding="utf-8")
     if with_model:
-        (folder / "model.keras").write_bytes(b"placeholder")
+        rng = np.random.default_rng(0)
+        write_arrays(folder / FILES.HEAD, Head(np.zeros(512, np.float32), np.ones(512, np.float32),
+                                               rng.normal(size=(512, len(labels))).astype(np.float32),
+                                               np.zeros(len(labels), np.float32)).to_arrays())
     return folder

@@ -58,7 +58,7 @@ def test_refresh_keeps_workspace_and_offers_latest_run(isolated_runs):
 
     refreshed.switch_page(nav.EVALUATE.path).run()
     assert not refreshed.exception
-    assert refreshed.metric[0].value == "75.0%"
+    assert refreshed.metric[0].value == "about 75 % (55–95 %)"
 
 
 def test_offer_can_be_dismissed(isolated_runs):
@@ -88,7 +88,7 @@ def test_past_runs_reopen_and_delete(isolated_runs):
     at.button(key="dismiss_reopen_offer").click().run()
     at.switch_page(nav.RUNS.path).run()
     text = shown_text(at)
-    assert text.index("90.0% accuracy") < text.index("50.0% accuracy")  # newest first
+    assert text.index("90 % (70–100 %)") < text.index("50 % (30–70 %)")  # newest first
 
     at.button(key=f"reopen_{older.name}").click().run()
     assert at.title[0].value == nav.EVALUATE.title
@@ -103,17 +103,19 @@ def test_past_runs_reopen_and_delete(isolated_runs):
     assert "dddd0000" not in shown_text(at)
 
 
-def test_refresh_reattaches_to_running_job(isolated_runs, tmp_path):
+def test_refresh_reattaches_to_running_job(isolated_runs, tmp_path, monkeypatch):
     workspace_id = workspace.new_id()
     release = threading.Event()
 
-    def blocked_loader():  # stands in for loading VGG16: holds the job "running" until released
+    def blocked_training(*args, **kwargs):  # stands in for a training: holds the job "running" until released
         release.wait(30)
         raise QuasarError("The test released the job.")
 
+    monkeypatch.setattr(jobs, "train_run", blocked_training)
+
     run_dir = isolated_runs / workspace_id / "20260101-120000-ffff0000"
     run_dir.mkdir(parents=True)
-    job = jobs.TrainingJob(None, TrainConfig(), run_dir, owner=workspace_id, base_loader=blocked_loader)
+    job = jobs.TrainingJob(None, TrainConfig(), run_dir, owner=workspace_id, base_loader=None)
     jobs.default_queue().submit(job)
     try:
         at = new_app({"workspace": workspace_id}).run()
@@ -134,32 +136,38 @@ def test_refresh_reattaches_to_running_job(isolated_runs, tmp_path):
 
 
 def test_settings_form_covers_every_setting():
-    offered = {s.field.split(".")[0] for s in settings_form.SETTINGS}
+    offered = {field.split(".")[0] for field, _, _ in settings_form.SETTINGS}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert offered | set(settings_form.NOT_OFFERED) == fields
-    augmentation = {s.field.split(".", 1)[1] for s in settings_form.SETTINGS if s.field.startswith("augmentation.")}
+    assert settings_form.NOT_OFFERED == ("strategy",)
+    augmentation = {field.split(".", 1)[1] for field, _, _ in settings_form.SETTINGS if field.startswith("augmentation.")}
     assert augmentation == {f.name for f in dataclasses.fields(type(TrainConfig().augmentation))}
-    assert all(s.help and len(s.help) < 120 for s in settings_form.SETTINGS)
+    assert all(spec.help and spec.label and len(spec.help) < 160 for _, _, spec in settings_form.SETTINGS)
 
 
-def test_settings_round_trip_through_the_form():
-    from quasar_core import planning
+def test_settings_round_trip_through_the_form(dataset):
+    from quasar_core.presets import PRESETS
 
-    for preset in planning.PRESETS.values():
-        values = settings_form.values_from_config(preset)
-        assert settings_form.config_from_values(values, TrainConfig()) == preset.replace(strategy="default")
-        for setting in settings_form.SETTINGS:  # every preset value is one the widget offers
-            choices = setting.options.get("options")
-            assert choices is None or values[setting.key] in choices, setting.field
+    for preset in PRESETS.values():
+        config = preset.config(dataset)
+        values = settings_form.values_from_config(config)
+        assert settings_form.config_from_values(values, TrainConfig()) == config
+        for field, _, spec in settings_form.SETTINGS:  # every preset value is in the setting's range
+            value = values[settings_form.key_of(field)]
+            assert spec.choices is None or value in spec.choices, field
+            assert spec.low is None or spec.low <= value <= spec.high, field
 
 
 def test_progress_words():
-    progress = Progress("head", step=5, total_steps=7, epoch=3, total_epochs=8, eta_seconds=12)
-    assert job_control.progress_text(progress, fine_tunes=False) == (
-        "Step 2 of 3 · Training the classifier · epoch 3 of 8, batch 5 of 7 · about 12 s left in this step")
-    features = Progress("features", step=40, total_steps=255)
-    assert job_control.progress_text(features, fine_tunes=True).startswith(
-        "Step 1 of 4 · Reading your images through VGG16 · image 40 of 255")
+    progress = Progress("fine-tune", step=5, total_steps=7, epoch=3, total_epochs=8, eta_seconds=12)
+    assert job_control.progress_text(progress, fine_tunes=True) == (
+        "Step 3 of 4 · Fine-tuning VGG16's top layers · epoch 3 of 8, batch 5 of 7 · about 12 s left in this step")
+    features = Progress("features", step=40, total_steps=255, rate=3.25)
+    assert job_control.progress_text(features, fine_tunes=False).startswith(
+        "Step 1 of 3 · Reading your photos through VGG16 · photo 40 of 255, 3.2 photos/s")
+    head = Progress("head", step=5, total_steps=25)
+    assert job_control.progress_text(head, fine_tunes=False) == (
+        "Step 2 of 3 · Training and testing the classifier on every fold · 5 of 25")
 
 
 def test_confusion_cell_click_shows_that_cells_photos(isolated_runs):

@@ -1,0 +1,235 @@
+"""Familiarity: planted strangers are called unknown, the calibration holds, saved arrays and the
+pasteable numpy snippet score exactly like the fitted model. Synthetic data only (no VGG16)."""
+
+from __future__ import annotations
+
+import ast
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quasar_core import familiarity
+from quasar_core.familiarity import MAX_CALIBRATION, SCORING_SNIPPET, FamiliarityModel, drift_summary
+
+D = 64
+METHODS = ("knn_cosine", "mahalanobis")
+
+
+def clusters(n_per_class, classes=3, *, seed=0, channels=None):
+    """ReLU-like features (>= 0): class c lights up its own 12 of the 64 channels, the rest stay dim."""
+    rng = np.random.default_rng(seed)
+    x, y = [], []
+    for c in range(classes):
+        centre = np.full(D, 0.3)
+        lit = channels if channels is not None else slice(12 * c, 12 * (c + 1))
+        centre[lit] = 3.0
+        x.append(np.maximum(centre * rng.gamma(4.0, 0.25, (n_per_class, D)) + rng.normal(0, 0.2, (n_per_class, D)), 0))
+        y += [c] * n_per_class
+    return np.concatenate(x).astype(np.float32), np.array(y)
+
+
+def strangers(n, seed=7):
+    """Off-distribution: the channels no class uses (48..63) light up instead."""
+    x, _ = clusters(n, classes=1, seed=seed, channels=slice(48, 64))
+    return x
+
+
+def snippet_function():
+    namespace = {}
+    exec(SCORING_SNIPPET, namespace)  # plain numpy, pasted into exported apps
+    return namespace["familiarity"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = clusters(100)
+    fresh, fresh_y = clusters(200, seed=1)
+    return x, y, fresh, fresh_y
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_planted_strangers_are_unknown_and_fresh_photos_of_the_classes_mostly_not(data, method):
+    x, y, fresh, _ = data
+    model = FamiliarityModel(method=method).fit(x, y)
+    assert model.is_unknown(strangers(50)).all()
+    assert model.familiarity(strangers(50)).max() < 0.025
+    assert model.is_unknown(fresh).mean() <= 0.08  # calibrated for 2.5 %
+    assert np.median(model.familiarity(fresh)) > 0.3
+    # halfway between a class and the strangers is stranger than the class
+    mixed = (fresh[:50] + strangers(50)) / 2
+    assert np.median(model.familiarity(mixed)) < np.median(model.familiarity(fresh[:50]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("share", [0.95, 0.975, 0.99])
+def test_out_of_fold_calibration_gives_about_the_familiar_share(data, method, share):
+    x, y, fresh, _ = data
+    model = FamiliarityModel(method=method, familiar_share=share).fit(x, y)
+    n = len(x)
+    assert len(model.calibration_scores_) == n and np.all(np.diff(model.calibration_scores_) >= 0)
+    assert share - 1 / n <= model.familiar_rate_ <= share + 2 / n
+    assert abs(model.is_unknown(fresh).mean() - (1 - share)) < 0.04  # unseen photos of the same classes
+    # unknown <=> familiarity < 1 - share <=> score above threshold_
+    fam, scores = model.familiarity(fresh), model.raw_scores(fresh)
+    assert np.all((fam >= 0) & (fam <= 1))
+    np.testing.assert_array_equal(model.is_unknown(fresh), fam < 1 - share - 1e-9)
+    np.testing.assert_array_equal(model.is_unknown(fresh), scores > model.threshold_)
+
+
+def test_an_exact_tie_with_one_minus_the_share_counts_as_familiar():
+    x, y = clusters(20, classes=2)  # 40 photos: the most atypical one has familiarity 1/40 = 1 - 0.975 exactly
+    model = FamiliarityModel(familiar_share=0.975).fit(x, y)
+    top = model.calibration_scores_[-1]
+    assert model.threshold_ == top and model.familiar_rate_ == 1.0
+    assert model._familiarity_of(np.array([top]))[0] == 1 / 40 and not model._unknown_of(np.array([1 / 40]))[0]
+
+
+def test_a_training_photo_is_not_its_own_neighbour_in_the_calibration(data):
+    x, y, _, _ = data
+    model = FamiliarityModel(k=1).fit(x, y)
+    assert model.calibration_scores_.min() > 1e-3  # with itself counted it would be ~0
+    assert np.all(model.familiarity(x) == 1.0)  # scored later, a training photo is its own nearest
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_saved_arrays_and_the_numpy_snippet_score_exactly_like_the_model(data, method):
+    x, y, fresh, _ = data
+    model = FamiliarityModel(method=method, k=3).fit(x, y)
+    arrays = model.to_arrays()
+    assert all(a.dtype != object for a in arrays.values())
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    buffer.seek(0)
+    loaded = FamiliarityModel.from_arrays(np.load(buffer, allow_pickle=False))
+    probe = np.concatenate([fresh, strangers(20), x[:10]])
+    expected = model.familiarity(probe)
+    np.testing.assert_array_equal(loaded.familiarity(probe), expected)
+    np.testing.assert_array_equal(loaded.is_unknown(probe), model.is_unknown(probe))
+    assert (loaded.threshold_, loaded.familiar_rate_, loaded.k, loaded.method) == (
+        model.threshold_, model.familiar_rate_, 3, method)
+    fam, unknown = snippet_function()(probe, arrays)
+    np.testing.assert_array_equal(fam, expected)
+    np.testing.assert_array_equal(unknown, model.is_unknown(probe))
+    fam_one, _ = snippet_function()(probe[0], arrays)  # one photo's 1-D features
+    assert fam_one.shape == (1,) and fam_one[0] == expected[0]
+
+
+def test_the_snippet_needs_only_numpy():
+    assert "sklearn" not in SCORING_SNIPPET and "quasar" not in SCORING_SNIPPET
+    imports = [line for line in SCORING_SNIPPET.splitlines() if line.strip().startswith(("import", "from"))]
+    assert imports == ["import numpy as np"]
+    assert len(SCORING_SNIPPET.strip().splitlines()) <= 30
+
+
+def test_the_bank_is_float16_and_subsampled_by_class_over_max_bank():
+    x, y = clusters(300)
+    x, y = x[: 300 + 300 + 60], y[: 300 + 300 + 60]  # 300, 300, 60 photos
+    model = FamiliarityModel(max_bank=110).fit(x, y)
+    arrays = model.to_arrays()
+    assert arrays["bank"].dtype == np.float16 and arrays["bank"].shape == (110, D)
+    assert np.bincount(arrays["bank_labels"]).tolist() == [50, 50, 10]
+    assert abs(model.familiar_rate_ - 0.975) < 0.01  # photos outside the bank are out-of-fold by nature
+    assert model.is_unknown(strangers(30)).all()
+
+
+def test_the_calibration_is_capped_and_stratified_for_big_datasets():
+    x, y = clusters(MAX_CALIBRATION // 2)  # 3 classes: 1.5 x the cap
+    model = FamiliarityModel().fit(x, y)
+    assert len(model.calibration_scores_) == MAX_CALIBRATION
+    assert abs(model.familiar_rate_ - 0.975) < 0.002
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tiny_datasets_still_work(method):
+    x, y = clusters(3, classes=2)  # 6 photos: k=5 falls back to the 5 others
+    model = FamiliarityModel(method=method).fit(x, y)
+    assert model.familiarity(strangers(5)).max() == 0.0
+    assert FamiliarityModel(method=method).fit(x[:2]).familiarity(x[:2]).shape == (2,)
+    assert FamiliarityModel(method=method).fit(x).to_arrays()["classes"].tolist() == [0]  # no labels: one class
+
+
+@pytest.mark.parametrize("kwargs, quoted", [
+    ({"method": "lof"}, "'lof'"), ({"k": 0}, "0"), ({"k": 2.5}, "2.5"), ({"k": True}, "True"),
+    ({"familiar_share": 1.0}, "1.0"), ({"familiar_share": 0}, "0"), ({"familiar_share": "0.9"}, "'0.9'"),
+    ({"max_bank": 1}, "1"), ({"seed": -1}, "-1"),
+])
+def test_bad_parameters_are_refused_quoting_the_value(kwargs, quoted):
+    with pytest.raises(ValueError, match=list(kwargs)[0]) as info:
+        FamiliarityModel(**kwargs)
+    assert quoted in str(info.value)
+
+
+def test_bad_inputs_are_refused_with_a_reason(data):
+    x, y, _, _ = data
+    model = FamiliarityModel()
+    with pytest.raises(ValueError, match=r"\(5,\)"):
+        model.fit(np.ones(5))
+    with pytest.raises(ValueError, match="at least 2 photos"):
+        model.fit(x[:1])
+    bad = x.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="photo 3 holds nan"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="numeric"):
+        model.fit([["a", "b"], ["c", "d"]])
+    with pytest.raises(ValueError, match="one per photo"):
+        model.fit(x, y[:-1])
+    with pytest.raises(ValueError, match="'ant'"):
+        model.fit(x[:2], ["ant", "bee"])
+    with pytest.raises(ValueError, match="0.5"):
+        model.fit(x[:2], [0.5, 1])
+    with pytest.raises(ValueError, match="not fitted"):
+        model.familiarity(x)
+    model.fit(x, y)
+    with pytest.raises(ValueError, match="63 values per photo.*64"):
+        model.familiarity(x[:, :63])
+    assert model.familiarity(np.zeros((0, D))).shape == (0,)
+    arrays = model.to_arrays()
+    del arrays["calibration"]
+    with pytest.raises(ValueError, match="'calibration' is missing"):
+        FamiliarityModel.from_arrays(arrays)
+    with pytest.raises(ValueError, match="'iforest'"):
+        FamiliarityModel.from_arrays({**model.to_arrays(), "method": np.array("iforest")})
+
+
+@pytest.mark.parametrize("flags, sentence", [
+    ([True] * 7 + [False] * 13,
+     "7 of 20 new photos look different from what the model learned — consider adding photos like them."),
+    ([True] + [False] * 19,
+     "1 of 20 new photos looks different from what the model learned — consider adding photos like it."),
+    ([False] * 20, "All 20 new photos look like the training photos."),
+    ([True] * 20, "All 20 new photos look different from what the model learned — consider adding photos like them."),
+    ([False, False], "Both new photos look like the training photos."),
+    ([False], "The new photo looks like the training photos."),
+    ([True], "The new photo looks different from what the model learned — consider adding photos like it."),
+    ([], "There are no new photos to check."),
+])
+def test_drift_summary_wording(flags, sentence):
+    fam = np.where(np.array(flags, dtype=bool), 0.0, 0.6)
+    summary = drift_summary(fam, np.array(flags, dtype=bool))
+    assert summary == {"n": len(flags), "unknown": sum(flags), "share": sum(flags) / len(flags) if flags else 0.0,
+                       "sentence": sentence}
+
+
+def test_drift_summary_takes_a_model_output_and_refuses_mismatches(data):
+    x, y, fresh, _ = data
+    model = FamiliarityModel().fit(x, y)
+    probe = np.concatenate([fresh[:17], strangers(3)])
+    summary = drift_summary(model.familiarity(probe), model.is_unknown(probe))
+    assert summary["n"] == 20 and summary["unknown"] >= 3 and summary["sentence"].endswith("photos like them.")
+    with pytest.raises(ValueError, match="one flag per photo"):
+        drift_summary([0.5, 0.5], [True])
+    with pytest.raises(ValueError, match="1.5"):
+        drift_summary([1.5], [False])
+    with pytest.raises(ValueError, match="'yes'"):
+        drift_summary([0.5], ["yes"])
+
+
+def test_the_module_imports_only_numpy_scikit_learn_and_the_standard_library():
+    tree = ast.parse(Path(familiarity.__file__).read_text())
+    nodes = list(ast.walk(tree))
+    names = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
+    assert names <= {"__future__", "numbers", "warnings", "numpy", "sklearn"}, names
