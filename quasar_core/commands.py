@@ -26,8 +26,10 @@ def _cache():
 def _load(args, bar):
     from quasar_core.data import Limits, load_dataset
 
-    dataset = load_dataset(args.data, limits=Limits.from_env(max_images=args.max_images), on_progress=bar.checked)
-    bar.close()
+    try:
+        dataset = load_dataset(args.data, limits=Limits.from_env(max_images=args.max_images), on_progress=bar.checked)
+    finally:
+        bar.close()  # an error is printed on a line of its own, not stuck to the bar
     for line in dataset.report.summary_lines():
         print(line, file=sys.stderr)
     return dataset
@@ -152,7 +154,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from quasar_core.charts import comparison_figure
     from quasar_core.compare import compare_transfer
-    from quasar_core.runs.folder import write_json
+    from quasar_core.runs.folder import FILES, write_json
 
     try:  # argument checks first, before any photo is read
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
@@ -167,10 +169,10 @@ def cmd_compare(args) -> int:
     bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "comparison.json", {**summary, "config": config.to_dict()})
+    write_json(out / FILES.COMPARISON, {**summary, "config": config.to_dict()})
     comparison_figure(summary["results"]).write_html(out / "comparison.html", include_plotlyjs=True)
     print(summary["conclusion"])
-    print(f"Wrote {out / 'comparison.json'} and {out / 'comparison.html'}")
+    print(f"Wrote {out / FILES.COMPARISON} and {out / 'comparison.html'}")
     return 0
 
 

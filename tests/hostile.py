@@ -1,7 +1,7 @@
 """Hostile inputs for the data loaders, made on the fly: no binary corpus is committed.
 
 Shared by every layer that reads a user's photos, so the same bad files are fed to the
-engine (tests/core/test_data.py), the command line (tests/core/test_cli_hostile.py) and
+engine (tests/core/data/), the command line (tests/core/test_cli_hostile.py) and
 the Upload page (tests/app/test_upload.py). Import it as ``from tests import hostile``.
 
 ``corpus_zip()`` is the one class-folder zip that holds good photos in four classes and
@@ -206,6 +206,41 @@ def hostile_corpus() -> dict[str, bytes]:
 
 
 IGNORED_IN_CORPUS = (".DS_Store", "cat/.hidden.png", "cat/Thumbs.db", "dog/desktop.ini", ".git/objects/x.png")
+
+
+def problem_for(report, file: str):
+    """The first Problem a ``DataReport`` lists for `file` (failing when there is none)."""
+    matches = [p for p in report.problems if p.file == file]
+    assert matches, f"no problem reported for {file!r}; problems: {report.problems}"
+    return matches[0]
+
+
+def check_hostile_report(dataset, prefix: str = "") -> None:
+    """Assert a loaded ``hostile_corpus()`` (folder or zip; `prefix` is a zip's top folder) is exactly
+    what it must be: every bad file skipped with its reason and advice, the ignored ones never
+    mentioned, every good or merely unusual photo used, and each one readable again."""
+    report = dataset.report
+    for name, (_, words) in HOSTILE.items():
+        problem = problem_for(report, prefix + name)
+        assert problem.kind == "skipped"
+        assert words in problem.reason, (name, problem.reason)
+        # Every reason also says what to do.
+        advice = ("remove", "replace", "export", "shrink", "save")
+        assert any(verb in problem.reason for verb in advice), problem.reason
+    assert "not inside a class folder" in problem_for(report, prefix + "stray.png").reason
+    reported = {p.file for p in report.problems}
+    for ignored in IGNORED_IN_CORPUS:
+        assert prefix + ignored not in reported
+    used = {s.name for s in dataset.samples}
+    for name in [*good_class("cat", 5, 0), *good_class("dog", 6, 100), *VALID_ODDITIES]:
+        assert prefix + name in used, name
+    assert report.counts == {"cat": 5 + len(VALID_ODDITIES), "dog": 6}
+    assert len(report.skipped()) == len(HOSTILE) + 1
+    # A dataset keeps no pixels: each photo is decoded again from where it was found.
+    for index, sample in enumerate(dataset.samples):
+        pixels = dataset.pixels(index)
+        assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
+        assert pixels.shape[:2] == sample.original_size[::-1]
 
 
 # --------------------------------------------------------------------------- one corpus for every layer

@@ -8,6 +8,7 @@ each, and a photo is decoded again only when it is needed (the feature pass, a g
 
 from __future__ import annotations
 
+import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -34,20 +35,29 @@ class DatasetRejected(DatasetError):
 
 
 class _ZipHandles:
-    """Open zip archives shared by all the photos inside them (the central directory is read once)."""
+    """Open zip archives shared by all the photos inside them (the central directory is read once).
+
+    A zip deleted or replaced since it was opened is not read from the stale handle: deleted, its
+    photos can no longer be read (FileNotFoundError); replaced, the new file is opened.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._open: dict[str, zipfile.ZipFile] = {}
+        self._open: dict[str, tuple[tuple, zipfile.ZipFile]] = {}
 
     def get(self, path: str) -> zipfile.ZipFile:
+        status = os.stat(path)
+        identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
         with self._lock:
-            archive = self._open.get(path)
-            if archive is None:
+            opened = self._open.get(path)
+            if opened is not None and opened[0] != identity:
+                self._open.pop(path)[1].close()  # members being read keep the old file open until they finish
+                opened = None
+            if opened is None:
                 if len(self._open) > 16:  # a long-lived server: do not keep every zip ever read open
-                    self._open.pop(next(iter(self._open))).close()
-                archive = self._open[path] = zipfile.ZipFile(path)
-            return archive
+                    self._open.pop(next(iter(self._open)))[1].close()
+                opened = self._open[path] = (identity, zipfile.ZipFile(path))
+            return opened[1]
 
 
 _ZIPS = _ZipHandles()

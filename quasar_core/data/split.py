@@ -104,19 +104,28 @@ def holdout_folds(targets, *, fraction: float = 0.2, seed: int = 0, groups=None)
     groups = _groups(groups, len(targets))
     rng = np.random.default_rng(int(seed))
     assignment = np.full(len(targets), -1, dtype=np.int64)
-    for label in np.unique(targets):
-        members = np.flatnonzero(targets == label)
-        member_groups = rng.permutation(np.unique(groups[members]))
+    labels, class_of = np.unique(targets, return_inverse=True)
+    _, group_of = np.unique(groups, return_inverse=True)
+    # A group may hold photos of several classes (near-copies labelled differently): it is tested whole.
+    photos_of_group = np.split(np.argsort(group_of, kind="stable"), np.cumsum(np.bincount(group_of))[:-1])
+    learned = np.bincount(class_of, minlength=len(labels))  # photos of each class still learned from
+    for label in range(len(labels)):
+        members = np.flatnonzero(class_of == label)
+        member_groups = rng.permutation(np.unique(group_of[members]))
         if len(member_groups) < 2:
             continue  # a single photo (or group) must be learned from
         wanted = min(len(member_groups) - 1, max(1, int(round(len(members) * fraction))))
-        taken = 0
+        taken = len(members) - learned[label]  # already tested with a group of another class
         for group in member_groups:
             if taken >= wanted:
                 break
-            chosen = members[groups[members] == group]
+            chosen = photos_of_group[group]
+            removed = np.bincount(class_of[chosen], minlength=len(labels))
+            if assignment[chosen[0]] == 0 or np.any((removed > 0) & (learned - removed < 1)):
+                continue  # already tested, or a class would be left with nothing to learn from
             assignment[chosen] = 0
-            taken += len(chosen)
+            learned -= removed
+            taken += removed[label]
     return Folds(assignment, "holdout")
 
 

@@ -2,8 +2,9 @@
 
 Each command runs in a child process from an empty working directory, with the zip in a
 folder of its own, the run folder in a third and TMPDIR and HOME in folders of their own,
-so what the command writes, and where, can be checked. The children train from random
-weights ("none") at 32 px for one epoch.
+so what the command writes, and where, can be checked. The children train at 32 px, from the
+ImageNet weights file named by QUASAR_VGG16_WEIGHTS (or the shared copy next to the repository)
+when there is one, else from random weights ("none").
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import pytest
 from tests import hostile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_FLAGS = ["--epochs", "1", "--image-size", "32", "--weights", "none"]
+SHARED_WEIGHTS = REPO_ROOT.parent / "shared" / "weights" / "vgg16_imagenet_notop.weights.h5"
+WEIGHTS_FILE = os.environ.get("QUASAR_VGG16_WEIGHTS") or (str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "")
+TRAIN_FLAGS = ["--image-size", "32", "--weights", "imagenet" if WEIGHTS_FILE else "none"]
 HANG_GUARD_SECONDS = 900  # only so a hung child cannot hang the suite; not a speed requirement
 
 
@@ -34,6 +37,8 @@ def places(tmp_path) -> dict[str, Path]:
 
 def run_cli(args: list[str], places: dict[str, Path], *, pythonpath_first: Path | None = None):
     env = {key: value for key, value in os.environ.items() if not key.startswith("QUASAR_")}  # default limits
+    if WEIGHTS_FILE:
+        env["QUASAR_VGG16_WEIGHTS"] = WEIGHTS_FILE
     paths = [str(pythonpath_first)] if pythonpath_first else []
     env.update(
         PYTHONPATH=os.pathsep.join([*paths, str(REPO_ROOT)]),
@@ -97,15 +102,19 @@ def test_train_on_the_hostile_corpus_uses_the_good_photos_and_names_every_bad_fi
     for ignored in hostile.CORPUS_IGNORED:
         assert ignored not in result.stderr
     usable = sum(hostile.CORPUS_COUNTS.values())
-    assert f"Training on {usable} images in {len(hostile.CORPUS_COUNTS)} classes at 32 px" in result.stderr
+    assert f"Training on {usable} photos in {len(hostile.CORPUS_COUNTS)} classes at 32 px" in result.stderr
 
     # It trained on exactly the usable photos, and the run says so.
     hostile.check_corpus_report(json.loads((run / "data_report.json").read_text(encoding="utf-8")))
-    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
-    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(hostile.CORPUS_USED)
+    folds = json.loads((run / "folds.json").read_text(encoding="utf-8"))
+    assert sorted(folds["names"]) == sorted(hostile.CORPUS_USED)
+    # Every photo is tested once, by a model that did not learn from it.
+    assert folds["folds"]["method"] == "cross-validation"
+    assert len(folds["folds"]["assignment"]) == len(folds["names"])
+    assert all(fold >= 0 for fold in folds["folds"]["assignment"])
     assert json.loads((run / "status.json").read_text(encoding="utf-8"))["state"] == "done"
     assert json.loads((run / "labels.json").read_text(encoding="utf-8")) == sorted(hostile.CORPUS_COUNTS)
-    assert (run / "model.keras").is_file()
+    assert (run / "head.npz").is_file()  # what was learned; the shared VGG16 base is not copied into runs
     assert f"Run saved in {run}" in result.stdout
 
     # Nothing written beside the zip or in the working directory; no zip-slip file anywhere.
@@ -134,8 +143,13 @@ def test_a_zip_that_cannot_be_used_is_refused_in_one_line_before_training(case, 
                      pythonpath_first=shadow_tensorflow)
 
     assert result.returncode == 2
-    [message] = result.stderr.strip().splitlines()
-    assert all(words in message for words in expected), message
+    # One line says why. Photos that were checked first leave only their finished progress bar above it.
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    message = lines[-1]
+    assert message.startswith("error: ") and all(words in message for words in expected), result.stderr
+    assert all(line.startswith("Checking your photos") for line in lines[:-1]), result.stderr
+    if case == "zip bomb":  # refused from the zip's directory: not one photo was checked
+        assert lines == [message]
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not run.exists()
     assert tree(places["zips"]) == zips_before
