@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from quasar_core.errors import QuasarError
-from quasar_core.flags import config_from_args
+from quasar_core.flags import candidates_from_args, config_from_args
 from quasar_core.progress import TqdmProgress
 from quasar_core.wording import percent
 
@@ -50,9 +50,12 @@ def cmd_train(args) -> int:
     bar = _progress()
     dataset = _load(args, bar)
     config = config_from_args(args, dataset)
+    candidates = candidates_from_args(args, dataset)  # Best accuracy: the settings it tries
+    how = (f"trying {len(candidates)} settings" if candidates else
+           'fine-tuning' if config.fine_tunes else 'feature extraction')
     print(f"Training on {len(dataset)} photos in {len(dataset.labels)} classes at {config.image_size} px "
-          f"({args.preset} preset, {'fine-tuning' if config.fine_tunes else 'feature extraction'}).", file=sys.stderr)
-    run = train_run(dataset, config, args.out, hooks=bar.hooks(), cache=_cache())
+          f"({args.preset} preset, {how}).", file=sys.stderr)
+    run = train_run(dataset, config, args.out, hooks=bar.hooks(), cache=_cache(), candidates=candidates)
     bar.close()
     if run.path != Path(args.out):  # a multi-worker job's other workers: the chief keeps the run
         shutil.rmtree(run.path, ignore_errors=True)
@@ -123,6 +126,10 @@ def cmd_export(args) -> int:
           f"(largest difference {result['max_difference']:.1e}).")
     if args.format == "app":
         print(f"Start it with: cd {result['path']} && pip install -r requirements.txt && streamlit run app.py")
+    if args.format == "tflite":
+        size = _open_run(args.run_dir).config.image_size
+        print(f"The TFLite model takes photos already resized to {size} x {size} px (TFLite has no antialiased "
+              "resize); the other formats resize inside the model.")
     return 0
 
 

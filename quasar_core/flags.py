@@ -41,8 +41,22 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, dataset) -> TrainConfig:
     """The preset's settings for these photos, with every flag that was given on top."""
-    preset = PRESETS[args.preset]
-    config = preset.config(dataset)
+    return _with_flags(args, PRESETS[args.preset].config(dataset))
+
+
+def candidates_from_args(args, dataset) -> list[TrainConfig] | None:
+    """What ``--preset best`` tries (each candidate with every flag that was given on top); None for the others."""
+    if args.preset != "best":
+        return None
+    unique = []
+    for config in PRESETS["best"].candidates(dataset):
+        config = _with_flags(args, config)
+        if config not in unique:  # a flag may make two candidates the same
+            unique.append(config)
+    return unique if len(unique) > 1 else None
+
+
+def _with_flags(args, config: TrainConfig) -> TrainConfig:
     top = {name: getattr(args, name) for name, _, _ in declared(TrainConfig)
            if name not in NOT_FLAGS and getattr(args, name, None) is not None}
     augmentation = {name: getattr(args, "augment-" + name) for name, _, _ in declared(Augmentation)

@@ -4,8 +4,9 @@ The self-contained model (VGG16 and the learned head, resizing and preprocessing
 assembled from the run folder, written in the chosen format, reloaded, and must reproduce
 the assembled model's predictions on the run's example photos within a stated tolerance;
 otherwise nothing is written. Formats: a zip (model.keras, labels, evaluation, "none of
-these" reference and a predict.py), a TensorFlow SavedModel folder, a TFLite file, and a
-predict-only Streamlit app (share_app.py).
+these" reference and a predict.py), a TensorFlow SavedModel folder, a TFLite file (for photos
+already resized to the run's size: TFLite has no antialiased resize), and a predict-only
+Streamlit app (share_app.py).
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ def load_rgb(path):
 
 
 def main(paths):
-    model = keras.saving.load_model(HERE / "model.keras", safe_mode=True, compile=False)
+    model = keras.saving.load_model(HERE / "%(model)s", safe_mode=True, compile=False)
     both = keras.Model(model.inputs[0], [model.outputs[0], model.get_layer("pool").output])
-    labels = json.loads((HERE / "labels.json").read_text(encoding="utf-8"))
-    reference = HERE / "familiarity.npz"
+    labels = json.loads((HERE / "%(labels)s").read_text(encoding="utf-8"))
+    reference = HERE / "%(familiarity)s"
     arrays = dict(np.load(reference)) if reference.is_file() else None
     for path in paths:
         probabilities, features = (np.asarray(x) for x in both(load_rgb(path)[None], training=False))
@@ -119,7 +120,8 @@ def run_zip_bytes(run_dir: str | Path, *, base_loader=None) -> bytes:
             path = run.path / member
             if path.is_file():
                 archive.write(path, member)
-        archive.writestr("predict.py", PREDICT_SCRIPT % {"snippet": SCORING_SNIPPET})
+        archive.writestr("predict.py", PREDICT_SCRIPT % {"snippet": SCORING_SNIPPET, "model": FILES.MODEL,
+                                                         "labels": FILES.LABELS, "familiarity": FILES.FAMILIARITY})
         archive.writestr("README.txt", _zip_readme(run))
     return buffer.getvalue()
 
@@ -148,7 +150,7 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, bas
             actual = _predict_savedmodel(staged, images)
         else:
             saved = Path(scratch) / "savedmodel"
-            model.export(str(saved), format="tf_saved_model", verbose=False)
+            _fixed_size(model, run.config.image_size).export(str(saved), format="tf_saved_model", verbose=False)
             staged.write_bytes(_tflite_bytes(saved))
             actual = _predict_tflite(staged, images)
         difference = float(np.max(np.abs(actual - expected)))
@@ -200,6 +202,22 @@ def _tflite_bytes(saved_model: Path) -> bytes:
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     return converter.convert()
+
+
+def _fixed_size(model, image_size: int):
+    """The model from its preprocessing on, for photos already resized to `image_size` (for TFLite, which has no
+    antialiased resize, tf.ScaleAndTranslate: resize first, as data.images.resize_square does)."""
+    import keras
+
+    try:
+        first = model.layers.index(model.get_layer("resize")) + 1
+    except ValueError:  # not a Quasar model: exported as it is
+        return model
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    tensor = inputs
+    for layer in model.layers[first:]:  # a chain: preprocessing, VGG16, pooling, the head
+        tensor = layer(tensor)
+    return keras.Model(inputs, tensor, name=f"{model.name}_{image_size}px")
 
 
 def _predict_zip(archive_path: Path, images: np.ndarray, scratch: Path) -> np.ndarray:

@@ -123,6 +123,8 @@ def read_arrays(path: Path) -> dict[str, np.ndarray] | None:
 def process_alive(pid) -> bool:
     try:
         os.kill(int(pid), 0)
+    except PermissionError:
+        return True  # it exists, under another user (a CLI training seen from the dashboard's server)
     except (OSError, ValueError, TypeError):
         return False
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -69,8 +70,9 @@ def classifier_of(run: Run, *, base_loader=None):
 
 def forget(run_path) -> None:
     """Drop a run's classifier from memory (it was deleted)."""
+    path = str(Path(run_path).resolve())  # kept under the resolved path (see classifier_of)
     with _LOCK:
-        for key in [k for k in _KEPT if k[0] == str(run_path)]:
+        for key in [k for k in _KEPT if k[0] == path]:
             del _KEPT[key]
 
 

@@ -8,6 +8,7 @@ failed with a message saying so; it never looks usable.
 
 from __future__ import annotations
 
+import errno
 import io
 import shutil
 import tempfile
@@ -25,11 +26,13 @@ from quasar_core.evaluation import Evaluation, evaluate_predictions
 from quasar_core.features.cache import FeatureCache
 from quasar_core.head import Head, softmax
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks
-from quasar_core.runs.folder import FILES, Run, RunWriter, Status, read_arrays, read_json, write_arrays, write_json
+from quasar_core.runs.folder import (FILES, Run, RunWriter, Status, disk_error, read_arrays, read_json, write_arrays,
+                                     write_json)
 from quasar_core.runs.learned import classifier_of, flatten_tuned, save_head, save_learned
 from quasar_core.selection import fit_best
 from quasar_core.training import TransferClassifier
 from quasar_core.tuning import recover_tuned
+from quasar_core.wording import plural
 
 EXAMPLE_MAX_SIDE = 160
 MAX_MISTAKE_EXAMPLES = 120
@@ -53,7 +56,7 @@ def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: Train
     writer.write(FILES.DATA_REPORT, dataset.report.to_dict())
 
     def progress(update: Progress) -> None:
-        writer.beat(update.label.lower())
+        writer.beat(update.label[:1].lower() + update.label[1:])  # "…while fine-tuning VGG16's top layers"
         hooks.progress(update)
 
     def epoch(row: dict) -> None:
@@ -86,12 +89,19 @@ def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: Train
     except DiskFullError as exc:
         _fail(writer, str(exc))
         raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _fail(writer, str(exc) or exc.__class__.__name__)
+            raise
+        full = disk_error(exc, writer.path)  # a write outside the run folder's own (the feature cache, a checkpoint)
+        _fail(writer, str(full))
+        raise full from None
     except BaseException as exc:
         _fail(writer, str(exc) or exc.__class__.__name__)
         raise
     stopped = classifier.cancelled_
-    epochs = sum(1 for row in classifier.history_ if row.get("phase") == "fine-tune")
-    trained = f"fine-tuned for {epochs} epochs" if epochs else "the classifier learned from every photo"
+    epochs = _kept_epochs(classifier.history_)
+    trained = f"fine-tuned for {plural(epochs, 'epoch')}" if epochs else "the classifier learned from every photo"
     writer.finish("cancelled" if stopped else "done",
                   "Stopped by you; the model learned so far is kept." if stopped else f"Trained: {trained}.",
                   timings=classifier.timings_, precision=classifier.precision_.precision,
@@ -104,8 +114,13 @@ def _fail(writer: RunWriter, message: str) -> None:
         (writer.path / name).unlink(missing_ok=True)
     try:
         writer.finish("failed", message)
-    except OSError:
+    except (OSError, DiskFullError):
         pass  # the disk is full even for the status: the job reports the failure; a restart shows it interrupted
+
+
+def _kept_epochs(history: list[dict]) -> int:
+    """Fine-tuning epochs of the kept model (the hold-out estimate's own epochs are not the model's)."""
+    return sum(1 for row in history if row.get("phase") == "fine-tune" and row.get("label") != "hold-out")
 
 
 def out_of_fold_evaluation(classifier: TransferClassifier, dataset) -> Evaluation:
@@ -154,10 +169,11 @@ def recover_run(run_dir: str | Path, *, base_loader=None) -> Run:
     head, tuned = recovered
     write_arrays(run.path / FILES.HEAD, head.to_arrays())
     write_arrays(run.path / FILES.TUNED, flatten_tuned(tuned))
-    epochs = sum(1 for row in run.history if row.get("phase") == "fine-tune")
+    epochs = _kept_epochs(run.history)
     status = Status(**{**run.status.to_dict(), "state": "interrupted",
-                       "message": f"Training was cut off after {epochs} fine-tuning epochs; the model from the last "
-                                  "finished epoch was recovered. Its accuracy was measured before fine-tuning."})
+                       "message": f"Training was cut off after {plural(epochs, 'fine-tuning epoch')}; the model "
+                                  "from the last finished epoch was recovered. Its accuracy was measured before "
+                                  "fine-tuning."})
     write_json(run.path / FILES.STATUS, status.to_dict())
     shutil.rmtree(run.path / FILES.CHECKPOINT, ignore_errors=True)
     return Run.open(run.path)
