@@ -111,8 +111,8 @@ def load_vgg16(weights: str = "imagenet", *, seed: int = 0):
                 "Could not download the ImageNet weights for VGG16 (this computer seems to be offline). "
                 f"Connect to the internet, or set {WEIGHTS_ENV} to a local copy of "
                 "'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5' (or a '.weights.h5' file), "
-                f"or choose weights 'none' to train from scratch. Details: {exc}"
-            ) from exc
+                "or choose weights 'none' to train from scratch."
+            ) from exc  # Keras' own words ("URL fetch failure … [Errno -2] …") stay in the chained cause
         if not isinstance(exc, (OSError, ValueError)):
             raise
         raise WeightsUnavailableError(

@@ -53,10 +53,13 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
         weights = config.weights if kind == "imagenet" else "none"
         hooks.message(f"Reading the photos through VGG16 with {WEIGHTS_WORDS[kind]} ({number + 1} of 2)")
         loader = base_loaders.get(kind) or _loader(weights, config.seed)
-        spec = FeatureSpec(backbone.weights_id(weights, seed=config.seed), config.image_size, precision)
+        # Random weights have no weights file for int8 to quantise: that pass runs in float32.
+        kind_precision = "float32" if precision == "int8" and backbone.resolve_weights(weights) is None else precision
+        spec = FeatureSpec(backbone.weights_id(weights, seed=config.seed), config.image_size, kind_precision)
         feature_pass = FeaturePass(spec=spec, cache=cache, hooks=hooks, cancel=cancel, seed=config.seed,
                                    network_for=network_provider(weights=weights, image_size=config.image_size,
-                                                                precision=precision, base_loader=loader, cache=cache))
+                                                                precision=kind_precision, base_loader=loader,
+                                                                cache=cache))
         started = time.perf_counter()
         views = feature_pass.features(dataset, np.arange(len(dataset)))
         if views is None:

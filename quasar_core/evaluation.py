@@ -27,7 +27,8 @@ def wilson_interval(successes: int, n: int, *, z: float = 1.959964) -> tuple[flo
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0/n and n/n the bound is exactly 0 or 1 (rounding would leave the estimate outside its interval).
+    return (0.0 if successes <= 0 else max(0.0, centre - half)), (1.0 if successes >= n else min(1.0, centre + half))
 
 
 def reliability(confidence, correct, *, bins: int = RELIABILITY_BINS) -> tuple[list[dict], float]:

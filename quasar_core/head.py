@@ -82,9 +82,11 @@ def fit_head(features, targets, *, n_classes: int, strength: float, class_weight
         model.fit((x - mean) / scale, y)
     kernel = np.zeros((x.shape[1], n_classes), dtype=np.float32)
     bias = np.zeros(n_classes, dtype=np.float32)
-    if len(model.classes_) == 2:  # scikit-learn keeps one logit for two classes: the other is 0
-        kernel[:, model.classes_[1]] = model.coef_[0]
-        bias[model.classes_[1]] = model.intercept_[0]
+    if len(model.classes_) == 2:  # scikit-learn keeps one logit for two classes: split it between both
+        # Halves of opposite sign give the same softmax and sum to zero like the multi-class solution, so
+        # each class's own logit moves with the photo (a logit fixed at 0 left its Grad-CAM blank).
+        kernel[:, model.classes_[1]], kernel[:, model.classes_[0]] = model.coef_[0] / 2, -model.coef_[0] / 2
+        bias[model.classes_[1]], bias[model.classes_[0]] = model.intercept_[0] / 2, -model.intercept_[0] / 2
     else:
         kernel[:, model.classes_] = model.coef_.T
         bias[model.classes_] = model.intercept_

@@ -69,8 +69,9 @@ def fit_best(dataset, candidates: list[TrainConfig], *, cache=None, base_loader=
                       "fine_tunes": True, "against": float(theirs)})
         if mine > theirs:
             winner = (config, classifier)
-    for row in table:
-        row["chosen"] = row["setting"] == setting_words(winner[0])
+    row_configs = [c for c, _ in plain] + [c for c, _ in scored if c.fine_tunes]  # the table's order
+    for row, config in zip(table, row_configs):
+        row["chosen"] = config == winner[0]  # not by the words: two candidates may read alike
     config, classifier = winner
     if not config.fine_tunes:  # the kept model: every photo, features already cached
         classifier = TransferClassifier(config, cache=cache, base_loader=base_loader).fit(

@@ -91,7 +91,8 @@ class TransferClassifier:
         self._hooks_rows = TrainingHooks(self._hooks.on_progress, self._record, self._hooks.on_message)
         self.precision_ = choose_precision(self.config.precision, agreement=lambda: int8_agreement(
             dataset, np.arange(min(CHECK_PHOTOS, len(dataset))), weights=self.config.weights,
-            image_size=self.config.image_size, base_loader=self._base, cache=self.cache))
+            image_size=self.config.image_size, base_loader=self._base, cache=self.cache),
+            random_weights=backbone.resolve_weights(self.config.weights) is None)
 
     def _record(self, row: dict) -> None:
         self.history_.append(row)

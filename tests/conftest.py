@@ -106,13 +106,6 @@ def dataset():
 
 
 @pytest.fixture(scope="session")
-def split(dataset):
-    from quasar_core.data import split_dataset
-
-    return split_dataset(dataset, val_fraction=0.15, test_fraction=0.15, seed=0)
-
-
-@pytest.fixture(scope="session")
 def shapes_folder(tmp_path_factory) -> Path:
     """The same pictures as a folder of class folders (read-only: copy it to change it)."""
     return write_shapes_folder(tmp_path_factory.mktemp("shapes") / "data")
@@ -132,10 +125,35 @@ def base():
 
 
 @pytest.fixture(scope="session")
+def base_loader(base):
+    """What TransferClassifier, train_run and compare take: a function returning the shared base."""
+    return lambda: base
+
+
+@pytest.fixture(scope="session")
 def tiny_config():
+    """Random weights at 32 px: the settings every model test starts from (precision left to "auto")."""
     from quasar_core.config import TrainConfig
 
-    return TrainConfig(weights="none", image_size=32, epochs=4, batch_size=8, seed=0)
+    return TrainConfig(weights="none", image_size=32)
+
+
+@pytest.fixture(scope="session")
+def fine_tuned(tmp_path_factory, dataset, tiny_config, base_loader):
+    """One tiny fine-tuning (block 5, 1 epoch) shared read-only by the training and tuning tests: the
+    classifier, its progress rows and the folder its per-epoch checkpoint went to."""
+    from quasar_core.features.cache import FeatureCache
+    from quasar_core.progress import TrainingHooks
+    from quasar_core.training import TransferClassifier
+
+    root = tmp_path_factory.mktemp("fine-tuned")
+    config = tiny_config.replace(mode="fine-tune", fine_tune_epochs=1, fine_tune_blocks=1, batch_size=8,
+                                 fine_tune_learning_rate=1e-3)
+    rows, seen = [], []
+    classifier = TransferClassifier(config, cache=FeatureCache(root / "features"), base_loader=base_loader)
+    classifier.fit(dataset, hooks=TrainingHooks(on_progress=seen.append, on_epoch_end=rows.append),
+                   checkpoint_dir=root / "checkpoint")
+    return {"classifier": classifier, "rows": rows, "progress": seen, "checkpoint_dir": root / "checkpoint"}
 
 
 @pytest.fixture
@@ -148,8 +166,8 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, dataset, tiny_config, base):
+def trained_run(tmp_path_factory, dataset, tiny_config, base_loader):
     """One finished run folder shared by read-only tests (export, CLI): do not modify it."""
-    from quasar_core.runs import train_run
+    from quasar_core.runs.pipeline import train_run
 
-    return train_run(dataset, tiny_config, tmp_path_factory.mktemp("shared-runs") / "run", base=base)
+    return train_run(dataset, tiny_config, tmp_path_factory.mktemp("shared-runs") / "run", base_loader=base_loader)

@@ -52,12 +52,17 @@ def int8_unavailable_reason() -> str | None:
     return None
 
 
-def choose_precision(requested: str, *, agreement: Callable[[], float] | None = None) -> PrecisionChoice:
+def choose_precision(requested: str, *, agreement: Callable[[], float] | None = None,
+                     random_weights: bool = False) -> PrecisionChoice:
     """Resolve a TrainConfig.precision; for "auto", `agreement()` measures int8 against float32 on the
-    user's first photos (called only when int8 is otherwise possible)."""
+    user's first photos (called only when int8 is otherwise possible). Random weights (weights "none")
+    have no weights file to quantise, so they never run in int8."""
     if requested not in ("auto", "float32", "bfloat16", "int8"):
         raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'int8', got {requested!r}.")
     if requested == "int8":
+        if random_weights:
+            raise ValueError("precision 'int8' needs a VGG16 weights file; random weights ('none') have none. "
+                             "Choose 'auto' or 'float32'.")
         if not int8.runtime_available():
             raise ValueError("precision 'int8' needs ONNX Runtime (pip install onnxruntime); "
                              "choose 'auto' to fall back by itself.")
@@ -65,7 +70,7 @@ def choose_precision(requested: str, *, agreement: Callable[[], float] | None = 
     if requested != "auto":
         return PrecisionChoice(requested, f"{requested}: chosen in the settings")
     fallback = _float_choice()
-    blocked = int8_unavailable_reason()
+    blocked = "random weights have no weights file to quantise" if random_weights else int8_unavailable_reason()
     if blocked is None and agreement is None:  # planning: the check runs when training starts
         return PrecisionChoice("int8", f"int8 if its features agree with float32 on your first photos (checked "
                                        f"when training starts; otherwise {fallback.precision})")

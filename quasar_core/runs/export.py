@@ -76,7 +76,8 @@ def main(paths):
         if arrays is not None:
             score, unknown = familiarity(features, arrays)
             if unknown[0]:
-                answer = f"does not look like any of: {', '.join(labels)} (closest: {answer})"
+                answer = (f"does not look like any of: {', '.join(labels)} "
+                          f"(closest: {labels[best]}, {probabilities[0][best] * 100:.0f} %%)")
         print(f"{path}: {answer}")
 
 

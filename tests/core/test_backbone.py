@@ -1,7 +1,9 @@
-"""VGG16, its weights and the frozen feature networks built from it."""
+"""VGG16, its weights and the pieces the classifier is assembled from: resolving and naming weights
+(weights_file, weights_id: the feature cache's key), loading the base, and the layer helpers."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -9,18 +11,9 @@ import numpy as np
 import pytest
 
 from quasar_core import backbone
-from quasar_core.backbone import (
-    WEIGHTS_ENV,
-    boundary_layer,
-    feature_network,
-    load_vgg16,
-    preprocess,
-    resolve_precision,
-    resolve_weights,
-)
-from quasar_core.config import TrainConfig
+from quasar_core.backbone import (KERAS_NOTOP_FILE, WEIGHTS_ENV, apply_stack, boundary_layer, clone_layer,
+                                  conv_layers, copy_weights, load_vgg16, resolve_weights, weights_file, weights_id)
 from quasar_core.errors import QuasarError, WeightsUnavailableError
-from quasar_core.training import assemble_model, build_head
 
 # What keras.utils.get_file raises when the machine has no network (Keras 3: a plain Exception).
 OFFLINE_MESSAGE = ("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
@@ -140,92 +133,74 @@ def test_a_file_of_the_wrong_kind_raises_weights_unavailable(tmp_path, content):
     assert str(path) in str(raised.value)
 
 
+def test_random_weights_are_drawn_from_the_seed(base):
+    """The same from-scratch base in every process (workers of one job, repeated comparisons)."""
+    again = load_vgg16("none", seed=0)
+    for name in ("block1_conv1", "block5_conv3"):
+        np.testing.assert_array_equal(again.get_layer(name).get_weights()[0], base.get_layer(name).get_weights()[0])
+
+
+# --------------------------------------------------------------------------- naming weights
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras"
+
+
+def test_weights_file_is_the_file_a_choice_stands_for(keras_home, tmp_path, monkeypatch):
+    assert weights_file("none") is None
+    assert weights_file("imagenet") is None  # not downloaded yet
+    downloaded = keras_home / "models" / KERAS_NOTOP_FILE
+    downloaded.parent.mkdir(parents=True)
+    downloaded.write_bytes(b"stand-in")
+    assert weights_file("imagenet") == str(downloaded)  # Keras' own download cache
+    mine = tmp_path / "mine.weights.h5"
+    mine.write_bytes(b"mine")
+    assert weights_file(str(mine)) == str(mine.resolve())
+    monkeypatch.setenv(WEIGHTS_ENV, str(mine))
+    assert weights_file("imagenet") == str(mine.resolve())  # the variable wins
+
+
+def test_weights_id_names_exactly_these_weights(keras_home, tmp_path):
+    assert weights_id("none") == "random-0" and weights_id("none", seed=7) == "random-7"
+    assert weights_id("imagenet") == "imagenet-keras"  # named once Keras has fetched it
+    first, second = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    first.write_bytes(b"weights one")
+    second.write_bytes(b"weights one")
+    name = weights_id(str(first))
+    assert name.startswith("sha256-") and len(name) == len("sha256-") + 20
+    assert weights_id(str(second)) == name  # the content, not the path
+    assert weights_id(str(first), seed=3) == name  # a seed means nothing for a file
+    first.write_bytes(b"weights two, longer")
+    os.utime(first, ns=(1, 1))
+    assert weights_id(str(first)) != name  # a changed file is hashed again
+
+
+def test_weights_id_needs_no_tensorflow(tmp_path, shapes):
+    import subprocess
+    import sys
+
+    script = ("import sys; from quasar_core.backbone import weights_id; print(weights_id('none'));"
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=shapes.env(),
+                          timeout=120)
+    assert done.stdout.split() == ["random-0", "False", "False"], done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- layers
+
+
 def test_random_base_takes_any_size_and_ends_in_512_channels(base):
     assert base.input_shape == (None, None, None, 3)
-    names = [layer.name for layer in backbone.conv_layers(base)]
-    assert names[0] == "block1_conv1" and names[-1] == "block5_pool"
+    names = [layer.name for layer in conv_layers(base)]
+    assert names[0] == "block1_conv1" and names[-1] == "block5_pool" and len(names) == 18
     assert sum(name.endswith("_pool") for name in names) == 5
     for size in (32, 45):
         out = base(random_pixels(1, size), training=False)
         assert tuple(out.shape) == (1, size // 32, size // 32, 512)
-
-
-# --------------------------------------------------------------------------- preprocessing
-
-
-def test_numpy_preprocess_equals_keras_preprocess_input():
-    import keras
-
-    pixels = random_pixels()
-    expected = keras.applications.vgg16.preprocess_input(pixels.copy())
-    np.testing.assert_allclose(preprocess(pixels), expected, atol=1e-4)
-
-
-def test_preprocess_conv_inside_the_model_equals_keras_preprocess_input(base):
-    import keras
-
-    config = TrainConfig(weights="none", image_size=32)
-    features = np.random.default_rng(0).random((6, 512)).astype(np.float32)
-    head = build_head(config, 3, features=features)
-    tensor = keras.Input((512,))
-    for layer in head:  # built as fit() builds it
-        tensor = layer(tensor)
-    model = assemble_model(base, config, head, 3)
-    layer = model.get_layer("vgg16_preprocess")
-    assert not layer.trainable
-    pixels = random_pixels(3, 32, seed=1)
-    expected = keras.applications.vgg16.preprocess_input(pixels.copy())
-    np.testing.assert_allclose(np.asarray(layer(pixels)), expected, rtol=0, atol=1e-4)
-    # ... and feeds a VGG16 whose weights are the base's.
-    for name in ("block1_conv1", "block5_conv3"):
-        for copied, original in zip(model.get_layer(name).get_weights(), base.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(copied, original)
-
-
-# --------------------------------------------------------------------------- feature networks
-
-
-def test_feature_network_equals_the_base_on_preprocessed_images(base):
-    pixels = random_pixels(2, 64)
-    network = feature_network(base, precision="float32")
-    np.testing.assert_allclose(np.asarray(network(preprocess(pixels))), np.asarray(base(preprocess(pixels))),
-                               rtol=1e-5, atol=1e-6)
-
-
-def test_feature_network_is_frozen_and_leaves_the_base_alone(base):
-    before = [w.copy() for w in base.get_layer("block5_conv3").get_weights()]
-    network = feature_network(base, start_after="block3_pool", stop_at="block5_pool")
-    assert network.trainable_weights == []
-    assert network.input_shape == (None, None, None, 256)
-    assert all(layer is not base.get_layer(layer.name) for layer in network.layers[1:-1])
-    network.get_layer("block5_conv3").set_weights([np.zeros_like(w) for w in before])
-    for kept, now in zip(before, base.get_layer("block5_conv3").get_weights()):
-        np.testing.assert_array_equal(kept, now)
-
-
-def test_bottom_and_top_networks_compose_to_the_whole(base):
-    pixels = preprocess(random_pixels(2, 64, seed=3))
-    whole = feature_network(base, precision="float32")(pixels)
-    bottom = feature_network(base, stop_at="block4_pool", precision="float32")(pixels)
-    top = feature_network(base, start_after="block4_pool", precision="float32")(bottom)
-    np.testing.assert_allclose(np.asarray(top), np.asarray(whole), rtol=1e-5, atol=1e-6)
-
-
-def test_bfloat16_features_are_close_to_float32(base):
-    pixels = preprocess(random_pixels(4, 64, seed=2))
-    exact = np.asarray(feature_network(base, precision="float32")(pixels))
-    fast_network = feature_network(base, precision="bfloat16")
-    fast = fast_network(pixels)
-    assert fast.dtype == "float32"  # the outputs are float32 whatever the compute precision
-    assert fast_network.get_layer("block1_conv1").compute_dtype == "bfloat16"
-    fast = np.asarray(fast)
-    assert np.abs(exact).max() > 0
-    assert not np.array_equal(fast, exact)  # it really computed in bfloat16
-    relative = np.linalg.norm(fast - exact) / np.linalg.norm(exact)
-    assert relative < 0.03, relative
-
-
-# --------------------------------------------------------------------------- small helpers
 
 
 def test_boundary_layer_names():
@@ -237,15 +212,25 @@ def test_boundary_layer_names():
             boundary_layer(bad)
 
 
-def test_resolve_precision(monkeypatch):
-    assert resolve_precision("float32") == "float32"
-    assert resolve_precision("bfloat16") == "bfloat16"
-    monkeypatch.setattr(backbone, "cpu_supports_bfloat16", lambda: True)
-    assert resolve_precision("auto") == "bfloat16"
-    monkeypatch.setattr(backbone, "cpu_supports_bfloat16", lambda: False)
-    assert resolve_precision("auto") == "float32"
-    with pytest.raises(ValueError, match="'float16'"):
-        resolve_precision("float16")
+def test_clones_are_fresh_layers_that_copy_the_weights_and_leave_the_base_alone(base):
+    import keras
+
+    original = base.get_layer("block5_conv3")
+    clone = clone_layer(original, dtype="bfloat16", trainable=False)
+    assert clone is not original and clone.name == original.name and not clone.trainable
+    assert clone.dtype_policy.compute_dtype == "bfloat16"
+    before = [w.copy() for w in original.get_weights()]
+    inputs = keras.Input((None, None, 256))
+    tensor, pairs = apply_stack(base, inputs, start_after="block3_pool", stop_at="block5_pool")
+    assert [o.name for _, o in pairs][0] == "block4_conv1" and pairs[-1][1].name == "block5_pool"
+    assert all(c is not o for c, o in pairs) and all(c.trainable for c, _ in pairs)
+    copy_weights(pairs)
+    network = keras.Model(inputs, tensor)
+    features = np.asarray(network(np.ones((1, 8, 8, 256), np.float32)))
+    assert features.shape == (1, 2, 2, 512)
+    network.get_layer("block5_conv3").set_weights([np.zeros_like(w) for w in before])
+    for kept, now in zip(before, original.get_weights()):
+        np.testing.assert_array_equal(kept, now)
 
 
 def test_bfloat16_support_is_read_from_cpu_flags(monkeypatch):

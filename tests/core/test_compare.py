@@ -1,57 +1,144 @@
-"""Transfer vs from scratch: same split, same settings, per fraction; the conclusion follows the numbers."""
+"""Transfer vs from scratch: two passes through VGG16 and no more, the same folds for every setting,
+intervals on every accuracy, and a conclusion that says whether a difference is larger than the
+uncertainty. Both kinds of start use the shared random base here (the maths, not ImageNet, is tested)."""
+
+from __future__ import annotations
 
 import threading
 
 import numpy as np
 import pytest
 
-from quasar_core.compare import compare_transfer, conclusion, subsample_train
-from quasar_core.progress import TrainingHooks
+from quasar_core import compare
+from quasar_core.compare import compare_transfer, conclusion
+from quasar_core.data.split import subsample
+from quasar_core.evaluation import wilson_interval
+
+REAL_PROVIDER = compare.network_provider
+REAL_CROSS_VALIDATE = compare.cross_validate
 
 
-def test_subsample_is_stratified_seeded_and_keeps_a_picture_per_class(dataset, split):
-    half = subsample_train(dataset, split.train, 0.5, seed=0)
-    assert set(half) <= set(split.train)
-    assert np.array_equal(half, subsample_train(dataset, split.train, 0.5, seed=0))
-    counts = np.bincount(dataset.targets(half), minlength=len(dataset.labels))
-    full = np.bincount(dataset.targets(split.train), minlength=len(dataset.labels))
-    assert list(counts) == [max(1, round(n * 0.5)) for n in full]
-    assert all(np.bincount(dataset.targets(subsample_train(dataset, split.train, 0.01, 0))) == 1)
-    with pytest.raises(ValueError, match="fraction"):
-        subsample_train(dataset, split.train, 0.0, seed=0)
+@pytest.fixture(scope="module")
+def compared(dataset, tiny_config, base_loader):
+    calls, folds, messages = [], [], []
+
+    def provider(**kwargs):
+        network_for = REAL_PROVIDER(**kwargs)
+
+        def counted(layer):
+            network = network_for(layer)
+            return lambda images: calls.append((kwargs["weights"], layer, len(images))) or network(images)
+
+        return counted
+
+    def recording(views, targets, given_folds, **kwargs):
+        folds.append(given_folds)
+        return REAL_CROSS_VALIDATE(views, targets, given_folds, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compare, "network_provider", provider)
+        patch.setattr(compare, "cross_validate", recording)
+        summary = compare_transfer(dataset, tiny_config.replace(folds=3), base_loaders={"imagenet": base_loader,
+                                   "none": base_loader}, hooks=compare.TrainingHooks(on_message=messages.append))
+    return {"summary": summary, "calls": calls, "folds": folds, "messages": messages}
 
 
-def test_compare_trains_each_kind_at_each_fraction_on_the_same_test_images(dataset, split, base, tiny_config):
-    messages = []
-    summary = compare_transfer(dataset, tiny_config.replace(epochs=2), fractions=(0.5, 1.0), split=split,
-                               bases={"imagenet": base, "none": base}, hooks=TrainingHooks(on_message=messages.append))
-    results = summary["results"]
+def test_two_feature_passes_only(compared, dataset):
+    photos = {}
+    for weights, layer, n in compared["calls"]:
+        assert layer == "pooled"
+        photos[weights] = photos.get(weights, 0) + n
+    assert photos == {"none": 2 * len(dataset)}  # "imagenet" is the config's weights: random here, twice
+    assert compared["messages"] == ["Reading the photos through VGG16 with ImageNet weights (1 of 2)",
+                                    "Reading the photos through VGG16 with from scratch (2 of 2)"]
+
+
+def test_every_setting_is_tested_on_the_same_folds_and_photos(compared, dataset):
+    folds = compared["folds"]
+    assert len(folds) == 6 and all(f is folds[0] for f in folds)
+    results = compared["summary"]["results"]
     assert [(r["weights"], r["fraction"]) for r in results] == [
-        ("imagenet", 0.5), ("imagenet", 1.0), ("none", 0.5), ("none", 1.0)]
-    assert {r["test_images"] for r in results} == {len(split.test)}
-    assert all(0 <= r["accuracy"] <= 1 and r["train_seconds"] > 0 for r in results)
-    assert results[0]["images_per_class"] < results[1]["images_per_class"]
-    assert len(messages) == 4 and "Training 1 of 4" in messages[0]
-    assert summary["cancelled"] is False and summary["conclusion"].startswith("With ImageNet weights")
+        (kind, fraction) for kind in ("imagenet", "none") for fraction in (0.25, 0.5, 1.0)]
+    assert {r["test_images"] for r in results} == {len(dataset)}
+    assert compared["summary"]["method"] == folds[0].describe() == "3-fold cross-validation over 24 photos"
+    assert compared["summary"]["cancelled"] is False
 
 
-def test_a_stopped_comparison_returns_what_finished(dataset, split, base, tiny_config):
+def test_shares_of_the_photos_and_intervals_on_every_accuracy(compared, dataset):
+    results = compared["summary"]["results"]
+    targets = dataset.targets()
+    for r in results:
+        learned = subsample(targets, np.arange(len(dataset)), r["fraction"], 0)
+        assert r["train_images"] == len(learned)
+        assert r["images_per_class"] == int(np.bincount(targets[learned]).min())
+        right = round(r["accuracy"] * r["test_images"])
+        assert r["accuracy_interval"] == pytest.approx(list(wilson_interval(right, r["test_images"])))
+        low, high = r["accuracy_interval"]
+        assert low <= r["accuracy"] <= high and r["train_seconds"] > 0
+    per_class = [r["images_per_class"] for r in results[:3]]
+    assert per_class == sorted(per_class) and per_class[0] < per_class[-1]
+    # The same random base for both kinds: the same answers, so the conclusion finds no difference.
+    assert [r["accuracy"] for r in results[:3]] == [r["accuracy"] for r in results[3:]]
+    assert "training from scratch did as well" in compared["summary"]["conclusion"]
+
+
+def test_a_stopped_comparison_returns_what_finished(dataset, tiny_config, base_loader):
     cancel = threading.Event()
     cancel.set()
-    summary = compare_transfer(dataset, tiny_config, fractions=(1.0,), split=split,
-                               bases={"imagenet": base, "none": base}, cancel=cancel)
-    assert summary == {"results": [], "conclusion": conclusion([]), "cancelled": True}
+    summary = compare_transfer(dataset, tiny_config, fractions=(1.0,), cancel=cancel,
+                               base_loaders={"imagenet": base_loader, "none": base_loader})
+    assert summary == {"results": [], "conclusion": conclusion([]), "cancelled": True, "method": ""}
 
 
-def test_conclusion_reads_the_numbers():
-    results = [
-        {"weights": "imagenet", "fraction": 0.25, "images_per_class": 10, "accuracy": 0.91, "train_seconds": 3},
-        {"weights": "imagenet", "fraction": 1.0, "images_per_class": 40, "accuracy": 0.96, "train_seconds": 9},
-        {"weights": "none", "fraction": 0.25, "images_per_class": 10, "accuracy": 0.40, "train_seconds": 3},
-        {"weights": "none", "fraction": 1.0, "images_per_class": 40, "accuracy": 0.55, "train_seconds": 10},
-    ]
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_fractions_must_be_shares(dataset, tiny_config, fraction):
+    with pytest.raises(ValueError, match="fractions"):
+        compare_transfer(dataset, tiny_config, fractions=(fraction, 1.0))
+
+
+def test_int8_never_runs_the_random_weights_pass(dataset, tiny_config, base_loader, monkeypatch):
+    """int8 needs a weights file to quantise; from scratch (random weights) has none, so it runs in float32."""
+    from quasar_core.features import int8
+
+    monkeypatch.setattr(int8, "runtime_available", lambda: True)
+    asked = []
+
+    def provider(**kwargs):
+        asked.append((kwargs["weights"], kwargs["precision"]))
+        return REAL_PROVIDER(**{**kwargs, "precision": "float32"})
+
+    monkeypatch.setattr(compare, "network_provider", provider)
+    summary = compare_transfer(dataset, tiny_config.replace(precision="int8", folds=2), fractions=(1.0,),
+                               base_loaders={"imagenet": base_loader, "none": base_loader})
+    assert asked == [("none", "float32"), ("none", "float32")]
+    assert len(summary["results"]) == 2 and not summary["cancelled"]
+
+
+def row(weights, fraction, per_class, accuracy, interval):
+    return {"weights": weights, "fraction": fraction, "images_per_class": per_class, "accuracy": accuracy,
+            "accuracy_interval": list(interval), "train_seconds": 3}
+
+
+def test_conclusion_when_the_intervals_do_not_overlap():
+    results = [row("imagenet", 0.25, 10, 0.91, (0.85, 0.95)), row("imagenet", 1.0, 40, 0.96, (0.93, 0.98)),
+               row("none", 0.25, 10, 0.40, (0.33, 0.48)), row("none", 1.0, 40, 0.55, (0.48, 0.62))]
     text = conclusion(results)
-    assert text.startswith("With ImageNet weights, 10 images per class gave 91%; from scratch, 40 per class gave 55%.")
-    assert "reached 96% against 55% at best" in text
-    results[3]["accuracy"] = 0.97
+    assert text.startswith("With ImageNet weights, 10 photos per class gave about 91 % (85–95 %); from scratch, "
+                           "all 40 per class gave about 55 % (48–62 %).")
+    assert "starting from ImageNet is 41 points better, more than the uncertainty of either number" in text
+    assert "the difference is real" in text
+
+
+def test_conclusion_when_the_intervals_overlap():
+    results = [row("imagenet", 0.5, 3, 0.70, (0.5, 0.85)), row("imagenet", 1.0, 6, 0.80, (0.6, 0.92)),
+               row("none", 1.0, 6, 0.65, (0.45, 0.81))]
+    text = conclusion(results)
+    assert "scored 15 points higher, but the ranges overlap" in text and "may be chance" in text
+    assert "real" not in text
+
+
+def test_conclusion_when_scratch_does_as_well_or_nothing_finished():
+    results = [row("imagenet", 1.0, 6, 0.80, (0.6, 0.92)), row("none", 1.0, 6, 0.85, (0.65, 0.95))]
     assert "training from scratch did as well" in conclusion(results)
+    assert conclusion([]) == conclusion(results[:1]) == \
+        "The comparison did not finish, so there is nothing to conclude yet."

@@ -1,4 +1,5 @@
-"""Held-out evaluation against numbers worked out by hand (and by scikit-learn)."""
+"""Evaluation against numbers worked out by hand (and by scikit-learn): scores, the Wilson interval,
+calibration, and the words that carry them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from quasar_core.evaluation import Evaluation, evaluate_predictions
+from quasar_core.evaluation import Evaluation, evaluate_predictions, reliability, wilson_interval
 
 LABELS = ["ant", "bee", "cat"]
 Y_TRUE = [0, 0, 1, 1, 2, 2, 2]
@@ -67,6 +68,8 @@ def test_predictions_per_image(evaluation):
     assert first == {"name": "pic0.png", "true": "ant", "predicted": "ant", "confidence": pytest.approx(0.7),
                      "probabilities": {"ant": pytest.approx(0.7), "bee": pytest.approx(0.2),
                                        "cat": pytest.approx(0.1)}}
+    with_folds = evaluate_predictions(Y_TRUE, PROBABILITIES, LABELS, NAMES, extra=[{"fold": i % 2} for i in range(7)])
+    assert [p["fold"] for p in with_folds.predictions] == [0, 1, 0, 1, 0, 1, 0]
     assert (second["true"], second["predicted"], second["confidence"]) == ("ant", "bee", pytest.approx(0.6))
     assert [p["name"] for p in evaluation.predictions] == NAMES
 
@@ -94,8 +97,21 @@ def test_cell_holds_right_and_wrong_answers_most_confident_first(evaluation):
             assert len(evaluation.cell(true_label, predicted_label)) == evaluation.confusion_matrix[t][p]
 
 
-def test_summary_in_plain_words(evaluation):
-    assert evaluation.summary() == "The model named 5 of 7 images it had never seen correctly (71.4%)."
+def test_interval_method_and_calibration_are_filled_in(evaluation):
+    assert evaluation.accuracy_interval == pytest.approx(list(wilson_interval(5, 7)))
+    assert evaluation.method == "held-out photos"
+    bands, error = reliability([0.7, 0.6, 0.8, 0.55, 0.8, 0.9, 0.5], [1, 0, 1, 1, 1, 0, 1])
+    assert evaluation.reliability == bands and evaluation.calibration_error == pytest.approx(error)
+    measured = evaluate_predictions(Y_TRUE, PROBABILITIES, LABELS, method="5-fold cross-validation over 7 photos")
+    assert measured.method == "5-fold cross-validation over 7 photos"
+
+
+def test_summary_and_headline_in_plain_words(evaluation):
+    assert evaluation.headline() == "about 71 % (36–92 %), measured by held-out photos"
+    assert evaluation.summary() == ("It named 5 of 7 photos correctly that the model testing them had never seen: "
+                                    "about 71 % (36–92 %), measured by held-out photos.")
+    evaluation.accuracy_interval = None  # a model from outside, measured without one
+    assert evaluation.headline() == "71 %, measured by held-out photos"
 
 
 def test_round_trip_through_json(evaluation):
@@ -103,9 +119,13 @@ def test_round_trip_through_json(evaluation):
     restored = Evaluation.from_dict(data)
     assert restored == evaluation
     assert restored.mistakes() == evaluation.mistakes()
-    # Older metrics files without per-image predictions still load.
-    del data["predictions"]
-    assert Evaluation.from_dict(data).predictions == []
+    # Older metrics files without per-image predictions, intervals or calibration still load; unknown keys are ignored.
+    for key in ("predictions", "accuracy_interval", "method", "calibration_error", "reliability"):
+        del data[key]
+    data["something_new"] = 1
+    old = Evaluation.from_dict(data)
+    assert old.predictions == [] and old.accuracy_interval is None and old.reliability == []
+    assert old.calibration_sentence() == ""
 
 
 def test_a_class_never_predicted_scores_zero_not_nan():
@@ -140,3 +160,62 @@ def test_bad_shapes_are_a_value_error_naming_the_shapes(y_true, probabilities):
 def test_nothing_to_evaluate_is_a_value_error():
     with pytest.raises(ValueError, match="no held-out images"):
         evaluate_predictions([], np.zeros((0, 3)), LABELS)
+
+
+# --------------------------------------------------------------------------- Wilson interval
+
+
+@pytest.mark.parametrize("successes, n, low, high", [
+    (8, 10, 0.4902, 0.9433),  # the textbook example
+    (5, 7, 0.3589, 0.9178),
+    (50, 100, 0.4038, 0.5962),
+    (0, 10, 0.0, 0.2775),  # z^2 / (n + z^2)
+    (10, 10, 0.7225, 1.0),  # n / (n + z^2)
+    (1, 1, 0.2065, 1.0),
+])
+def test_wilson_interval_known_values(successes, n, low, high):
+    got = wilson_interval(successes, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_at_the_ends_contains_the_estimate():
+    assert wilson_interval(0, 7)[0] == 0.0 and wilson_interval(7, 7)[1] == 1.0
+    for n in (1, 3, 24, 1000):
+        for k in range(0, n + 1, max(1, n // 7)):
+            low, high = wilson_interval(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0
+            assert (low, high) == pytest.approx((1 - wilson_interval(n - k, n)[1], 1 - wilson_interval(n - k, n)[0]))
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing tested: nothing known
+
+
+def test_wilson_interval_narrows_with_more_photos():
+    widths = [np.subtract(*wilson_interval(round(0.8 * n), n)[::-1]) for n in (10, 40, 160, 640)]
+    assert widths == sorted(widths, reverse=True)
+    assert widths[0] / widths[-1] == pytest.approx(8, rel=0.3)  # about 1 / sqrt(n)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def test_reliability_bands_and_expected_calibration_error_by_hand():
+    confidence = [0.95, 0.92, 0.91, 0.65, 0.62, 0.15]
+    correct = [1, 1, 0, 1, 0, 0]
+    bands, error = reliability(confidence, correct)
+    assert [(b["low"], b["high"], b["count"]) for b in bands] == [
+        (pytest.approx(0.1), pytest.approx(0.2), 1), (pytest.approx(0.6), pytest.approx(0.7), 2),
+        (pytest.approx(0.9), pytest.approx(1.0), 3)]
+    assert bands[2]["confidence"] == pytest.approx(2.78 / 3) and bands[2]["accuracy"] == pytest.approx(2 / 3)
+    expected = (1 * 0.15 + 2 * abs(0.635 - 0.5) + 3 * abs(2.78 / 3 - 2 / 3)) / 6
+    assert error == pytest.approx(expected)
+    perfect, zero = reliability([1.0, 1.0, 0.0], [1, 1, 0])
+    assert zero == pytest.approx(0.0) and perfect[0]["low"] == 0.0  # a confidence of 0 falls in the first band
+
+
+def test_calibration_sentence_from_the_busiest_hedged_band():
+    rows = [{"low": 0.8, "high": 0.9, "confidence": 0.86, "accuracy": 0.8, "count": 30},
+            {"low": 0.9, "high": 1.0, "confidence": 0.97, "accuracy": 0.96, "count": 90},
+            {"low": 0.5, "high": 0.6, "confidence": 0.55, "accuracy": 0.5, "count": 5}]
+    evaluation = Evaluation(accuracy=0.9, labels=["a", "b"], confusion_matrix=[[1, 0], [0, 1]], per_class={},
+                            calibration_error=0.031, reliability=rows)
+    assert evaluation.calibration_sentence() == ("When it says about 90 %, it is right about 8 times in 10 "
+                                                 "(on average its confidence is off by 3.1 %).")

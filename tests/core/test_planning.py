@@ -1,4 +1,5 @@
-"""Planning: VGG16's arithmetic, time and memory estimates, presets."""
+"""Planning: VGG16's arithmetic, the time estimate (photos already cached cost nothing), the memory
+estimate (photos are streamed: their pixel sizes do not count) and the plan shown before training."""
 
 from __future__ import annotations
 
@@ -9,24 +10,18 @@ import pytest
 from quasar_core import planning
 from quasar_core.config import Augmentation, TrainConfig
 from quasar_core.errors import QuasarError, ResourceLimitError
-from quasar_core.planning import (
-    MEMORY_LIMIT_ENV,
-    PRESET_DESCRIPTIONS,
-    PRESETS,
-    check_memory,
-    estimate_training_memory,
-    estimate_training_time,
-    format_duration,
-    memory_limit_bytes,
-    suggest_sizes_table,
-    vgg16_gflops,
-)
+from quasar_core.features.precision import PrecisionChoice
+from quasar_core.planning import (DECODE_SECONDS_PER_MEGAPIXEL, HEAD_FIT_SECONDS, MEMORY_LIMIT_ENV, check_memory,
+                                  estimate_training_memory, estimate_training_time, memory_limit_bytes, plan,
+                                  seconds_per_photo, vgg16_gflops)
 
-RATE = 10.0  # images per second at 224 px
+RATE = 10.0  # float32 photos per second at 224 px
+FLOAT32 = PrecisionChoice("float32", "float32: chosen in the settings")
 
 
-def estimate(config, n_train=100, n_val=20, n_test=20, **kwargs):
-    return estimate_training_time(config, n_train, n_val, n_test, images_per_second_at_224=RATE, **kwargs)
+def estimate(config, n=100, **kwargs):
+    kwargs.setdefault("megapixels", 0.0)
+    return estimate_training_time(config, n, rate_at_224=RATE, **kwargs)
 
 
 def test_vgg16_is_about_30_7_gflops_at_224():
@@ -43,64 +38,70 @@ def test_gflops_from_a_block_on_are_the_top_of_the_stack():
     per_block.append(vgg16_gflops(224, from_block=5))
     assert all(part > 0 for part in per_block)
     assert sum(per_block) == pytest.approx(vgg16_gflops(224))
-    assert vgg16_gflops(224, from_block=1) == vgg16_gflops(224)
     assert vgg16_gflops(224, from_block=6) == 0
 
 
 def test_time_estimate_by_hand():
-    config = TrainConfig(weights="none", image_size=224, epochs=30)
-    result = estimate(config)
-    assert result.feature_seconds == pytest.approx((100 + 20) / RATE)  # once per image, at the measured rate
-    assert result.evaluate_seconds == pytest.approx(20 / RATE)
-    assert result.head_seconds == pytest.approx(30 * (0.08 + 120 * 2e-5))
+    config = TrainConfig(weights="none", image_size=224)
+    result = estimate(config, 300, megapixels=2.0)
+    assert result.feature_seconds == pytest.approx(300 * (1 / RATE + DECODE_SECONDS_PER_MEGAPIXEL * 2.0))
+    assert result.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS)  # 5 folds x 5 strengths + kept
     assert result.fine_tune_seconds == 0
-    assert result.total_seconds == pytest.approx(planning.FIXED_OVERHEAD_SECONDS + 12 + 2 + 30 * (0.08 + 120 * 2e-5))
+    assert result.total_seconds == pytest.approx(result.feature_seconds + result.head_seconds
+                                                 + planning.FIXED_OVERHEAD_SECONDS)
+    assert seconds_per_photo(config, rate_at_224=RATE) == pytest.approx(1 / RATE)
 
 
-def test_time_grows_with_the_square_of_the_image_size():
+def test_time_grows_with_the_photos_and_the_square_of_the_size():
     small, big = estimate(TrainConfig(image_size=64)), estimate(TrainConfig(image_size=128))
     assert big.feature_seconds == pytest.approx(4 * small.feature_seconds)
-    assert big.evaluate_seconds == pytest.approx(4 * small.evaluate_seconds)
     assert big.head_seconds == pytest.approx(small.head_seconds)  # the head does not see pixels
+    more = estimate(TrainConfig(image_size=64), 200)
+    assert more.feature_seconds == pytest.approx(2 * small.feature_seconds) and more.total_seconds > small.total_seconds
+    assert estimate(TrainConfig(image_size=64), 100, megapixels=5).feature_seconds > small.feature_seconds
 
 
-@pytest.mark.parametrize("views", [1, 2, 5])
+@pytest.mark.parametrize("views", [2, 5])
 def test_time_grows_with_the_augmented_views(views):
     plain = estimate(TrainConfig(image_size=96))
     augmented = estimate(TrainConfig(image_size=96, augment=True, augmentation=Augmentation(views=views)))
-    assert augmented.feature_seconds == pytest.approx(plain.feature_seconds * (100 * views + 20) / 120)
-    assert augmented.evaluate_seconds == pytest.approx(plain.evaluate_seconds)
+    assert augmented.feature_seconds == pytest.approx(views * plain.feature_seconds)
+    assert augmented.head_seconds >= plain.head_seconds
+    assert estimate(TrainConfig(augmentation=Augmentation(views=4))) == estimate(TrainConfig())  # off: no views
 
 
-def test_views_count_only_when_augmenting():
-    assert estimate(TrainConfig(augmentation=Augmentation(views=4))) == estimate(TrainConfig())
+def test_photos_already_cached_cost_nothing():
+    config = TrainConfig(image_size=224, augment=True, augmentation=Augmentation(views=3))
+    full = estimate(config, 100)
+    assert estimate(config, 100, uncached_views=300) == full
+    assert estimate(config, 100, uncached_views=150).feature_seconds == pytest.approx(full.feature_seconds / 2)
+    cached = estimate(config, 100, uncached_views=0)
+    assert cached.feature_seconds == 0 and cached.head_seconds == full.head_seconds
 
 
-def test_bfloat16_speedup_divides_the_feature_pass():
+def test_faster_arithmetic_divides_the_vgg16_time():
     config = TrainConfig(image_size=96)
-    assert estimate(config, precision_speedup=2).feature_seconds == pytest.approx(
-        estimate(config).feature_seconds / 2)
+    float32 = estimate(config).feature_seconds
+    assert estimate(config, precision="bfloat16").feature_seconds == pytest.approx(float32 / 2)
+    assert estimate(config, precision="int8").feature_seconds == pytest.approx(float32 / 3)
 
 
-def test_fine_tuning_costs_more_the_more_blocks_it_trains():
+def test_fine_tuning_costs_more_the_more_blocks_and_epochs_it_trains():
     times = [estimate(TrainConfig(mode="fine-tune", fine_tune_blocks=b)).fine_tune_seconds for b in (1, 2, 3)]
     assert 0 < times[0] < times[1] < times[2]
     assert estimate(TrainConfig(mode="fine-tune", fine_tune_epochs=0)).fine_tune_seconds == 0
     ten = estimate(TrainConfig(mode="fine-tune", fine_tune_epochs=10)).fine_tune_seconds
     assert ten == pytest.approx(2 * estimate(TrainConfig(mode="fine-tune", fine_tune_epochs=5)).fine_tune_seconds)
+    # The boundary activations are a second pass; a hold-out replaces the folds.
+    plain, tuned = estimate(TrainConfig()), estimate(TrainConfig(mode="fine-tune"))
+    assert tuned.feature_seconds == pytest.approx(2 * plain.feature_seconds)
+    assert tuned.head_seconds < plain.head_seconds
 
 
 @pytest.mark.parametrize("rate", [0, -1.5])
 def test_a_rate_that_is_not_positive_is_refused(rate):
     with pytest.raises(ValueError, match=repr(rate)):
-        estimate_training_time(TrainConfig(), 10, 2, 2, images_per_second_at_224=rate)
-
-
-def test_sizes_table_is_ordered_and_slower_for_bigger_images():
-    table = suggest_sizes_table(TrainConfig(), 100, 20, 20, images_per_second_at_224=RATE)
-    assert [row["image_size"] for row in table] == [64, 96, 128, 160, 224]
-    seconds = [row["seconds"] for row in table]
-    assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
+        estimate_training_time(TrainConfig(), 10, rate_at_224=rate)
 
 
 def test_measured_forward_rate_is_positive(base):
@@ -108,27 +109,51 @@ def test_measured_forward_rate_is_positive(base):
     assert math.isfinite(rate) and rate > 0
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0 s"), (-3, "0 s"), (59.4, "59 s"), (60, "1 min 00 s"), (125, "2 min 05 s"), (3600, "1 h 00 min"),
-     (3725, "1 h 02 min")],
-)
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text
+# --------------------------------------------------------------------------- the plan
+
+
+def test_plan_counts_cached_views_and_tables_other_sizes(dataset):
+    config = TrainConfig(weights="none", image_size=96)
+    fresh = plan(dataset, config, rate_at_224=RATE, precision=FLOAT32)
+    again = plan(dataset, config, rate_at_224=RATE, precision=FLOAT32, cached_views=len(dataset))
+    assert fresh.time.feature_seconds > 0 and again.time.feature_seconds == 0
+    assert again.cached_views == 24 and fresh.n_photos == 24
+    assert [row["image_size"] for row in fresh.sizes] == [64, 96, 128, 160, 224]
+    seconds = [row["seconds"] for row in fresh.sizes]
+    assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
+    assert (fresh.precision, fresh.precision_reason) == ("float32", FLOAT32.reason)
+    assert fresh.method == "5-fold cross-validation: every one of your 24 photos is tested once"
+    odd = plan(dataset, config.replace(image_size=300), rate_at_224=RATE, precision=FLOAT32)
+    assert 300 in [row["image_size"] for row in odd.sizes]
+
+
+def test_plan_says_when_a_holdout_measures_accuracy(dataset):
+    tuned = plan(dataset, TrainConfig(mode="fine-tune"), rate_at_224=RATE, precision=FLOAT32)
+    assert tuned.method == "a held-out test of about 5 of your 24 photos"
+    many = plan(dataset, TrainConfig(max_cv_photos=10, holdout_fraction=0.5), rate_at_224=RATE, precision=FLOAT32)
+    assert many.method == "a held-out test of about 12 of your 24 photos"
 
 
 # --------------------------------------------------------------------------- memory
 
 
-def test_memory_grows_with_size_views_images_and_fine_tuning():
+def test_memory_grows_with_size_views_photos_and_fine_tuning():
     config = TrainConfig(image_size=96)
-    base_need = estimate_training_memory(config, 300)
-    assert estimate_training_memory(config.replace(image_size=192), 300) > base_need
-    assert estimate_training_memory(config.replace(augment=True, augmentation=Augmentation(views=4)), 300) > base_need
-    assert estimate_training_memory(config, 3000) > base_need
-    assert estimate_training_memory(config.replace(mode="fine-tune"), 300) > base_need
-    # The frozen copy of VGG16 and the assembled model alone are ~2 x 59 M float32 weights.
-    assert base_need > 2 * 58_900_000
+    need = estimate_training_memory(config, 300)
+    assert estimate_training_memory(config.replace(image_size=192), 300) > need
+    assert estimate_training_memory(config.replace(augment=True, augmentation=Augmentation(views=4)), 300) > need
+    assert estimate_training_memory(config, 3000) > need
+    assert estimate_training_memory(config.replace(mode="fine-tune"), 300) > need
+    assert need > 150 * 1024**2  # the job's fixed share
+
+
+def test_memory_does_not_grow_with_the_photos_pixel_sizes():
+    """Photos are streamed: each adds its features (2 KB a view, a few copies), never its pixels."""
+    config = TrainConfig(image_size=224, augment=True, augmentation=Augmentation(views=2))
+    per_photo = (estimate_training_memory(config, 20_000) - estimate_training_memory(config, 10_000)) / 10_000
+    assert per_photo <= 2 * 512 * 4 * 3 * 1.25
+    assert per_photo < 224 * 224 * 3  # less than one decoded photo at the training size
+    assert "megapixels" not in estimate_training_memory.__code__.co_varnames
 
 
 def test_memory_limit_from_the_environment(monkeypatch):
@@ -167,16 +192,3 @@ def test_a_memory_limit_that_is_not_a_number_is_refused(monkeypatch):
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
     with pytest.raises(ValueError, match="'lots'"):
         check_memory(TrainConfig(), 10)
-
-
-# --------------------------------------------------------------------------- presets
-
-
-def test_presets_are_valid_described_and_ordered_by_cost():
-    assert list(PRESETS) == list(PRESET_DESCRIPTIONS)
-    for name, config in PRESETS.items():
-        assert TrainConfig.from_dict(config.to_dict()) == config
-        assert PRESET_DESCRIPTIONS[name]
-    times = [estimate(config).total_seconds for config in PRESETS.values()]
-    assert times == sorted(times)
-    assert PRESETS["Best accuracy"].fine_tunes and not PRESETS["Quick look"].fine_tunes

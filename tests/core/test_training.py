@@ -1,311 +1,267 @@
-"""TransferClassifier: VGG16 runs once per image, the head trains on cached features, the saved
-model is the same maths, and cancelling keeps what was learned.
+"""TransferClassifier: __init__ only stores, fit is the recipe (VGG16 once per photo and view, heads on
+the folds, the kept head on every photo, temperature, familiarity), a second fit over cached
+features runs no VGG16 pass, predictions are the assembled model's, cancelling keeps what was
+learned, fine-tuning is measured on a hold-out, and from_learned reopens a model.
 
 All models use random weights ("none") at 32 px on the 24 shape pictures of conftest.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import threading
 
 import numpy as np
 import pytest
 
-from quasar_core import training
-from quasar_core.backbone import feature_network, preprocess
+from quasar_core import crossval, training
 from quasar_core.config import Augmentation, TrainConfig
-from quasar_core.data import Dataset, Split
+from quasar_core.data import Dataset
+from quasar_core.data.images import resize_square
+from quasar_core.data.split import cross_validation_folds
+from quasar_core.familiarity import FamiliarityModel
+from quasar_core.features import extract
+from quasar_core.features.cache import FeatureCache
+from quasar_core.features.networks import keras_network
+from quasar_core.features.precision import PrecisionChoice
+from quasar_core.head import fit_head, fit_temperature, softmax
 from quasar_core.progress import TrainingHooks
-from quasar_core.training import TransferClassifier, feature_batch_size, resize_batch
+from quasar_core.training import TransferClassifier
 
 SIZE = 32
-REAL_RUN_NETWORK = training.run_network
-REAL_FIT_PHASE = TransferClassifier._fit_phase
+REAL_PROVIDER = training.network_provider
+LEARNED = {"labels_", "precision_", "folds_", "validation_", "head_", "familiarity_", "features_", "history_",
+           "timings_", "cancelled_", "tuned_"}
 
 
-@dataclasses.dataclass
-class Pass:
-    """One call of run_network: which network, on what, and how many batches it really ran."""
+class VGG16Calls:
+    """Wraps training.network_provider: counts the photos each feature network really ran on."""
 
-    network: str
-    images: int
-    batches: int
-    augmented: bool
-    from_pixels: bool
-    input_shape: tuple
-    output: np.ndarray | None
+    def __init__(self, patch):
+        self.photos: dict[str, int] = {}
+        patch.setattr(training, "network_provider", self.provider)
 
+    def provider(self, **kwargs):
+        network_for = REAL_PROVIDER(**kwargs)
 
-class PassRecorder:
-    """Wraps training.run_network (the only way images go through VGG16) and training._fit_phase."""
+        def counted(layer):
+            network = network_for(layer)
 
-    def __init__(self, monkeypatch):
-        self.passes: list[Pass] = []
-        self.phases: list[dict] = []
-        real_run, real_fit_phase = REAL_RUN_NETWORK, REAL_FIT_PHASE
+            def run(images):
+                self.photos[layer] = self.photos.get(layer, 0) + len(images)
+                return network(images)
 
-        def run_network(network, images, *, hooks, augmenter=None, preprocess=True, **kwargs):
-            batches = [0]
+            return run
 
-            def count(progress):
-                batches[0] += 1
-                hooks.progress(progress)
+        return counted
 
-            out = real_run(network, images, hooks=TrainingHooks(on_progress=count), augmenter=augmenter,
-                           preprocess=preprocess, **kwargs)
-            self.passes.append(Pass(network.name, len(images), batches[0], augmenter is not None, preprocess,
-                                    tuple(np.shape(images)[1:]), out))
-            return out
-
-        def fit_phase(clf, model, learning_rate, epochs, phase, x, *args, **kwargs):
-            self.phases.append({
-                "phase": phase, "epochs": epochs, "samples": len(x), "input_shape": tuple(model.input_shape[1:]),
-                "conv_layers": [layer.name for layer in model.layers if "Conv" in layer.__class__.__name__],
-            })
-            return real_fit_phase(clf, model, learning_rate, epochs, phase, x, *args, **kwargs)
-
-        monkeypatch.setattr(training, "run_network", run_network)
-        monkeypatch.setattr(TransferClassifier, "_fit_phase", fit_phase)
-
-    def summary(self):
-        """What went through which network, without the outputs (for comparing two fits)."""
-        return [dataclasses.replace(p, output=None) for p in self.passes]
-
-
-def fit(dataset, split, base, *, hooks=None, cancel=None, **settings):
-    config = TrainConfig(weights="none", image_size=SIZE, batch_size=8, seed=0).replace(**settings)
-    classifier = TransferClassifier(config, base=base)
-    return classifier.fit(dataset, split, hooks=hooks, cancel=cancel)
+    @property
+    def total(self) -> int:
+        return sum(self.photos.values())
 
 
 @pytest.fixture
-def small_feature_batches(monkeypatch):
-    """Batches of 4 images in the feature pass, so 18 training images take several batches."""
-    monkeypatch.setattr(training, "MAX_FEATURE_BATCH", 4)
-    assert feature_batch_size(SIZE) == 4
-    return 4
+def vgg16_calls(monkeypatch):
+    return VGG16Calls(monkeypatch)
+
+
+@pytest.fixture
+def decodes(dataset, monkeypatch):
+    counted = []
+    real = type(dataset).pixels
+    monkeypatch.setattr(dataset, "pixels", lambda index: counted.append(int(index)) or real(dataset, index))
+    return counted
 
 
 @pytest.fixture(scope="module")
-def fitted(dataset, split, base):
-    """One classifier trained for 4 epochs, with the head layers it trained (captured from build_head)."""
-    heads = []
-    real_build_head = training.build_head
+def cache(tmp_path_factory):
+    return FeatureCache(tmp_path_factory.mktemp("training") / "features")
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset, tiny_config, base_loader, cache):
+    """One classifier fitted with a fresh cache, with everything its hooks reported."""
+    reports, rows, messages = [], [], []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "build_head", lambda *a, **k: heads.append(real_build_head(*a, **k)) or heads[-1])
-        classifier = TransferClassifier(TrainConfig(weights="none", image_size=SIZE, epochs=4, batch_size=8),
-                                        base=base)
+        calls = VGG16Calls(patch)
+        classifier = TransferClassifier(tiny_config, cache=cache, base_loader=base_loader)
         before = set(vars(classifier))
-        returned = classifier.fit(dataset, split)
-    return {"classifier": classifier, "returned": returned, "attributes_before": before, "head": heads[0]}
+        returned = classifier.fit(dataset, hooks=TrainingHooks(reports.append, rows.append, messages.append))
+    return {"classifier": classifier, "returned": returned, "before": before, "calls": calls.photos,
+            "progress": reports, "rows": rows, "messages": messages}
 
 
-# --------------------------------------------------------------------------- VGG16 runs once
+def fit(dataset, config, base_loader, *, cache=None, **kwargs):
+    return TransferClassifier(config, cache=cache, base_loader=base_loader).fit(dataset, **kwargs)
 
 
-def test_base_is_not_rerun_per_epoch(dataset, split, base, monkeypatch, small_feature_batches):
-    b = small_feature_batches
-    counts = {}
-    for epochs in (1, 5):
-        recorder = PassRecorder(monkeypatch)
-        classifier = fit(dataset, split, base, epochs=epochs)
-        assert len(classifier.history_) == epochs
-        counts[epochs] = recorder
-    one, five = counts[1], counts[5]
-    assert one.summary() == five.summary()
-    expected_batches = math.ceil(len(split.train) / b) + math.ceil(len(split.val) / b)
-    assert sum(p.batches for p in five.passes) == expected_batches == 6
-    assert sum(p.images for p in five.passes) == len(split.train) + len(split.val)
-    assert all(p.from_pixels and p.network == "vgg16_input_to_block5_pool" for p in five.passes)
-    # Every epoch trained a head on 512 cached numbers per image: no convolution in it.
-    assert five.phases == [{"phase": "head", "epochs": 5, "samples": len(split.train), "input_shape": (512,),
-                            "conv_layers": []}]
-
-
-def test_augmentation_grows_the_feature_pass_by_the_views_only(dataset, split, base, monkeypatch,
-                                                               small_feature_batches):
-    b = small_feature_batches
-    recorder = PassRecorder(monkeypatch)
-    fit(dataset, split, base, epochs=3, augment=True, augmentation=Augmentation(views=2))
-    passes = recorder.passes
-    n_train, n_val = len(split.train), len(split.val)
-    # 2 views x 5 training batches + 1 validation batch (without augmentation: 5 + 1), for any epochs.
-    assert sum(p.batches for p in passes) == 2 * math.ceil(n_train / b) + math.ceil(n_val / b) == 11
-    assert [(p.images, p.augmented) for p in passes] == [(n_train, False), (n_train, True), (n_val, False)]
-    assert not np.allclose(passes[0].output, passes[1].output)  # the second view really is augmented
-    assert recorder.phases[0]["samples"] == 2 * n_train  # the head trains on both views each epoch
-
-
-def test_fine_tune_runs_the_frozen_part_once_from_pixels(dataset, split, base, monkeypatch):
-    fine_tune_epochs = 2
-    recorder = PassRecorder(monkeypatch)
-    before = [w.copy() for w in base.get_layer("block5_conv3").get_weights()]
-    classifier = fit(dataset, split, base, mode="fine-tune", epochs=2, fine_tune_epochs=fine_tune_epochs,
-                     fine_tune_blocks=1, fine_tune_learning_rate=1e-3)
-    n_train, n_val = len(split.train), len(split.val)
-    pixel_passes = [p for p in recorder.passes if p.from_pixels]
-    cached_passes = [p for p in recorder.passes if not p.from_pixels]
-    # Pixels go through blocks 1-4 once per image...
-    assert sum(p.images for p in pixel_passes) == n_train + n_val
-    assert {p.network for p in pixel_passes} == {"vgg16_input_to_block4_pool"}
-    # ... and block 5 (for the head's features) starts from the cached block4_pool activations.
-    assert sum(p.images for p in cached_passes) == n_train + n_val
-    assert {p.network for p in cached_passes} == {"vgg16_block4_pool_to_block5_pool"}
-    assert all(p.input_shape == (SIZE // 16, SIZE // 16, 512) for p in cached_passes)
-    head_phase, tune_phase = recorder.phases
-    assert head_phase["conv_layers"] == []
-    assert tune_phase["phase"] == "fine-tune" and tune_phase["epochs"] == fine_tune_epochs
-    assert tune_phase["input_shape"] == (SIZE // 16, SIZE // 16, 512)
-    assert tune_phase["conv_layers"] == ["block5_conv1", "block5_conv2", "block5_conv3"]
-    assert [row["phase"] for row in classifier.history_] == ["head"] * 2 + ["fine-tune"] * fine_tune_epochs
-    assert [row["epoch"] for row in classifier.history_] == list(range(1, 3 + fine_tune_epochs))
-    # The tuned block is in the saved model; the frozen blocks and the shared base are unchanged.
-    tuned = classifier.model_.get_layer("block5_conv3").get_weights()[0]
-    assert not np.allclose(tuned, before[0])
-    np.testing.assert_array_equal(base.get_layer("block5_conv3").get_weights()[0], before[0])
-    np.testing.assert_array_equal(classifier.model_.get_layer("block4_conv3").get_weights()[0],
-                                  base.get_layer("block4_conv3").get_weights()[0])
+def oof_accuracy(classifier) -> float:
+    tested = classifier.folds_.tested
+    return float((classifier.validation_.logits[tested].argmax(1) == classifier.targets_[tested]).mean())
 
 
 # --------------------------------------------------------------------------- estimator behaviour
 
 
-def test_fit_returns_self_and_learned_attributes_end_in_underscore(fitted):
+def test_init_only_stores(tiny_config, base_loader, cache):
+    classifier = TransferClassifier(tiny_config, cache=cache, base_loader=base_loader)
+    assert vars(classifier) == {"config": tiny_config, "cache": cache, "base_loader": base_loader}
+    assert TransferClassifier().config == TrainConfig()
+    with pytest.raises(ValueError, match="no trained model"):
+        classifier.predict_proba(np.zeros((1, SIZE, SIZE, 3), np.uint8))
+
+
+def test_fit_returns_self_and_is_the_only_source_of_learned_attributes(fitted):
     classifier = fitted["classifier"]
     assert fitted["returned"] is classifier
-    # Public attributes set by fit are the learned ones (private helpers may start with "_").
-    learned = {name for name in set(vars(classifier)) - fitted["attributes_before"] if not name.startswith("_")}
-    assert learned >= {"model_", "labels_", "history_", "cancelled_", "timings_", "precision_"}
+    assert fitted["before"] == {"config", "cache", "base_loader"}
+    learned = {name for name in vars(classifier) if not name.startswith("_")} - fitted["before"]
+    assert learned >= LEARNED
     assert all(name.endswith("_") for name in learned), sorted(learned)
-    assert fitted["attributes_before"] == {"config", "base"}
 
 
-def test_unfitted_classifier_refuses_to_predict(dataset):
-    classifier = TransferClassifier(TrainConfig(weights="none", image_size=SIZE))
-    assert not hasattr(classifier, "model_")
-    with pytest.raises(ValueError, match="fit"):
-        classifier.predict_proba(dataset.images([0], size=SIZE))
+def test_vgg16_ran_once_per_photo_and_nothing_else_ran_it(fitted, dataset):
+    assert fitted["calls"] == {"pooled": len(dataset)}
+    phases = [p.phase for p in fitted["progress"]]
+    assert phases[0] == "features" and set(phases) == {"features", "head"}
+    assert phases.index("head") > max(i for i, phase in enumerate(phases) if phase == "features")
 
 
-def test_settings_override_the_config():
-    classifier = TransferClassifier(TrainConfig(weights="none"), epochs=3, image_size=48)
-    assert (classifier.config.epochs, classifier.config.image_size, classifier.config.weights) == (3, 48, "none")
-    with pytest.raises(ValueError, match="-1"):
-        TransferClassifier(TrainConfig(weights="none"), epochs=-1)
-
-
-def test_learned_state(fitted, dataset):
+def test_learned_state(fitted, dataset, base):
     classifier = fitted["classifier"]
     assert classifier.labels_ == dataset.labels == ["circle", "square", "triangle"]
-    assert classifier.cancelled_ is False
-    assert [row["epoch"] for row in classifier.history_] == [1, 2, 3, 4]
-    assert all(row["phase"] == "head" and row["val_accuracy"] is not None for row in classifier.history_)
-    assert set(classifier.timings_) == {"features", "head"}
-    assert classifier.precision_ in ("float32", "bfloat16")
+    assert classifier.cancelled_ is False and classifier.tuned_ is None
+    assert isinstance(classifier.precision_, PrecisionChoice)
+    assert classifier.precision_.precision in ("float32", "bfloat16") and classifier.precision_.reason
+    assert classifier.folds_.describe() == "5-fold cross-validation over 24 photos"
+    assert classifier.features_.shape == (24, 512)
+    if classifier.precision_.precision == "float32":
+        np.testing.assert_allclose(classifier.features_, keras_network(base)(dataset.images(size=SIZE)),
+                                   rtol=1e-5, atol=1e-6)
+    assert not np.isnan(classifier.validation_.logits).any()  # every photo tested once
+    assert set(classifier.timings_) == {"features", "head"} and all(t >= 0 for t in classifier.timings_.values())
+    assert isinstance(classifier.familiarity_, FamiliarityModel)
 
 
-def test_predict_proba_rows_are_probabilities(fitted, dataset):
+def test_history_is_the_heads_tried_on_the_folds(fitted):
     classifier = fitted["classifier"]
-    probabilities = classifier.predict_proba(dataset.images(size=SIZE))
-    assert probabilities.shape == (len(dataset), 3)
-    assert (probabilities >= 0).all()
+    assert fitted["rows"] == classifier.history_
+    assert [row["phase"] for row in classifier.history_] == ["head"] * len(classifier.validation_.candidates)
+    [chosen] = [row for row in classifier.history_ if row["chosen"]]
+    assert chosen["strength"] == classifier.validation_.strength
+    assert chosen["log_loss"] == min(row["log_loss"] for row in classifier.history_)
+
+
+def test_it_learns_the_shapes(fitted):
+    """Coloured shapes are easy even for random convolutions: most photos are named right out of fold."""
+    assert oof_accuracy(fitted["classifier"]) >= 0.8
+
+
+def test_the_kept_head_learned_from_every_photo_and_is_calibrated_on_the_folds(fitted):
+    classifier = fitted["classifier"]
+    expected = fit_head(classifier.features_, classifier.targets_, n_classes=3,
+                        strength=classifier.validation_.strength)
+    np.testing.assert_allclose(classifier.head_.kernel, expected.kernel, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(classifier.head_.bias, expected.bias, rtol=1e-4, atol=1e-5)
+    assert classifier.head_.temperature == pytest.approx(
+        fit_temperature(classifier.validation_.logits, classifier.targets_), rel=1e-3)
+
+
+def test_predict_proba_on_photos_of_any_size_equals_the_assembled_model(fitted, dataset):
+    classifier = fitted["classifier"]
+    model = classifier.model()
+    assert model is classifier.model() and model.input_shape == (None, None, None, 3)
+    photos = [dataset.pixels(0), np.full((70, 50, 3), 200, np.uint8), np.zeros((33, 90, 3), np.uint8),
+              np.asarray(resize_square(dataset.pixels(9), 300), np.uint8)]
+    probabilities = classifier.predict_proba(photos)
+    assert probabilities.shape == (4, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    labels = classifier.predict(dataset.images(size=SIZE))
-    assert labels == [classifier.labels_[i] for i in probabilities.argmax(axis=1)]
+    for photo, row in zip(photos, probabilities):  # the model resizes by itself
+        np.testing.assert_allclose(np.asarray(model(photo[None].astype(np.float32)))[0], row, atol=1e-4)
+    np.testing.assert_allclose(classifier.predict_proba(photos[0]), probabilities[:1], atol=1e-6)  # one photo
     assert classifier.predict_proba(np.zeros((0, SIZE, SIZE, 3), np.uint8)).shape == (0, 3)
+    assert classifier.predict(photos) == [classifier.labels_[i] for i in probabilities.argmax(axis=1)]
 
 
-def test_it_learns_the_shapes(fitted, dataset):
-    """Coloured shapes are easy even for random convolutions: most pictures are named right."""
-    predicted = fitted["classifier"].predict_proba(dataset.images(size=SIZE)).argmax(axis=1)
-    assert (predicted == dataset.targets()).mean() >= 0.8
-
-
-def apply_head(layers, features):
-    """The trained head on given features, as in inference; returns (input of the last layer, output)."""
-    tensor = features
-    for layer in layers[:-1]:
-        tensor = layer(tensor, training=False)
-    return np.asarray(tensor), np.asarray(layers[-1](tensor))
-
-
-def test_saved_model_is_the_same_maths_as_the_head_on_float32_features(fitted, dataset, base):
-    import keras
-
-    classifier, head = fitted["classifier"], fitted["head"]
-    images = dataset.images(size=SIZE).astype(np.float32)
-    features = np.asarray(feature_network(base, precision="float32")(preprocess(images))).mean(axis=(1, 2))
-    expected_hidden, expected = apply_head(head, features)
-    model = classifier.model_
-    hidden = np.asarray(keras.Model(model.input, model.get_layer("predictions").input)(images))
-    np.testing.assert_allclose(hidden, expected_hidden, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(classifier.predict_proba(images), expected, rtol=1e-4, atol=1e-5)
-
-
-def test_flatten_pooling_with_a_hidden_layer(dataset, split, base, monkeypatch):
-    import keras
-
-    heads = []
-    real_build_head = training.build_head
-    monkeypatch.setattr(training, "build_head", lambda *a, **k: heads.append(real_build_head(*a, **k)) or heads[-1])
-    classifier = fit(dataset, split, base, epochs=2, pooling="flatten", dense_units=8, precision="float32")
-    assert classifier.precision_ == "float32"
-    model = classifier.model_
-    assert {"flatten", "head_dense", "head_dense_dropout"} <= {layer.name for layer in model.layers}
-    images = dataset.images(size=SIZE).astype(np.float32)
-    features = np.asarray(feature_network(base, precision="float32")(preprocess(images)))
-    expected_hidden, expected = apply_head(heads[0], features)
-    hidden = np.asarray(keras.Model(model.input, model.get_layer("predictions").input)(images))
-    np.testing.assert_allclose(hidden, expected_hidden, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-5)
-
-
-def test_full_model_takes_images_of_any_size(fitted, dataset):
+def test_the_model_is_the_same_maths_as_the_kept_head_on_the_features(fitted, dataset):
     classifier = fitted["classifier"]
-    model = classifier.model_
-    assert model.input_shape == (None, None, None, 3)
-    assert model.get_layer("resize").__class__.__name__ == "Resizing"
-    for height, width in ((57, 41), (32, 32), (200, 90)):
-        out = np.asarray(model(np.full((2, height, width, 3), 120.0, np.float32)))
-        assert out.shape == (2, 3)
-        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
-    # predict_proba takes a list of pictures of different sizes, or a single picture.
-    mixed = [np.asarray(dataset.samples[0].pixels), np.zeros((70, 50, 3), np.uint8), np.zeros((33, 90, 3), np.uint8)]
-    assert classifier.predict_proba(mixed).shape == (3, 3)
-    single = classifier.predict_proba(dataset.images([5], size=SIZE)[0])
-    np.testing.assert_allclose(single, classifier.predict_proba(dataset.images([5], size=SIZE)), atol=1e-6)
+    photos = [dataset.pixels(i) for i in range(len(dataset))]
+    probabilities, features = classifier.predict_proba(photos, with_features=True)
+    assert features.shape == (24, 512)
+    np.testing.assert_allclose(features, classifier.features_, rtol=2e-2 if classifier.precision_.precision
+                               == "bfloat16" else 1e-4, atol=1e-4)
+    np.testing.assert_allclose(probabilities, classifier.head_.probabilities(features), atol=1e-4)
+    assert (probabilities.argmax(1) == dataset.targets()).mean() >= 0.9
 
 
-def test_same_seed_same_model(dataset, split, base, fitted):
-    again = fit(dataset, split, base, epochs=4)
-    images = dataset.images(size=SIZE)
-    np.testing.assert_allclose(again.predict_proba(images), fitted["classifier"].predict_proba(images), atol=1e-5)
-    np.testing.assert_allclose([r["loss"] for r in again.history_],
-                               [r["loss"] for r in fitted["classifier"].history_], rtol=1e-4)
+def test_a_second_fit_with_the_cache_computes_no_vgg16_pass(fitted, dataset, tiny_config, base_loader, cache,
+                                                             vgg16_calls, decodes):
+    again = fit(dataset, tiny_config, base_loader, cache=cache)
+    assert vgg16_calls.total == 0 and decodes == []  # features from the cache: not even decoded
+    assert again.folds_ == fitted["classifier"].folds_
+    photos = [dataset.pixels(i) for i in (0, 11, 23)]
+    np.testing.assert_allclose(again.predict_proba(photos), fitted["classifier"].predict_proba(photos), atol=1e-6)
 
 
-def test_empty_training_split_is_refused(dataset, base):
-    empty = Split(train=np.array([], np.int64), val=np.array([0]), test=np.array([1]))
+def test_validate_alone_learns_features_folds_and_numbers_only(fitted, dataset, tiny_config, base_loader, cache,
+                                                               vgg16_calls):
+    classifier = TransferClassifier(tiny_config, cache=cache, base_loader=base_loader)
+    assert classifier.validate(dataset) is classifier
+    assert vgg16_calls.total == 0
+    np.testing.assert_array_equal(classifier.features_, fitted["classifier"].features_)
+    assert classifier.folds_ == fitted["classifier"].folds_
+    np.testing.assert_allclose(classifier.validation_.logits, fitted["classifier"].validation_.logits, atol=1e-4)
+    assert not hasattr(classifier, "head_") and not hasattr(classifier, "familiarity_")
+    with pytest.raises(ValueError, match="no trained model"):
+        classifier.predict(np.zeros((1, SIZE, SIZE, 3), np.uint8))
+
+
+def test_augmented_copies_cost_their_views_only_and_heads_learn_from_them(dataset, tiny_config, base_loader,
+                                                                           cache, fitted, vgg16_calls, monkeypatch):
+    learned_rows = []
+    real_fit_head = crossval.fit_head
+    monkeypatch.setattr(crossval, "fit_head", lambda x, y, **k: learned_rows.append(len(x)) or real_fit_head(x, y, **k))
+    config = tiny_config.replace(augment=True, augmentation=Augmentation(views=2))
+    classifier = fit(dataset, config, base_loader, cache=cache)
+    assert vgg16_calls.photos == {"pooled": len(dataset)}  # view 0 was cached: only the augmented copies ran
+    assert not np.allclose(classifier._views[1], classifier._views[0])
+    np.testing.assert_array_equal(classifier.features_, fitted["classifier"].features_)
+    learn_sizes = [len(classifier.folds_.split(f)[0]) for f in range(classifier.folds_.n_folds)]
+    assert sorted(set(learned_rows)) == sorted({2 * n for n in learn_sizes})  # both views of each photo
+    assert not np.isnan(classifier.validation_.logits).any()
+
+
+def test_many_photos_are_measured_on_a_holdout(dataset, tiny_config, base_loader, cache):
+    classifier = fit(dataset, tiny_config.replace(max_cv_photos=10, holdout_fraction=0.25), base_loader, cache=cache)
+    assert classifier.folds_.method == "holdout"
+    tested = classifier.folds_.tested
+    assert len(tested) == 6 and np.bincount(classifier.targets_[tested]).tolist() == [2, 2, 2]
+    untested = np.setdiff1d(np.arange(24), tested)
+    assert np.isnan(classifier.validation_.logits[untested]).all()
+    assert classifier.head_ is not None and np.isfinite(classifier.head_.temperature)
+
+
+def test_imposed_folds_are_used(dataset, tiny_config, base_loader, cache):
+    folds = cross_validation_folds(dataset.targets(), n_folds=3, seed=7)
+    classifier = fit(dataset, tiny_config, base_loader, cache=cache, folds=folds)
+    assert classifier.folds_ is folds
+
+
+def test_an_empty_dataset_is_refused(dataset, tiny_config, base_loader):
+    empty = Dataset(samples=[], labels=dataset.labels, report=dataset.report)
     with pytest.raises(ValueError, match="empty"):
-        TransferClassifier(TrainConfig(weights="none", image_size=SIZE), base=base).fit(dataset, empty)
+        fit(empty, tiny_config, base_loader)
 
 
-def test_early_stopping_says_so(dataset, split, base):
-    """Validation pictures relabelled wrongly: the better the head fits, the worse the validation loss."""
-    val = set(split.val.tolist())
-    shifted = [dataclasses.replace(s, label=dataset.labels[(dataset.labels.index(s.label) + 1) % 3])
-               if i in val else s for i, s in enumerate(dataset.samples)]
-    mislabelled = Dataset(samples=shifted, labels=dataset.labels, report=dataset.report)
-    messages = []
-    classifier = fit(mislabelled, split, base, epochs=60, early_stopping=True, patience=2,
-                     hooks=TrainingHooks(on_message=messages.append))
-    done = len(classifier.history_)
-    assert done < 60
-    assert messages == [f"Stopped head early after {done} of 60 epochs: the validation loss had stopped "
-                        "improving, so the best epoch was kept."]
+def test_random_weights_never_try_int8_even_where_the_cpu_could(dataset, tiny_config, base_loader, cache,
+                                                                 monkeypatch):
+    from quasar_core.features import int8
+
+    monkeypatch.setattr(int8, "cpu_int8_instructions", lambda **kwargs: ["avx512_vnni"])
+    monkeypatch.setattr(int8, "runtime_available", lambda: True)
+    monkeypatch.setattr(training, "int8_agreement", lambda *a, **k: pytest.fail("int8 was tried"))
+    classifier = TransferClassifier(tiny_config, cache=cache, base_loader=base_loader).validate(dataset)
+    assert classifier.precision_.precision in ("float32", "bfloat16")
+    assert "random weights" in classifier.precision_.reason
 
 
 # --------------------------------------------------------------------------- cancelling
@@ -323,92 +279,120 @@ def cancel_when(phase):
     return cancel, seen, TrainingHooks(on_progress=on_progress)
 
 
-def test_cancel_after_the_first_head_batch_keeps_a_usable_model(dataset, split, base):
+def assert_nothing_kept(classifier, dataset):
+    assert classifier.cancelled_ is True and classifier.head_ is None
+    with pytest.raises(ValueError, match="no trained model"):
+        classifier.predict([dataset.pixels(0)])
+
+
+def test_cancel_before_fit_runs_nothing(dataset, tiny_config, base_loader, vgg16_calls):
+    cancel = threading.Event()
+    cancel.set()
+    classifier = fit(dataset, tiny_config, base_loader, cancel=cancel)
+    assert_nothing_kept(classifier, dataset)
+    assert vgg16_calls.total == 0 and classifier.history_ == []
+
+
+def test_cancel_during_the_feature_pass_leaves_no_model(dataset, tiny_config, base_loader, vgg16_calls,
+                                                        monkeypatch):
+    monkeypatch.setattr(extract, "MAX_BATCH", 4)
+    cancel, seen, hooks = cancel_when("features")
+    classifier = fit(dataset, tiny_config, base_loader, hooks=hooks, cancel=cancel)
+    assert_nothing_kept(classifier, dataset)
+    assert vgg16_calls.total == 4  # stopped at the next batch
+    assert "head" not in seen and classifier.history_ == []
+
+
+def test_cancel_after_the_features_leaves_no_model_but_keeps_the_features(dataset, tiny_config, base_loader,
+                                                                          tmp_path, vgg16_calls):
+    cache = FeatureCache(tmp_path / "features")
     cancel, seen, hooks = cancel_when("head")
-    classifier = fit(dataset, split, base, epochs=5, batch_size=4, hooks=hooks, cancel=cancel)
-    assert classifier.cancelled_ is True
-    assert seen.count("head") == 1  # stopped at the next batch
-    assert len(classifier.history_) < 5
-    assert classifier.model_ is not None
-    probabilities = classifier.predict_proba(dataset.images(size=SIZE))
+    classifier = fit(dataset, tiny_config.replace(mode="fine-tune", fine_tune_epochs=1), base_loader, cache=cache,
+                     hooks=hooks, cancel=cancel)
+    assert_nothing_kept(classifier, dataset)
+    assert seen.count("head") == 1 and "fine-tune" not in seen
+    assert vgg16_calls.total == len(dataset)
+    fit(dataset, tiny_config, base_loader, cache=cache)  # the next training starts from the cached features
+    assert vgg16_calls.total == len(dataset)
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def test_fine_tuning_produces_tuned_layers_and_a_holdout_evaluation(fine_tuned, dataset, base):
+    classifier = fine_tuned["classifier"]
+    assert classifier.cancelled_ is False and classifier.folds_.method == "holdout"
+    assert sorted(classifier.tuned_) == ["block5_conv1", "block5_conv2", "block5_conv3", "block5_pool"]
+    tuned = classifier.tuned_["block5_conv3"][0]
+    assert not np.allclose(tuned, base.get_layer("block5_conv3").get_weights()[0])
+    rows = [row for row in classifier.history_ if row["phase"] == "fine-tune"]
+    assert [row["label"] for row in rows] == ["hold-out", "kept model"]  # 1 epoch each
+    assert rows[0]["val_accuracy"] is not None and rows[1]["val_accuracy"] is None
+    assert set(classifier.timings_) == {"features", "head", "fine-tune"}
+    # The hold-out photos are predicted by the fine-tuned estimate (log-probabilities), the rest never.
+    tested = classifier.folds_.tested
+    np.testing.assert_allclose(np.exp(classifier.validation_.logits[tested]).sum(axis=1), 1.0, atol=1e-4)
+    assert np.isnan(np.delete(classifier.validation_.logits, tested, axis=0)).all()
+    assert "fine-tune" in {p.phase for p in fine_tuned["progress"]}
+
+
+def test_the_fine_tuned_model_holds_the_tuned_block_and_leaves_the_base_alone(fine_tuned, dataset, base):
+    classifier = fine_tuned["classifier"]
+    model = classifier.model()
+    np.testing.assert_array_equal(model.get_layer("block5_conv3").get_weights()[0],
+                                  classifier.tuned_["block5_conv3"][0])
+    np.testing.assert_array_equal(model.get_layer("block4_conv3").get_weights()[0],
+                                  base.get_layer("block4_conv3").get_weights()[0])
+    photos = [dataset.pixels(i) for i in (1, 12)]
+    expected = np.concatenate([np.asarray(model(p[None].astype(np.float32))) for p in photos])
+    np.testing.assert_allclose(classifier.predict_proba(photos), expected, atol=1e-4)
+    assert cached_boundary_activations(classifier, dataset) == len(dataset)
+
+
+def cached_boundary_activations(classifier, dataset) -> int:
+    """How many photos' block4_pool activations (fine-tuning's input) are in the classifier's cache."""
+    from quasar_core import backbone
+    from quasar_core.features.cache import FeatureSpec
+    from quasar_core.features.extract import FeaturePass
+
+    spec = FeatureSpec(backbone.weights_id("none"), SIZE, classifier.precision_.precision)
+    return FeaturePass(spec=spec, network_for=None, cache=classifier.cache).cached_count(dataset, layer="block4_pool")
+
+
+def test_cancel_during_fine_tuning_keeps_the_head(dataset, fine_tuned, tiny_config, base_loader):
+    cancel, seen, hooks = cancel_when("fine-tune")
+    config = fine_tuned["classifier"].config
+    classifier = fit(dataset, config, base_loader, cache=fine_tuned["classifier"].cache, hooks=hooks, cancel=cancel)
+    assert classifier.cancelled_ is True and classifier.tuned_ is None
+    assert seen.count("fine-tune") == 1  # stopped after the first batch
+    probabilities = classifier.predict_proba([dataset.pixels(0), dataset.pixels(20)])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_cancel_during_the_head_skips_fine_tuning(dataset, split, base):
-    cancel, seen, hooks = cancel_when("head")
-    classifier = fit(dataset, split, base, mode="fine-tune", epochs=3, fine_tune_epochs=3, hooks=hooks,
-                     cancel=cancel)
-    assert classifier.cancelled_ and classifier.model_ is not None
-    assert "fine-tune" not in seen
-    assert all(row["phase"] == "head" for row in classifier.history_)
+# --------------------------------------------------------------------------- reopening
 
 
-@pytest.mark.parametrize("mode", ["feature-extraction", "fine-tune"])
-def test_cancel_during_the_feature_pass_leaves_no_model(dataset, split, base, mode):
-    cancel, seen, hooks = cancel_when("features")
-    classifier = fit(dataset, split, base, mode=mode, epochs=3, hooks=hooks, cancel=cancel)
-    assert classifier.cancelled_ is True
-    assert classifier.model_ is None
-    assert classifier.history_ == []
-    assert "head" not in seen
-    with pytest.raises(ValueError, match="no trained model"):
-        classifier.predict(dataset.images([0], size=SIZE))
+def test_from_learned_predicts_like_the_fitted_classifier(fitted, dataset, base_loader):
+    classifier = fitted["classifier"]
+    reopened = TransferClassifier.from_learned(classifier.config, labels=classifier.labels_, head=classifier.head_,
+                                               familiarity=classifier.familiarity_, precision=classifier.precision_,
+                                               history=classifier.history_, base_loader=base_loader)
+    assert reopened.labels_ == classifier.labels_ and reopened.history_ == classifier.history_
+    assert reopened.history_ is not classifier.history_ and reopened.timings_ == {}
+    assert reopened.tuned_ is None and reopened.cancelled_ is False
+    photos = [dataset.pixels(i) for i in (2, 14)]
+    np.testing.assert_allclose(reopened.predict_proba(photos), classifier.predict_proba(photos), atol=1e-6)
+    assert reopened.predict(photos) == classifier.predict(photos)
 
 
-def test_cancel_before_fit_runs_nothing(dataset, split, base, monkeypatch):
-    recorder = PassRecorder(monkeypatch)
-    cancel = threading.Event()
-    cancel.set()
-    classifier = fit(dataset, split, base, cancel=cancel)
-    assert classifier.model_ is None and classifier.cancelled_
-    assert [p.batches for p in recorder.passes] == [0]
-    assert recorder.phases == []
+def test_from_learned_with_tuned_layers(fine_tuned, dataset, base_loader):
+    classifier = fine_tuned["classifier"]
+    reopened = TransferClassifier.from_learned(classifier.config, labels=classifier.labels_, head=classifier.head_,
+                                               tuned=classifier.tuned_, base_loader=base_loader)
+    photos = [dataset.pixels(5)]
+    np.testing.assert_allclose(reopened.predict_proba(photos), classifier.predict_proba(photos), atol=1e-6)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def test_feature_batch_size_is_bounded_by_memory():
-    assert feature_batch_size(32) == training.MAX_FEATURE_BATCH
-    sizes = [feature_batch_size(s) for s in (32, 128, 224, 512)]
-    assert sizes == sorted(sizes, reverse=True)
-    assert feature_batch_size(512) >= 1
-    assert 2 * 224 * 224 * 64 * 4 * feature_batch_size(224) <= training.FEATURE_PASS_BUDGET_BYTES
-
-
-def test_resize_batch():
-    square = np.zeros((2, 32, 32, 3), np.uint8)
-    out = resize_batch(square, 32)
-    assert out.dtype == np.float32 and out.shape == (2, 32, 32, 3)
-    mixed = resize_batch([np.zeros((10, 20, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)], 32)
-    assert mixed.shape == (2, 32, 32, 3)
-    assert mixed[1].min() == mixed[1].max() == 200.0
-    assert resize_batch(np.zeros((40, 40, 3), np.uint8), 32).shape == (1, 32, 32, 3)
-    assert resize_batch([], 32).shape == (0, 32, 32, 3)
-
-
-def test_balanced_class_weights():
-    y = np.array([0, 0, 0, 0, 0, 0, 1, 1])
-    weights = training._balanced_class_weights(y, 3)
-    assert weights[0] == pytest.approx(8 / (2 * 6))
-    assert weights[1] == pytest.approx(8 / (2 * 2))
-    assert weights[2] == 1.0  # a class missing from training gets a neutral weight
-
-
-def test_head_normalization_floors_near_zero_variance():
-    """A feature that never fired in training must not be blown up ~1e7x on a new picture."""
-    import keras
-
-    config = TrainConfig(weights="none", dropout=0.0)
-    rng = np.random.default_rng(0)
-    features = rng.random((20, 4)).astype(np.float32)
-    features[:, 3] = 0.0  # never fires in training
-    layers = training.build_head(config, 2, features=features)
-    normalization = layers[0]
-    assert isinstance(normalization, keras.layers.Normalization)
-    typical = features[:, :3].var(axis=0).mean()
-    new = np.array([[0.5, 0.5, 0.5, 1.0]], np.float32)
-    normalized = np.asarray(normalization(new))
-    assert np.abs(normalized).max() < 1.0 / np.sqrt(training.VARIANCE_FLOOR * typical * 3 / 4)
-    np.testing.assert_allclose(normalized[0, :3], (0.5 - features[:, :3].mean(0)) / features[:, :3].std(0),
-                               rtol=1e-3)
+def test_softmax_of_the_out_of_fold_logits_are_probabilities(fitted):
+    p = softmax(fitted["classifier"].validation_.logits)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,191 @@
+"""cross_validate: every tested photo is predicted by a head that never learned from it, the candidate
+with the least out-of-fold log loss is chosen, and copy_groups keeps near-copies together.
+Synthetic features only: no VGG16 here."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from quasar_core import crossval
+from quasar_core.crossval import COPY_SIMILARITIES, LARGEST_GROUP_SHARE, copy_groups, cross_validate
+from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
+from quasar_core.head import fit_head, softmax
+from quasar_core.progress import TrainingHooks
+
+STRENGTHS = (0.01, 0.1, 1.0)
+
+
+def problem(n_per_class=10, classes=3, d=12, views=1, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (classes, d))
+    y = np.repeat(np.arange(classes), n_per_class)
+    photos = centres[y] + rng.normal(0, 1.2, (len(y), d))
+    augmented = [photos + rng.normal(0, 0.3, photos.shape) for _ in range(views - 1)]
+    return np.stack([photos, *augmented]).astype(np.float32), y
+
+
+@pytest.fixture
+def fitted_heads(monkeypatch):
+    """Records what every head learned from (rows of features) while still fitting it."""
+    seen = []
+
+    def recording(x, y, **kwargs):
+        seen.append({"rows": len(x), "x": np.asarray(x), "y": np.asarray(y), **kwargs})
+        return fit_head(x, y, **kwargs)
+
+    monkeypatch.setattr(crossval, "fit_head", recording)
+    return seen
+
+
+def test_every_photo_gets_an_out_of_fold_prediction_from_the_chosen_candidate():
+    views, y = problem()
+    folds = cross_validation_folds(y, n_folds=5, seed=0)
+    result = cross_validate(views, y, folds, n_classes=3, strengths=STRENGTHS)
+    assert result.logits.shape == (30, 3) and not np.isnan(result.logits).any()
+    np.testing.assert_array_equal(result.tested, np.arange(30))
+    assert [c["strength"] for c in result.candidates] == list(STRENGTHS)
+    best = min(result.candidates, key=lambda c: c["log_loss"])
+    assert result.strength == best["strength"]
+    # The logits are those of heads that learned from the other folds only, with the chosen strength.
+    for fold in range(folds.n_folds):
+        learn, test = folds.split(fold)
+        head = fit_head(views[0, learn], y[learn], n_classes=3, strength=result.strength)
+        np.testing.assert_allclose(result.logits[test], head.logits(views[0, test]), rtol=1e-4, atol=1e-4)
+    chosen = next(c for c in result.candidates if c["strength"] == result.strength)
+    assert chosen["accuracy"] == pytest.approx((result.logits.argmax(1) == y).mean())
+    p = softmax(result.logits).astype(np.float64)
+    assert chosen["log_loss"] == pytest.approx(-np.mean(np.log(p[np.arange(30), y])), rel=1e-5)
+    assert all(0 <= c["train_accuracy"] <= 1 for c in result.candidates)
+    assert result.to_dict() == {"strength": result.strength, "candidates": result.candidates,
+                                "folds": folds.to_dict()}
+
+
+def test_a_holdout_tests_only_its_photos():
+    views, y = problem()
+    folds = holdout_folds(y, fraction=0.3, seed=1)
+    result = cross_validate(views, y, folds, n_classes=3, strengths=STRENGTHS)
+    tested = np.zeros(30, bool)
+    tested[folds.tested] = True
+    assert 0 < tested.sum() < 30
+    assert not np.isnan(result.logits[tested]).any()
+    assert np.isnan(result.logits[~tested]).all()  # never tested: no prediction at all
+    np.testing.assert_array_equal(result.tested, folds.tested)
+
+
+def test_heads_learn_from_every_view_and_are_tested_on_the_photos_themselves(fitted_heads):
+    views, y = problem(views=3)
+    folds = cross_validation_folds(y, n_folds=3, seed=0)
+    result = cross_validate(views, y, folds, n_classes=3, strengths=(0.1,))
+    assert [h["rows"] for h in fitted_heads] == [3 * len(folds.split(f)[0]) for f in range(3)]
+    learn, test = folds.split(0)
+    np.testing.assert_array_equal(fitted_heads[0]["x"], views[:, learn].reshape(-1, 12))
+    np.testing.assert_array_equal(fitted_heads[0]["y"], np.tile(y[learn], 3))
+    head = fit_head(views[:, learn].reshape(-1, 12), np.tile(y[learn], 3), n_classes=3, strength=0.1)
+    np.testing.assert_allclose(result.logits[test], head.logits(views[0, test]), rtol=1e-4, atol=1e-4)
+
+
+def test_learn_subset_narrows_what_each_fold_learns_from(fitted_heads):
+    views, y = problem()
+    folds = cross_validation_folds(y, n_folds=5, seed=0)
+    asked = []
+
+    def first_half(learn):
+        asked.append(learn.copy())
+        return learn[: len(learn) // 2]
+
+    result = cross_validate(views, y, folds, n_classes=3, strengths=(0.1, 1.0), learn_subset=first_half,
+                            class_weights=False)
+    assert [a.tolist() for a in asked] == [folds.split(f)[0].tolist() for f in range(5)]
+    assert [h["rows"] for h in fitted_heads] == [len(a) // 2 for a in asked for _ in (0.1, 1.0)]
+    assert all(h["class_weights"] is False for h in fitted_heads)
+    assert not np.isnan(result.logits).any()  # every photo is still tested
+
+
+def test_progress_and_one_chosen_row_per_run():
+    views, y = problem()
+    folds = cross_validation_folds(y, n_folds=3, seed=0)
+    reports, rows = [], []
+    cross_validate(views, y, folds, n_classes=3, strengths=STRENGTHS,
+                   hooks=TrainingHooks(on_progress=reports.append, on_epoch_end=rows.append))
+    assert [(p.phase, p.step, p.total_steps) for p in reports] == [("head", i, 9) for i in range(1, 10)]
+    assert [row["strength"] for row in rows] == list(STRENGTHS)
+    assert sum(row["chosen"] for row in rows) == 1 and all(row["phase"] == "head" for row in rows)
+
+
+def test_cancel_returns_none():
+    views, y = problem()
+    folds = cross_validation_folds(y, n_folds=3, seed=0)
+    cancel = threading.Event()
+    cancel.set()
+    assert cross_validate(views, y, folds, n_classes=3, cancel=cancel) is None
+    later = threading.Event()
+    reports = []
+
+    def on_progress(p):
+        reports.append(p)
+        later.set()
+
+    assert cross_validate(views, y, folds, n_classes=3, cancel=later,
+                          hooks=TrainingHooks(on_progress=on_progress)) is None
+    assert len(reports) == 1  # stopped before the next fit
+
+
+def test_views_must_match_the_photos():
+    views, y = problem()
+    folds = cross_validation_folds(y, n_folds=3, seed=0)
+    with pytest.raises(ValueError, match=r"\(views, 30, features\)"):
+        cross_validate(views[0], y, folds, n_classes=3)
+    with pytest.raises(ValueError, match="shape"):
+        cross_validate(views[:, :20], y, folds, n_classes=3)
+
+
+def test_a_folds_object_from_elsewhere_is_used_as_it_is():
+    views, y = problem()
+    assignment = np.arange(30) % 2
+    result = cross_validate(views, y, Folds(assignment, "cross-validation"), n_classes=3, strengths=(0.1,))
+    learn, test = np.flatnonzero(assignment == 1), np.flatnonzero(assignment == 0)
+    head = fit_head(views[0, learn], y[learn], n_classes=3, strength=0.1)
+    np.testing.assert_allclose(result.logits[test], head.logits(views[0, test]), rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- copy groups
+
+
+def distinct_photos(n, d=64, seed=0):
+    return np.abs(np.random.default_rng(seed).normal(0, 1, (n, d))).astype(np.float32)  # ReLU-like
+
+
+def test_near_copies_share_a_group_and_others_do_not():
+    rng = np.random.default_rng(1)
+    photos = distinct_photos(150)
+    copies = photos[[0, 0, 3]] * 1.3 + np.abs(rng.normal(0, 0.01, (3, 64))).astype(np.float32)  # rescaled, re-encoded
+    groups = copy_groups(np.concatenate([photos, copies]))
+    assert groups.dtype == np.int64 and len(groups) == 153
+    assert groups[150] == groups[151] == groups[0] and groups[152] == groups[3] != groups[0]
+    assert len(set(groups[:150])) == 150  # distinct photos stay apart
+
+
+def test_groups_never_swallow_a_large_share_of_the_photos():
+    """Look-alike features (tiny images, random weights): a stricter threshold, or no groups at all."""
+    rng = np.random.default_rng(0)
+    for noise in (0.3, 0.03, 0.001):
+        alike = (5 + rng.normal(0, noise, (60, 64))).astype(np.float32)
+        groups = copy_groups(alike)
+        assert np.bincount(groups).max() <= max(2, int(LARGEST_GROUP_SHARE * 60))
+    identical = np.ones((30, 64), np.float32) + rng.normal(0, 1e-6, (30, 64)).astype(np.float32)
+    assert copy_groups(identical).tolist() == list(range(30))  # nothing tells copies from look-alikes
+    assert copy_groups(identical[:1]).tolist() == [0] and copy_groups(identical[:0]).tolist() == []
+
+
+def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):
+    """From random weights every pair of photos is above 0.96 cosine: the folds must not collapse."""
+    from quasar_core.features.networks import keras_network
+
+    features = keras_network(base)(dataset.images(size=32))
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    assert (unit @ unit.T).min() > min(COPY_SIMILARITIES) - 0.05  # the look-alike case, for real
+    folds = cross_validation_folds(dataset.targets(), n_folds=5, seed=0, groups=copy_groups(features))
+    assert folds.n_folds == 5 and len(folds.tested) == len(dataset)

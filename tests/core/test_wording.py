@@ -1,0 +1,41 @@
+"""Numbers and lists in words, one style everywhere (pages, CLI, model card, charts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from quasar_core.wording import duration, estimate, join_words, percent, percent_range, plural
+
+
+@pytest.mark.parametrize("fraction, digits, text", [(0.9474, 1, "94.7 %"), (1.0, 1, "100.0 %"), (0.0, 0, "0 %"),
+                                                    (0.12345, 2, "12.35 %"), (0.995, 0, "100 %")])
+def test_percent_has_a_space_before_the_sign(fraction, digits, text):
+    assert percent(fraction, digits) == text
+
+
+def test_percent_range_and_estimate():
+    assert percent_range(0.901, 0.953) == "90–95 %"
+    assert percent_range(0.5, 0.625, 1) == "50.0–62.5 %"
+    assert estimate(0.93, (0.901, 0.953)) == "about 93 % (90–95 %)"
+    assert estimate(0.93, None) == "93 %"
+
+
+def test_plural():
+    assert plural(1, "photo") == "1 photo"
+    assert plural(0, "photo") == "0 photos" and plural(3, "photo") == "3 photos"
+    assert plural(2, "copy", "copies") == "2 copies" and plural(1, "copy", "copies") == "1 copy"
+
+
+def test_join_words():
+    assert join_words([]) == "" and join_words(["a"]) == "a"
+    assert join_words(["a", "b"]) == "a and b" and join_words(["a", "b", "c"]) == "a, b and c"
+    assert join_words(word for word in ("x", "y")) == "x and y"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (-3, "0 s"), (59.4, "59 s"), (59.6, "1 min 00 s"), (60, "1 min 00 s"), (125, "2 min 05 s"),
+     (3600, "1 h 00 min"), (3725, "1 h 02 min")],
+)
+def test_duration(seconds, text):
+    assert duration(seconds) == text
