@@ -46,7 +46,9 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
     hooks = hooks or TrainingHooks()
     base_loaders = base_loaders or {}
     targets = dataset.targets()
-    precision = choose_precision("float32" if config.precision == "auto" else config.precision).precision
+    # "auto" resolves as a training would (so the training's cached features are found), without the
+    # int8 agreement check: give the precision the run used (its status says) to reuse int8 features.
+    precision = choose_precision(config.precision, agreement=lambda: 0.0).precision
     results = []
     folds = None
     for number, kind in enumerate(WEIGHT_KINDS):

@@ -28,7 +28,18 @@ FIXED_OVERHEAD_SECONDS = 1.5
 HEAD_FIT_SECONDS = 0.05  # one logistic regression on a few hundred photos' features (measured: 30-60 ms)
 DECODE_SECONDS_PER_MEGAPIXEL = 0.012  # Pillow decoding + THE resize, per source megapixel
 BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
-SPEEDUPS = {"float32": 1.0, "bfloat16": 2.0, "int8": 3.0}  # over float32, where the CPU has the instructions
+AUGMENT_SECONDS = 0.03  # Keras' random layers on one photo, eagerly (a photo and seed at a time)
+
+
+def speedup(precision: str) -> float:
+    """How much faster than float32 VGG16 runs in `precision` on this CPU (measured in bench/)."""
+    from quasar_core.features.precision import cpu_supports_bfloat16, int8_instructions
+
+    if precision == "bfloat16":
+        return 2.0 if cpu_supports_bfloat16() else 0.9  # emulated bf16 is slower than float32
+    if precision == "int8":
+        return 3.0 if int8_instructions() else 2.0
+    return 1.0
 
 
 def vgg16_gflops(image_size: int, *, from_block: int = 1) -> float:
@@ -43,7 +54,7 @@ def vgg16_gflops(image_size: int, *, from_block: int = 1) -> float:
 
 def seconds_per_photo(config: TrainConfig, *, rate_at_224: float = 3.4, precision: str = "float32") -> float:
     """VGG16 seconds for one photo at the config's size, from a photos/s rate at 224 px."""
-    return vgg16_gflops(config.image_size) / vgg16_gflops(224) / (rate_at_224 * SPEEDUPS.get(precision, 1.0))
+    return vgg16_gflops(config.image_size) / vgg16_gflops(224) / (rate_at_224 * speedup(precision))
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: f
     uncached = n_photos * views if uncached_views is None else uncached_views
     per_photo = seconds_per_photo(config, rate_at_224=rate_at_224, precision=precision)
     features = uncached * (per_photo + DECODE_SECONDS_PER_MEGAPIXEL * megapixels)
+    features += uncached * (views - 1) / views * AUGMENT_SECONDS
     folds = 1 if (config.fine_tunes or n_photos > config.max_cv_photos) else config.folds
     head = (folds * 5 + 1) * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
@@ -81,6 +93,24 @@ def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: f
         # the hold-out estimate (80 % of the photos) and the kept model (all), forward + backward
         fine_tune = config.fine_tune_epochs * 1.8 * learned * BACKWARD_FACTOR * step
         features += uncached * per_photo  # the boundary activations are a second, float pass
+    return TimeEstimate(features, head, fine_tune)
+
+
+def estimate_best_time(candidates: list[TrainConfig], n_photos: int, *, rate_at_224: float, precision: str,
+                       uncached_views: int | None = None, megapixels: float = 0.1) -> TimeEstimate:
+    """Best accuracy tries every candidate: their feature passes (shared where they share a size), heads
+    and fine-tuning added up. `uncached_views` is for the first candidate; the others' are all counted."""
+    features = head = fine_tune = 0.0
+    passes: dict[int, int] = {}  # image size -> views already counted
+    for number, config in enumerate(candidates):
+        done = passes.get(config.image_size, 0)
+        uncached = (uncached_views if number == 0 and uncached_views is not None
+                    else n_photos * max(config.views - done, 0))
+        part = estimate_training_time(config, n_photos, rate_at_224=rate_at_224, precision=precision,
+                                      uncached_views=uncached, megapixels=megapixels)
+        passes[config.image_size] = max(done, config.views)
+        features, head, fine_tune = features + part.feature_seconds, head + part.head_seconds, \
+            fine_tune + part.fine_tune_seconds
     return TimeEstimate(features, head, fine_tune)
 
 
@@ -183,15 +213,21 @@ class Plan:
 
 
 def plan(dataset, config: TrainConfig, *, rate_at_224: float, precision, cached_views: int = 0,
-         sizes=(64, 96, 128, 160, 224)) -> Plan:
-    """Time for these settings (and other image sizes) on this machine; `precision` a PrecisionChoice."""
+         sizes=(64, 96, 128, 160, 224), candidates: list[TrainConfig] | None = None) -> Plan:
+    """Time for these settings (and other image sizes) on this machine; `precision` a PrecisionChoice.
+
+    With `candidates` (Best accuracy), the time of trying them all."""
     import numpy as np
 
     n = len(dataset)
     megapixels = float(np.median([w * h for w, h in (s.original_size for s in dataset.samples)])) / 1e6
     uncached = max(0, n * config.views - cached_views)
-    time_estimate = estimate_training_time(config, n, rate_at_224=rate_at_224, precision=precision.precision,
+    if candidates and len(candidates) > 1:
+        time_estimate = estimate_best_time(candidates, n, rate_at_224=rate_at_224, precision=precision.precision,
                                            uncached_views=uncached, megapixels=megapixels)
+    else:
+        time_estimate = estimate_training_time(config, n, rate_at_224=rate_at_224, precision=precision.precision,
+                                               uncached_views=uncached, megapixels=megapixels)
     table = [{"image_size": size, "seconds": estimate_training_time(
         config.replace(image_size=size), n, rate_at_224=rate_at_224, precision=precision.precision,
         megapixels=megapixels).total_seconds} for size in sorted({*sizes, config.image_size})]

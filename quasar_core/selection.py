@@ -3,8 +3,9 @@
 Candidates without fine-tuning are scored by cross-validation on the same folds (their
 features come from one pass per image size and view, cached); a fine-tuning candidate, too
 costly to fine-tune once per fold, is scored on the first fold's photos, against the best
-other candidate's out-of-fold answers on exactly those photos. A tie keeps the cheaper
-candidate (they are listed cheapest first).
+other candidate's out-of-fold answers on exactly those photos, and wins only when it is
+clearly better there (a paired sign test). A tie keeps the cheaper candidate (they are listed
+cheapest first).
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def fit_best(dataset, candidates: list[TrainConfig], *, cache=None, base_loader=
         if not config.fine_tunes:
             continue
         photos = classifier.folds_.tested
-        mine, theirs = _right(classifier, photos).mean(), _right(winner[1], photos).mean()
-        table.append({"setting": setting_words(config), "accuracy": float(mine), "photos": len(photos),
-                      "fine_tunes": True, "against": float(theirs)})
-        if mine > theirs:
+        right, theirs_right = _right(classifier, photos), _right(winner[1], photos)
+        table.append({"setting": setting_words(config), "accuracy": float(right.mean()), "photos": len(photos),
+                      "fine_tunes": True, "against": float(theirs_right.mean())})
+        if clearly_better(right, theirs_right):
             winner = (config, classifier)
     row_configs = [c for c, _ in plain] + [c for c, _ in scored if c.fine_tunes]  # the table's order
     for row, config in zip(table, row_configs):
@@ -80,6 +81,17 @@ def fit_best(dataset, candidates: list[TrainConfig], *, cache=None, base_loader=
     return classifier, table
 
 
+def clearly_better(right: np.ndarray, other_right: np.ndarray, *, z: float = 1.96) -> bool:
+    """Whether one model beats another on the same photos by more than chance (a paired sign test).
+
+    Fine-tuning is scored on one fold only (a fifth of the photos): on a few dozen photos one or two
+    lucky answers must not make it the winner.
+    """
+    gains = int(np.sum(right & ~other_right))
+    losses = int(np.sum(other_right & ~right))
+    return bool(gains - losses >= max(2, z * np.sqrt(gains + losses)))
+
+
 def selection_sentence(table: list[dict]) -> str:
     chosen = next(row for row in table if row["chosen"])
     others = [row for row in table if not row["chosen"] and not row["fine_tunes"]]
@@ -87,6 +99,10 @@ def selection_sentence(table: list[dict]) -> str:
             f"on {chosen['photos']} photos it was tested on")
     if chosen["fine_tunes"]:
         text += f" (the best without fine-tuning: {percent(chosen['against'])} on the same photos)"
+    elif any(row["fine_tunes"] for row in table):
+        tuned = next(row for row in table if row["fine_tunes"])
+        text += (f"; fine-tuning scored {percent(tuned['accuracy'])} against {percent(tuned['against'])} on the "
+                 f"{tuned['photos']} photos it was tested on, not clearly better, so the simpler model was kept")
     elif others:
         runner = max(others, key=lambda row: row["accuracy"])
         text += f" (next best: {runner['setting']}, {percent(runner['accuracy'])})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -88,6 +89,7 @@ class FeaturePass:
         self.seed = seed
         self._augmenter = None
         self.computed = 0  # photo-views that went through VGG16 in this pass (not from the cache)
+        self.load_seconds = 0.0  # of which loading the network (TensorFlow, VGG16's weights, an int8 model)
 
     def features(self, dataset, indices, *, views: int = 1, layer: str = POOLED, out: np.ndarray | None = None):
         """(views, n, ...) float32 features of the photos at `indices`; None when cancelled.
@@ -129,7 +131,9 @@ class FeaturePass:
         return sum(self.cache.has(sample.digest, spec) for spec in specs for sample in dataset.samples)
 
     def _compute(self, dataset, indices, specs, missing, found, layer):
+        started = time.perf_counter()
         network = self.network_for(layer)
+        self.load_seconds += time.perf_counter() - started
         size = self.spec.image_size
         batch = batch_size_for(size)
         timer = PhaseTimer(len(missing))

@@ -138,7 +138,7 @@ def test_learned_state(fitted, dataset, base):
         np.testing.assert_allclose(classifier.features_, keras_network(base)(dataset.images(size=SIZE)),
                                    rtol=1e-5, atol=1e-6)
     assert not np.isnan(classifier.validation_.logits).any()  # every photo tested once
-    assert set(classifier.timings_) == {"features", "head"} and all(t >= 0 for t in classifier.timings_.values())
+    assert set(classifier.timings_) == {"load", "features", "head"} and all(t >= 0 for t in classifier.timings_.values())
     assert isinstance(classifier.familiarity_, FamiliarityModel)
 
 
@@ -328,7 +328,7 @@ def test_fine_tuning_produces_tuned_layers_and_a_holdout_evaluation(fine_tuned, 
     rows = [row for row in classifier.history_ if row["phase"] == "fine-tune"]
     assert [row["label"] for row in rows] == ["hold-out", "kept model"]  # 1 epoch each
     assert rows[0]["val_accuracy"] is not None and rows[1]["val_accuracy"] is None
-    assert set(classifier.timings_) == {"features", "head", "fine-tune"}
+    assert set(classifier.timings_) == {"load", "features", "head", "fine-tune"}
     # The hold-out photos are predicted by the fine-tuned estimate (log-probabilities), the rest never.
     tested = classifier.folds_.tested
     np.testing.assert_allclose(np.exp(classifier.validation_.logits[tested]).sum(axis=1), 1.0, atol=1e-4)
