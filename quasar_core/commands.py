@@ -1,4 +1,8 @@
-"""What each ``quasar`` command does: read the arguments (cli.py), call the engine, print the result."""
+"""What each ``quasar`` command does: read the arguments (cli.py), call the engine, print the result.
+
+Each command imports the engine modules it needs inside it: `quasar predict` need not load cleanlab,
+nor `quasar doctor` the exporters, and `quasar --help` answers at once.
+"""
 
 from __future__ import annotations
 

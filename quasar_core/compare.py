@@ -24,6 +24,7 @@ from quasar_core.evaluation import wilson_interval
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, network_provider
 from quasar_core.features.precision import choose_precision
+from quasar_core.planning import seconds_per_photo
 from quasar_core.progress import TrainingHooks, is_cancelled
 from quasar_core.wording import estimate
 
@@ -106,8 +107,6 @@ def _loader(weights: str, seed: int):
 
 def _per_photo_estimate(config: TrainConfig) -> float:
     """Seconds per photo of the feature pass when every feature came from the cache (nothing was timed)."""
-    from quasar_core.planning import seconds_per_photo
-
     return seconds_per_photo(config)
 
 

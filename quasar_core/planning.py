@@ -17,6 +17,8 @@ from pathlib import Path
 from quasar_core.config import TrainConfig
 from quasar_core.errors import ResourceLimitError
 from quasar_core.features.extract import batch_size_for
+from quasar_core.features.networks import keras_network
+from quasar_core.features.precision import cpu_supports_bfloat16, int8_instructions
 
 # VGG16's conv layers: (block, input channels, output channels), image side halved after each block.
 _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 256), (3, 256, 256),
@@ -33,8 +35,6 @@ AUGMENT_SECONDS = 0.03  # Keras' random layers on one photo, eagerly (a photo an
 
 def speedup(precision: str) -> float:
     """How much faster than float32 VGG16 runs in `precision` on this CPU (measured in bench/)."""
-    from quasar_core.features.precision import cpu_supports_bfloat16, int8_instructions
-
     if precision == "bfloat16":
         return 2.0 if cpu_supports_bfloat16() else 0.9  # emulated bf16 is slower than float32
     if precision == "int8":
@@ -117,8 +117,6 @@ def estimate_best_time(candidates: list[TrainConfig], n_photos: int, *, rate_at_
 def measure_forward_rate(base, *, image_size: int = 96, batch: int = 8) -> float:
     """float32 photos per second of VGG16's conv stack on this machine, scaled to 224 px by FLOPs."""
     import numpy as np
-
-    from quasar_core.features.networks import keras_network
 
     network = keras_network(base, precision="float32")
     images = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, 3)).astype(np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 
 from quasar_core.backbone import apply_stack, copy_weights
 from quasar_core.config import TrainConfig
-from quasar_core.distribute import make_strategy
+from quasar_core.distribute import fit_distributed, make_strategy
 from quasar_core.head import Head, head_layers, set_head_weights
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_progress_callback
 
@@ -114,8 +114,6 @@ class FineTuner:
     def _fit_multi_worker(self, strategy, model, x, y, validation_data, weights):
         """The same fit through distribute.fit_distributed (Keras' fit does not run multi-worker)."""
         import keras
-
-        from quasar_core.distribute import fit_distributed
 
         epochs = self.config.fine_tune_epochs
         timer = PhaseTimer(epochs)

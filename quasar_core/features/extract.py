@@ -21,9 +21,12 @@ from typing import Callable
 
 import numpy as np
 
+from quasar_core import backbone
 from quasar_core.config import Augmentation
 from quasar_core.data.images import resize_square
-from quasar_core.features.cache import FeatureCache, FeatureSpec
+from quasar_core.features import int8, networks
+from quasar_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir
+from quasar_core.features.precision import cpu_supports_bfloat16
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled
 
 # Activation memory of one photo in the pass is ~2 block1 tensors (S*S*64 float32 each); batches
@@ -179,8 +182,6 @@ class FeaturePass:
 
 def models_dir(cache: FeatureCache | None) -> Path:
     """Where int8 networks are kept: beside the feature cache (one per weights and image size)."""
-    from quasar_core.features.cache import default_cache_dir
-
     root = cache.root if cache is not None else default_cache_dir()
     return root.parent / "int8-models"
 
@@ -189,10 +190,6 @@ def network_provider(*, weights: str, image_size: int, precision: str, base_load
                      cache: FeatureCache | None) -> Callable[[str], Callable]:
     """network_for(layer) for a FeaturePass: int8 through ONNX Runtime for pooled features when chosen
     (boundary activations for fine-tuning stay float), else the shared Keras network."""
-    from quasar_core import backbone
-    from quasar_core.features import int8, networks
-    from quasar_core.features.precision import cpu_supports_bfloat16
-
     def network_for(layer: str):
         if precision == "int8" and layer == POOLED:
             return int8.load_int8_network(weights_path=local_weights(weights, base_loader),
@@ -208,8 +205,6 @@ def network_provider(*, weights: str, image_size: int, precision: str, base_load
 
 def local_weights(weights: str, base_loader: Callable[[], object]) -> str:
     """The weights file on disk; "imagenet" without one is downloaded by Keras first (base_loader)."""
-    from quasar_core import backbone
-
     path = backbone.weights_file(weights)
     if path is None:
         base_loader()  # Keras downloads and caches the ImageNet file
@@ -221,9 +216,6 @@ def local_weights(weights: str, base_loader: Callable[[], object]) -> str:
 
 def int8_agreement(dataset, indices, *, weights: str, image_size: int, base_loader, cache) -> float:
     """Mean cosine similarity of int8 and float32 features on these photos (the 'auto' check)."""
-    from quasar_core import backbone
-    from quasar_core.features import int8
-
     path = local_weights(weights, base_loader)
     quantized = int8.load_int8_network(weights_path=path, weights_id=backbone.weights_id(weights),
                                        image_size=image_size, models_dir=models_dir(cache))

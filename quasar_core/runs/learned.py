@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from quasar_core.data.images import resize_square
+from quasar_core.errors import QuasarError
 from quasar_core.familiarity import FamiliarityModel
 from quasar_core.features.precision import PrecisionChoice
 from quasar_core.head import Head, with_features
 from quasar_core.runs.folder import FILES, Run, RunWriter
+from quasar_core.runs.model_files import load_checked_model
 from quasar_core.training import TransferClassifier
 
 KEPT_CLASSIFIERS = 2
@@ -77,8 +80,6 @@ def forget(run_path) -> None:
 
 
 def _open(run: Run, base_loader):
-    from quasar_core.errors import QuasarError
-
     if not run.has_model:
         raise QuasarError(f"Run {run.name!r} has no usable model ({run.status.message or run.state}). Train again.")
     if run.opened_from_file:
@@ -95,8 +96,6 @@ class OpenedModel:
     """A model opened from a file: the same use as a trained classifier (predict, explain, export)."""
 
     def __init__(self, run: Run):
-        from quasar_core.runs.model_files import load_checked_model
-
         self.config, self.labels_, self.history_ = run.config, list(run.labels), list(run.history)
         self.model_ = load_checked_model(run.path / FILES.MODEL)
         self.familiarity_ = familiarity_of(run)
@@ -109,8 +108,6 @@ class OpenedModel:
         return self.model_
 
     def predict_proba(self, images, *, with_features: bool = False):
-        from quasar_core.data.images import resize_square
-
         if isinstance(images, np.ndarray) and images.ndim == 3:
             images = [images]
         size = self.config.image_size

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from quasar_core import charts
+from quasar_core.explain import explain_image
 from quasar_core.insights import all_hints
 from quasar_core.runs.folder import FILES, Run
 from quasar_core.runs.learned import classifier_of, familiarity_of
@@ -57,8 +58,6 @@ def trained_when(run: Run) -> str:
 def error_examples(run: Run, *, limit: int = MAX_ERROR_EXAMPLES, with_grad_cam: bool = True) -> list[dict]:
     """The most confidently wrong photos with their Grad-CAM overlay (where the model looked)."""
     from PIL import Image
-
-    from quasar_core.explain import explain_image
 
     if run.metrics is None:
         return []

@@ -82,16 +82,14 @@ def test_photos_already_cached_cost_nothing():
 
 
 def test_faster_arithmetic_divides_the_vgg16_time(monkeypatch):
-    from quasar_core.features import precision as precisions
-
     config = TrainConfig(image_size=96, precision="float32")
     per_photo = planning.seconds_per_photo(config, rate_at_224=RATE)
-    monkeypatch.setattr(precisions, "cpu_supports_bfloat16", lambda: True)
-    monkeypatch.setattr(precisions, "int8_instructions", lambda: ["avx512_vnni"])
+    monkeypatch.setattr(planning, "cpu_supports_bfloat16", lambda: True)
+    monkeypatch.setattr(planning, "int8_instructions", lambda: ["avx512_vnni"])
     assert planning.seconds_per_photo(config, rate_at_224=RATE, precision="bfloat16") == pytest.approx(per_photo / 2)
     assert planning.seconds_per_photo(config, rate_at_224=RATE, precision="int8") == pytest.approx(per_photo / 3)
-    monkeypatch.setattr(precisions, "cpu_supports_bfloat16", lambda: False)  # emulated bf16 is slower
-    monkeypatch.setattr(precisions, "int8_instructions", lambda: [])  # int8 without VNNI: about 2x (bench/)
+    monkeypatch.setattr(planning, "cpu_supports_bfloat16", lambda: False)  # emulated bf16 is slower
+    monkeypatch.setattr(planning, "int8_instructions", lambda: [])  # int8 without VNNI: about 2x (bench/)
     assert planning.seconds_per_photo(config, rate_at_224=RATE, precision="bfloat16") == pytest.approx(per_photo / 0.9)
     assert planning.seconds_per_photo(config, rate_at_224=RATE, precision="int8") == pytest.approx(per_photo / 2)
 
