@@ -34,7 +34,7 @@ def choices(name: str, key: str, *, move_to: str | None = None) -> None:
     """Move / Remove / Keep for one photo, or what was decided and Undo."""
     decided = checking.decisions().get(name)
     if decided is not None:
-        st.markdown(f"*{layout.md(decided.words().capitalize())}*")
+        st.markdown(f"*{layout.md(layout.first_capital(decided.words()))}*")
         st.button("Undo", key=f"undo_{key}", on_click=checking.undo, args=(name,))
         return
     with st.container(horizontal=True):
@@ -119,7 +119,7 @@ if layout.need(original is not None, "Load your photos first.", nav.UPLOAD, "Upl
 
         st.markdown(f"**Photos unlike the rest** ({len(report.outliers)})")
         grid(list(report.outliers[:SHOWN_PER_FINDING]), lambda outlier: (
-            photo(outlier.file, f"{layout.file_base_name(outlier.file)} — unusual ({outlier.score:.2f})"),
+            photo(outlier.file, f"{layout.file_base_name(outlier.file)} — {layout.outlier_words(outlier.score)}"),
             choices(outlier.file, f"outlier_{outlier.file}")))
 
         st.subheader("All your photos on one map")

@@ -46,8 +46,7 @@ def live_view(run) -> None:
     elif snap.state == "running":
         if job.cancel_event.is_set():
             st.warning("Stopping after the current batch; the trainings that finished are kept.")
-        headline = snap.messages[-1] if snap.messages else "Starting…"
-        st.progress(comparing.overall_fraction(snap), text=headline)
+        st.progress(comparing.overall_fraction(snap), text=comparing.headline(snap))
         if snap.progress is not None:
             st.caption(job_control.progress_text(snap.progress, fine_tunes=job.config.fine_tunes))
     if snap.state in job_control.ACTIVE_STATES:

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from quasar_core.errors import QuasarError
-from quasar_core.presets import BY_NAME, preset_named, suggest_image_size
+from quasar_core.presets import BY_NAME, preset_named
 from quasar_core.wording import duration
 from ui import job_control, layout, nav, settings_form, state, workspace
 
@@ -17,13 +17,7 @@ state.init_widget_values({settings_form.PRESET_KEY: state.preset()})
 st.radio("Preset", list(BY_NAME), key=settings_form.PRESET_KEY, horizontal=True,
          captions=[preset.description for preset in BY_NAME.values()],
          on_change=settings_form.apply_preset, args=(dataset,))
-if dataset is not None:
-    suggested = suggest_image_size(dataset)
-    side = dataset.median_source_side()
-    st.markdown(f"Your photos are typically {side:.0f} px on their shorter side; the suggested image size is "
-                f"**{suggested} px** (up to three times that, and at most VGG16's 224 px). Quick look uses at most "
-                f"128 px; Balanced uses {suggested} px; Best accuracy also tries larger sizes when your photos are "
-                "big enough.")
+size_note = st.empty()  # filled below, once the form has said which size is chosen
 
 with st.expander("Advanced: every setting"):
     values = settings_form.draw(config)
@@ -32,13 +26,15 @@ try:
 except ValueError as exc:
     st.error(f"{exc} Change that setting; training will use the last valid settings until then.")
 else:
-    if changed != state.config():
+    if changed != config:  # the user changed a setting in the form (the defaults alone are not a choice)
         state.set_config(changed)
-        state.set_settings_chosen(state.config() is not None)
+        state.set_settings_chosen(True)
         workspace.keep_settings()
     config = changed
     if dataset is not None and config != preset_named(state.preset()).config(dataset):
         st.caption(f"Started from the {state.preset()} preset, with your changes.")
+if dataset is not None:
+    size_note.markdown(settings_form.size_sentence(dataset, state.preset(), config))
 
 if layout.need(dataset is not None, "Load your photos to see how long training will take and whether it fits "
                "in memory.", nav.UPLOAD, "Upload photos"):

@@ -16,14 +16,18 @@ layout.page_intro(
 
 run = state.current_run()
 if run is not None and run.has_model and run.metrics is None:
-    st.info("This model has no evaluation: it was opened from a file without one, so there are no photos to "
-            "measure it on. Try it on your own photos instead, or train a model here to evaluate it.")
+    why = ("it was opened from a file without one, so there are no photos to measure it on" if run.opened_from_file
+           else "its training stopped before the model was measured")
+    st.info(f"This model has no evaluation: {why}. Try it on your own photos instead, or train a model here to "
+            "evaluate it.")
     nav.link(nav.PREDICT, "Try it on new photos")
 elif layout.need(run is not None and run.metrics is not None,
                  "There is no evaluated model yet: train one, or reopen one of your past runs.",
                  nav.TRAIN, "Train a model"):
     evaluation = run.metrics
     st.caption(f"Model: {layout.md(layout.describe_run(run))}")
+    if run.opened_from_file:
+        st.caption(layout.md(layout.opened_words(run)))
     st.metric("Accuracy on photos the model being tested never saw",
               estimate(evaluation.accuracy, evaluation.accuracy_interval))
     st.markdown(layout.md(evaluation.summary()))

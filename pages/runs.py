@@ -49,8 +49,8 @@ if layout.need(bool(listed), "No runs yet in this workspace.", nav.TRAIN, "Train
             if run.opened_from_file:
                 words = f"opened from {run.status.opened_from}"
             info.markdown(f"**{layout.md(layout.describe_run(run))}**" + (" (current)" if is_current else ""))
-            info.caption(f"{words.capitalize()} · trained {layout.md(layout.trained_when(run))} · classes: "
-                         f"{layout.md(', '.join(run.labels))}")
+            info.caption(f"{layout.md(layout.first_capital(words))} · trained "
+                         f"{layout.md(layout.trained_when(run))} · classes: {layout.md(', '.join(run.labels))}")
             if run.state in ("failed", "interrupted") and run.status.message:
                 info.caption(layout.md(run.status.message))
             if run.recoverable and not training:

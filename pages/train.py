@@ -22,14 +22,15 @@ active = job_control.is_active(job)
 
 if config is not None:
     st.markdown(f"Settings: **{state.preset()}** preset · {layout.md(setting_words(config))} · "
-                f"{'ImageNet' if config.weights == 'imagenet' else config.weights} weights")
+                f"{layout.md(layout.weights_words(config.weights))}")
 with st.container(horizontal=True, key="training_buttons"):  # side by side, not a column apart
     start = st.button("Start training", key="start_training", type="primary", disabled=active or dataset is None)
     stop = st.button("Stop", key="stop_training", disabled=not active)
-if active:
+if active:  # whenever Start is off, the page says why
     st.caption("Start is off while this training runs: stop it, or wait for it to finish.")
-layout.need(dataset is not None or job is not None, "Start is off until there are photos: load your photos first.",
-            nav.UPLOAD, "Upload photos")
+else:
+    layout.need(dataset is not None, "Start is off until there are photos: load your photos first.",
+                nav.UPLOAD, "Upload photos")
 
 if (start or state.take_autostart()) and not active and dataset is not None:
     try:

@@ -55,7 +55,6 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf
 
 __all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "METHODS"]
 
@@ -185,6 +184,8 @@ def _kmean(d: np.ndarray, k: int) -> np.ndarray:
 def _mahalanobis_parts(xn: np.ndarray, y: np.ndarray):
     """(center, projection, class_centres), float32: score = min_c |(xn - center) @ projection - centre_c|^2,
     with the class means and the shared within-class covariance (Ledoit-Wolf shrinkage) of unit-length features."""
+    from sklearn.covariance import ledoit_wolf  # here, not at import: every page imports this module (~4 s)
+
     x64 = xn.astype(np.float64)
     center = x64.mean(axis=0)
     classes = np.unique(y)

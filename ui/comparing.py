@@ -35,7 +35,7 @@ def saved(run: Run) -> dict | None:
 
 def config_for(run: Run) -> TrainConfig:
     """The run's own settings (without fine-tuning: the comparison is of where VGG16 starts from)."""
-    config = run.config.replace(mode="feature-extraction")
+    config = run.config.replace(mode="feature-extraction", precision=run.status.precision or run.config.precision)
     return config if config.weights != "none" else config.replace(weights="imagenet")
 
 
@@ -76,8 +76,21 @@ def overall_fraction(snapshot: jobs.JobSnapshot) -> float:
     return min(1.0, max(0.0, (max(started - 1, 0) + current) / PASSES))
 
 
+def headline(snapshot: jobs.JobSnapshot) -> str:
+    """"Reading the photos through VGG16 with random weights (2 of 2)": which pass is running, in words."""
+    started = sum(1 for m in snapshot.messages if m.startswith("Reading the photos"))
+    if not started:
+        return snapshot.messages[-1] if snapshot.messages else "Starting…"
+    words = ("ImageNet weights", "random weights")[min(started, PASSES) - 1]
+    return f"Reading the photos through VGG16 with {words} ({min(started, PASSES)} of {PASSES})"
+
+
+def _capital(words: str) -> str:
+    return words[:1].upper() + words[1:]  # "ImageNet weights" stays ImageNet (str.capitalize lowers the rest)
+
+
 def results_table(results: list[dict]) -> list[dict]:
-    return [{"Starting weights": WEIGHTS_WORDS[r["weights"]].capitalize(),
+    return [{"Starting weights": _capital(WEIGHTS_WORDS[r["weights"]]),
              "Photos learned from": f"{r['fraction'] * 100:.0f} % ({r['images_per_class']} per class)",
              "Accuracy (95 % range)": estimate(r["accuracy"], r.get("accuracy_interval")),
              "Training time": duration(r["train_seconds"])} for r in results]

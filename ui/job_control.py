@@ -132,8 +132,10 @@ def plan(dataset, config) -> planning.Plan:
     probe = FeaturePass(spec=spec, network_for=None, cache=workspace.current().cache(),
                         augmentation=config.augmentation if config.augment else None, seed=config.seed)
     cached = probe.cached_count(dataset, views=config.views)
+    candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" \
+        else None
     return planning.plan(dataset, config, rate_at_224=resources.forward_rate(base), precision=precision,
-                         cached_views=cached)
+                         cached_views=cached, candidates=candidates)
 
 
 def memory_check(dataset, config) -> tuple[int | None, str | None]:

@@ -71,8 +71,22 @@ def describe_run(run: Run) -> str:
     return describe(run)
 
 
+def weights_words(weights: str) -> str:
+    """"ImageNet weights", "random weights (from scratch)" or "weights from the file x.weights.h5"."""
+    return {"imagenet": "ImageNet weights", "none": "random weights (from scratch)"}.get(
+        weights, f"weights from the file {file_base_name(weights)}")
+
+
 def trained_when(run: Run) -> str:
     return trained_when_words(run)
+
+
+def opened_words(run: Run) -> str:
+    """For a model opened from a file: where from, when it was trained, and the accuracy it came with."""
+    text = f"Opened from {run.status.opened_from}; trained {trained_when(run)}. "
+    if run.metrics is None:
+        return text + "It came without an evaluation, so how accurate it is is not known: try it on photos you know."
+    return text + f"Its accuracy when it was trained: {run.metrics.headline()}."
 
 
 def need(condition: bool, message: str, page: nav.PageInfo, label: str) -> bool:
@@ -153,6 +167,16 @@ def hints(items, *, none_text: str | None = None) -> None:
         st.warning(md(hint.text), icon=":material/lightbulb:")
     if not items and none_text:
         st.success(none_text)
+
+
+def first_capital(text: str) -> str:
+    """"moved to Trouser" -> "Moved to Trouser" (str.capitalize would make it "Moved to trouser")."""
+    return text[:1].upper() + text[1:]
+
+
+def outlier_words(score: float) -> str:
+    """doctor.Outlier.score (1 - typical distance / its distance) as people read it: "1.4 times as far…"."""
+    return f"{1 / max(1 - score, 0.01):.1f} times as far from the other photos as a typical one"
 
 
 def file_base_name(name: str) -> str:

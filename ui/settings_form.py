@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 from quasar_core.config import Augmentation, Spec, TrainConfig, declared
-from quasar_core.presets import BY_NAME
+from quasar_core.presets import BY_NAME, QUICK_MAX_SIZE, large_size, preset_named, suggest_image_size
+from quasar_core.wording import join_words
 from ui import state, workspace
 
 PRESET_KEY = "setting.preset"
@@ -58,7 +59,7 @@ def values_from_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def config_from_values(values: dict[str, Any], base: TrainConfig) -> TrainConfig:
-    """`base` with the form's values; ValueError (from TrainConfig's checks) names a wrong setting."""
+    """`base` with the form's values; ValueError (from TrainConfig's checks) names a wrong setting by its label."""
     top, augmentation = {}, {}
     for field, _, _ in SETTINGS:
         value = values[key_of(field)]
@@ -66,7 +67,43 @@ def config_from_values(values: dict[str, Any], base: TrainConfig) -> TrainConfig
             augmentation[field.split(".", 1)[1]] = value
         else:
             top[field] = value
-    return base.replace(**top, augmentation=dataclasses.replace(base.augmentation, **augmentation))
+    try:
+        return base.replace(**top, augmentation=dataclasses.replace(base.augmentation, **augmentation))
+    except ValueError as exc:
+        raise ValueError(_in_words(str(exc))) from None
+
+
+def _in_words(message: str) -> str:
+    """TrainConfig's check names the field ("fine_tune_learning_rate must be…"): people read its label."""
+    for field, _, spec in sorted(SETTINGS, key=lambda item: -len(item[0].split(".")[-1])):
+        name = field.split(".")[-1]
+        if message.startswith(f"{name} "):
+            return f"{spec.label} {message[len(name) + 1:]}"
+    return message
+
+
+def size_sentence(dataset, preset_name: str, config: TrainConfig) -> str:
+    """Why this image size, true for the preset shown (and for the size chosen, when it differs)."""
+    side = dataset.median_source_side()
+    suggested = suggest_image_size(dataset)
+    preset = preset_named(preset_name)
+    text = (f"Your photos are typically {side:.0f} px on their shorter side, so the suggested image size is "
+            f"**{suggested} px** (enough to enlarge small photos about three times, and at most VGG16's 224 px). ")
+    if preset.key == "quick":
+        size = min(suggested, QUICK_MAX_SIZE)
+        text += f"Quick look uses **{size} px**" + (", its limit, to stay quick" if size < suggested else "") + "."
+    elif preset.key == "balanced":
+        size = suggested
+        text += f"Balanced uses **{size} px**, with augmented copies of each photo."
+    else:
+        sizes = sorted({candidate.image_size for candidate in preset.candidates(dataset)})
+        size = preset.config(dataset).image_size
+        larger = large_size(dataset)
+        text += f"Best accuracy tries its settings at **{join_words([f'{s} px' for s in sizes])}**" + (
+            f" ({larger} px because your photos are big enough)" if larger in sizes else "") + "."
+    if config.image_size != size:
+        text += f" Your settings use **{config.image_size} px**."
+    return text
 
 
 def apply_preset(dataset) -> None:

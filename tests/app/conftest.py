@@ -51,22 +51,63 @@ def new_app(query_params: dict | None = None) -> AppTest:
 def shown_text(at: AppTest) -> str:
     """Everything written on the page in words (markdown, captions, alerts), one string."""
     parts = []
-    for kind in ("title", "markdown", "caption", "info", "success", "warning", "error"):
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error"):
         parts.extend(str(element.value) for element in getattr(at, kind))
     return "\n".join(parts).replace("\\", "").replace("**", "")  # markup is not part of the words
+
+
+def readable_words(at: AppTest) -> str:
+    """Everything a person can read on the page: the text, every widget's label and choices, link labels, table
+    cells, metrics, picture captions and progress bars (not tooltips), one line each."""
+    parts = [shown_text(at)]
+    for kind in ("button", "download_button", "checkbox", "toggle", "radio", "selectbox", "select_slider", "slider",
+                 "number_input", "text_input", "file_uploader", "camera_input", "page_link", "expander", "tabs",
+                 "metric", "popover"):
+        for element in at.get(kind):
+            parts.append(str(getattr(element, "label", "") or ""))
+            parts.extend(str(option) for option in (getattr(element, "options", None) or []))
+            if kind == "metric":
+                parts.append(str(element.value))
+            if kind == "radio":
+                parts.extend(str(caption) for caption in element.proto.captions)
+    for frame in at.dataframe:
+        parts.extend(str(column) for column in frame.value.columns)
+        parts.extend(str(cell) for row in frame.value.itertuples(index=False) for cell in row)
+    parts.extend(caption for image in at.image for caption in image.captions)
+    parts.extend(bar.proto.text for bar in at.get("progress"))
+    import re
+
+    return re.sub(r":material/[a-z_]+:", "", "\n".join(parts).replace("\\", ""))  # icons are not words
+
+
+RAW_KEY_PATTERNS = (
+    r"\b[a-z][a-z0-9]*_[a-z0-9_]*[a-z]\b",  # a settings key or a field name: fine_tune_learning_rate, image_size
+    r"\bl2\b", r"\bC = ", r"\{'", r'\{"', r"\['", r"\b(strength|log_loss|train_accuracy)\b",
+    r"\b(feature-extraction|fine-tune|imagenet)\b", r"\bnone weights\b", r"\b(True|False)\b",
+)
+
+
+def raw_keys(text: str) -> list[str]:
+    """Words that are a program's names, not a person's: what no page may show."""
+    import re
+
+    return sorted({match.group(0) for pattern in RAW_KEY_PATTERNS for match in re.finditer(pattern, text)})
 
 
 def charts_by_key(at: AppTest) -> dict[str, object]:
     return {element.key: element for element in at.get("plotly_chart")}
 
 
+POLL_SECONDS = 5.0  # the browser polls every second; on two busy cores that many reruns halve the training's speed
+
+
 def wait_for_job(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.TrainingJob:
-    """Rerun the page (as the browser's 1 s poll would) until the session's job has ended and been shown."""
+    """Rerun the page (as the browser's poll would) until the session's job has ended and been shown."""
     job = jobs.default_queue().get(at.session_state[state.JOB_ID_KEY])
     assert job is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs.default_queue().wait(job, timeout=1.0)
+        jobs.default_queue().wait(job, timeout=POLL_SECONDS)  # returns as soon as the job ends
         at.run()
         if job.finished and at.session_state[state.ADOPTED_JOB_KEY] == job.job_id:
             return job
@@ -85,6 +126,17 @@ def wait_for_comparison(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.Compa
     if not jobs.default_queue().wait(job, timeout=timeout):
         job.cancel()
         pytest.fail(f"the comparison did not finish within {timeout} s (state {job.state})")
+    at.run()
+    return job
+
+
+def wait_for_check(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.CheckJob:
+    """Wait for the session's photo check to end, then rerun the page once."""
+    job = jobs.default_queue().get(at.session_state[state.CHECK_JOB_KEY])
+    assert isinstance(job, jobs.CheckJob)
+    if not jobs.default_queue().wait(job, timeout=timeout):
+        job.cancel()
+        pytest.fail(f"the photo check did not finish within {timeout} s (state {job.state})")
     at.run()
     return job
 

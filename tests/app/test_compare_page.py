@@ -10,12 +10,17 @@ from conftest import charts_by_key, copy_run, new_app, shown_text, wait_for_comp
 from quasar_core import jobs
 from quasar_core.config import TrainConfig
 from quasar_core.errors import QuasarError
-from quasar_core.report import model_card_html
+from quasar_core.runs.report import model_card_html
+from quasar_core.runs.folder import Run
 from ui import comparing, nav, state, workspace
 
 
+def links(at) -> list[str]:
+    return [link.label for link in at.get("page_link")]
+
+
 def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, isolated_runs, monkeypatch):
-    monkeypatch.setattr(comparing, "FRACTIONS", (0.25, 0.5))  # 4 short trainings of 1 epoch at 32 px
+    monkeypatch.setattr(comparing, "FRACTIONS", (0.25, 0.5))  # 2 passes through VGG16 at 32 px, 4 scores
     workspace_id = workspace.new_id()
     folder = copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
@@ -24,7 +29,7 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     # The photos are gone after a refresh: said plainly, with the way to get them back.
     at.switch_page(nav.COMPARE.path).run()
     assert not at.exception and not at.error
-    assert "trained 4 times: on 25% and 50% of its training photos" in shown_text(at)
+    assert "a model learns from 25 % and 50 % of them with each" in shown_text(at)
     assert "no longer loaded" in shown_text(at)
     assert at.button(key="start_comparison").disabled
     assert at.button(key="stop_comparison").disabled
@@ -38,19 +43,28 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     # Someone else's training holds the queue: the comparison waits its turn and says where it stands.
     release = threading.Event()
 
-    def blocked_loader():
+    def blocked_training(*args, **kwargs):  # stands in for a training: holds the queue until released
         release.wait(30)
         raise QuasarError("The test released the queue.")
 
+    monkeypatch.setattr(jobs, "train_run", blocked_training)
     other_dir = isolated_runs / "other" / "20260101-000000-00000000"
     other_dir.mkdir(parents=True)
     blocker = jobs.default_queue().submit(
-        jobs.TrainingJob(None, TrainConfig(), other_dir, owner=workspace.new_id(), base_loader=blocked_loader))
+        jobs.TrainingJob(None, TrainConfig(), other_dir, owner=workspace.new_id(), base_loader=None))
     try:
         at.button(key="start_comparison").click().run()
         assert not at.exception and not at.error
         assert "you are number 1 in line" in shown_text(at)
         assert at.button(key="start_comparison").disabled and not at.button(key="stop_comparison").disabled
+        # The Compare page shows the comparison itself: it never sends the user to the Compare page.
+        assert "Follow it on the Compare page" not in links(at)
+        assert "running in the background" not in shown_text(at)
+        at.switch_page(nav.HOME.path).run()  # elsewhere, the banner leads back to it
+        assert "Follow it on the Compare page" in links(at)
+        assert "Your comparison with training from scratch is running in the background." in shown_text(at)
+        at.switch_page(nav.COMPARE.path).run()
+        assert "Follow it on the Compare page" not in links(at)
     finally:
         release.set()
         jobs.default_queue().wait(blocker, timeout=30)
@@ -61,17 +75,29 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
         time.sleep(0.2)
     at.run()  # what the 1 s poll shows while it runs: the step in words and a progress bar
     assert not at.exception and not at.error
-    assert any(bar.text.startswith("Training ") and " of 4: " in bar.text for bar in at.get("progress"))
+    [bar] = at.get("progress")
+    assert bar.text in ("Reading the photos through VGG16 with ImageNet weights (1 of 2)",
+                        "Reading the photos through VGG16 with random weights (2 of 2)")
+    assert "Follow it on the Compare page" not in links(at)
     job = wait_for_comparison(at)
     assert job.state == "done", job.error
-    assert [m.split(":")[0] for m in job.messages] == [f"Training {k} of 4" for k in range(1, 5)]
+    assert [m for m in job.messages if m.startswith("Reading the photos")] == [
+        "Reading the photos through VGG16 with ImageNet weights (1 of 2)",
+        "Reading the photos through VGG16 with from scratch (2 of 2)"]  # the engine's words; the page says its own
     assert not at.exception and not at.error
     assert "comparison_chart" in charts_by_key(at)
-    conclusion = job.result["conclusion"]
-    assert conclusion.startswith("With ImageNet weights,") and conclusion in shown_text(at)
-    assert len(at.dataframe[0].value) == 4
+    summary = comparing.saved(Run.open(folder))
+    conclusion = summary["conclusion"]
+    assert conclusion and conclusion in shown_text(at)
+    assert "Measured by 5-fold cross-validation over 300 photos" in shown_text(at)
+    table = at.dataframe[0].value
+    assert len(table) == 4
+    assert list(table["Starting weights"]) == ["ImageNet weights"] * 2 + ["From scratch"] * 2
+    assert list(table["Photos learned from"].str.split(" ").str[0]) == ["25", "50", "25", "50"]
+    assert all(value.startswith("about ") and value.endswith(" %)") for value in table["Accuracy (95 % range)"])
     assert (folder / "comparison.json").is_file()
     assert "Transfer learning vs training from scratch" in model_card_html(folder, with_grad_cam=False)
+    assert "Follow it on the Compare page" not in links(at)
 
     # A new session finds the comparison in the run folder and shows it straight away.
     again = new_app({"workspace": workspace_id}).run()

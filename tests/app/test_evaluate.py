@@ -1,4 +1,5 @@
-"""The Evaluate page's gallery of mistakes: captions name the file, not its whole path."""
+"""The Evaluate page: how sure its numbers are, the settings Best tried, and the gallery of mistakes (captions
+name the file, not its whole path)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,57 @@ def test_mistake_captions_show_the_base_name_with_the_full_name_as_a_tooltip(iso
         assert "/" not in first_line  # no class folder before it: the class is said in words below
         assert rest.startswith(f"Really **{wrong[full]['true']}**, predicted **{wrong[full]['predicted']}**")
         assert caption.proto.help.replace("\\", "") == ("" if full == first_line else full)
+
+
+def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_runs):
+    """The accuracy with its 95 % range and method, the reliability chart, and "none of these" in words."""
+    from conftest import charts_by_key, copy_run, shown_text
+
+    from quasar_core.runs.folder import Run
+    from quasar_core.runs.learned import familiarity_of
+    from quasar_core.wording import estimate
+
+    workspace_id = workspace.new_id()
+    folder = copy_run(sample_run_template, isolated_runs, workspace_id)
+    run = Run.open(folder)
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="reopen_latest_run").click().run()
+    at.switch_page(nav.EVALUATE.path).run()
+    assert not at.exception and not at.error
+    words = shown_text(at)
+    metrics = run.metrics
+    low, high = metrics.accuracy_interval
+    assert 0 < low < metrics.accuracy < high <= 1
+    assert at.metric[0].value == estimate(metrics.accuracy, metrics.accuracy_interval)
+    assert f"({low * 100:.0f}–{high * 100:.0f} %)" in at.metric[0].value
+    assert "measured by 5-fold cross-validation over 300 photos" in words
+    assert "The range is where the true accuracy lies with 95 % confidence" in words
+    assert "reliability" in charts_by_key(at)
+    assert metrics.calibration_sentence() and metrics.calibration_sentence() in words
+    assert words.count("When it says about ") == 1
+    familiarity = familiarity_of(run)
+    assert familiarity is not None and familiarity.describe() in words
+    assert "A photo counts as unlike anything the model learned" in words
+    assert "Model: fashion · 5 classes · 32 px · " in words  # named by the photos it learned from
+    assert all(toggle.key != "show_grad_cam" for toggle in at.toggle) == (not metrics.mistakes())
+
+
+def test_best_accuracy_runs_show_the_settings_tried(isolated_runs):
+    from conftest import shown_text
+
+    workspace_id = workspace.new_id()
+    folder = write_fake_run(isolated_runs / workspace_id / "20260101-120000-bebe0000")
+    table = [{"setting": "96 px", "accuracy": 0.7, "photos": 4, "fine_tunes": False, "chosen": False},
+             {"setting": "96 px, 1 augmented copy of each photo", "accuracy": 0.75, "photos": 4, "fine_tunes": False,
+              "chosen": True}]
+    (folder / "selection.json").write_text(json.dumps(table))
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="reopen_latest_run").click().run()
+    at.switch_page(nav.EVALUATE.path).run()
+    assert not at.exception and not at.error
+    assert "Settings Best accuracy tried" in shown_text(at)
+    [tried] = [frame.value for frame in at.dataframe if "Setting" in frame.value.columns]
+    assert list(tried["Setting"]) == ["96 px", "96 px, 1 augmented copy of each photo"]
+    assert list(tried["Accuracy"]) == ["70 %", "75 %"]
+    assert list(tried["Tested on"]) == ["4 photos", "4 photos"]
+    assert list(tried["Kept"]) == ["", "✓"]

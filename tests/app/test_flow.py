@@ -6,10 +6,16 @@ import io
 import json
 import zipfile
 
-from conftest import charts_by_key, new_app, png_bytes, sample_photo, shown_text, wait_for_job, weights_choice
+from conftest import (charts_by_key, new_app, png_bytes, sample_photo, shown_text, wait_for_job,
+                      weights_choice)
 
 from quasar_core import jobs
+from quasar_core.wording import estimate
 from ui import nav, predicting, settings_form, state
+
+
+def bars(at) -> list[str]:
+    return [key for key in charts_by_key(at) if key and key.startswith("probability_bars_")]
 
 
 def test_sample_to_prediction(isolated_runs):
@@ -25,25 +31,27 @@ def test_sample_to_prediction(isolated_runs):
     assert "300 usable photos in 5 classes" in shown_text(at)
     assert "class_distribution" in charts_by_key(at)
     assert [len(images.value) for images in at.image] == [8] * 5  # a row of examples for each class
-    assert "No problems found" in shown_text(at)
+    assert "Problems found: none. Every file was used." in shown_text(at)
 
-    # Configure: Quick look, then a tiny size and two epochs so the test is quick.
+    # Configure: Quick look, then a tiny size so the test is quick.
     at.switch_page(nav.CONFIGURE.path).run()
     at.radio(key=settings_form.PRESET_KEY).set_value("Balanced").run()
     assert at.session_state[state.CONFIG_KEY].augment is True
     at.radio(key=settings_form.PRESET_KEY).set_value("Quick look").run()
     config = at.session_state[state.CONFIG_KEY]
     assert config.augment is False and config.image_size == 96  # the size suggested for 28 px photos
+    assert config.mode == "feature-extraction"
     at.select_slider(key="setting.image_size").set_value(32)
-    at.number_input(key="setting.epochs").set_value(2)
     at.radio(key="setting.weights").set_value(weights_choice())
     at.run()
     assert not at.exception and not at.error
     config = at.session_state[state.CONFIG_KEY]
-    assert (config.image_size, config.epochs, config.weights) == (32, 2, weights_choice())
+    assert (config.image_size, config.weights, config.augment) == (32, weights_choice(), False)
     words = shown_text(at)
     assert "Estimated training time on this computer" in words
     assert "Fits in memory" in words
+    assert "Accuracy will be measured by 5-fold cross-validation" in words
+    assert "Started from the Quick look preset, with your changes." in words
     sizes = at.dataframe[0].value
     # The chosen 32 px is not one of the sizes compared, so it gets a row of its own, ticked.
     assert list(sizes["Image size"]) == ["32 px", "64 px", "96 px", "128 px", "160 px", "224 px"]
@@ -51,6 +59,7 @@ def test_sample_to_prediction(isolated_runs):
 
     # Train: start, follow, finish.
     at.switch_page(nav.TRAIN.path).run()
+    assert "Settings: Quick look preset · 32 px" in shown_text(at)
     at.button(key="start_training").click().run()
     assert not at.exception and not at.error
     assert at.button(key="stop_training").disabled is False
@@ -59,17 +68,25 @@ def test_sample_to_prediction(isolated_runs):
     assert at.query_params["workspace"] == workspace_id
     run = at.session_state[state.RUN_KEY]
     assert run is not None and run.has_model and run.path.parent == isolated_runs / workspace_id
-    assert len(run.history) == 2 and (run.path / "history.json").is_file()
-    assert "training_curves" in charts_by_key(at)
-    assert "Trained for 2 epochs" in shown_text(at)
+    assert (run.path / "head.npz").is_file() and not (run.path / "model.keras").exists()
+    # The head's history is the candidates it tried (one kept), not epochs.
+    assert run.history and all(row["phase"] == "head" for row in run.history)
+    assert all({"strength", "accuracy", "train_accuracy"} <= set(row) for row in run.history)
+    assert sum(1 for row in run.history if row.get("chosen")) == 1
+    assert (run.path / "history.json").is_file()
+    assert "selection_chart" in charts_by_key(at)
+    assert "training_curves" not in charts_by_key(at)  # no fine-tuning, so no epochs to draw
+    assert "Trained: the classifier learned from every photo. It took" in shown_text(at)
     assert at.button(key="start_training").disabled is False
 
-    # Evaluate: accuracy in words and numbers, the table, the clickable matrix, the mistakes.
+    # Evaluate: accuracy in words and numbers, with its range and method; the table, the matrix, the mistakes.
     at.switch_page(nav.EVALUATE.path).run()
-    assert not at.exception
+    assert not at.exception and not at.error
     words = shown_text(at)
-    assert "images it had never seen correctly" in words
-    assert at.metric[0].value == f"{run.metrics.accuracy:.1%}"
+    assert "photos correctly that the model testing them had never seen" in words
+    assert "measured by 5-fold cross-validation over 300 photos" in words
+    assert at.metric[0].value == estimate(run.metrics.accuracy, run.metrics.accuracy_interval)
+    assert at.metric[0].value.startswith("about ") and " %)" in at.metric[0].value
     assert list(at.dataframe[0].value["Class"]) == run.labels
     assert "confusion_matrix" in charts_by_key(at)
     assert "Its mistakes" in words or "No mistakes" in words
@@ -80,30 +97,40 @@ def test_sample_to_prediction(isolated_runs):
     at.file_uploader(key="predict_upload").set_value((name, content, "image/png")).run()
     assert not at.exception and not at.error
     assert "It is most likely" in shown_text(at)
-    assert "probability_bars" in charts_by_key(at)
-    if predicting.export_available():
-        assert at.download_button(key="download_run")
-        with zipfile.ZipFile(io.BytesIO(predicting.zip_maker(run.path)())) as archive:
-            assert {"model.keras", "labels.json", "metrics.json"} <= set(archive.namelist())
-            assert json.loads(archive.read("labels.json")) == run.labels
+    assert len(bars(at)) == 1
+    assert at.download_button(key="download_run")
+    with zipfile.ZipFile(io.BytesIO(predicting.zip_maker(run)())) as archive:
+        assert {"model.keras", "labels.json", "metrics.json", "predict.py"} <= set(archive.namelist())
+        assert json.loads(archive.read("labels.json")) == run.labels
 
-    # Or a photo from the camera (a JPEG), which takes precedence over the upload.
+    # A photo from the camera (a JPEG) joins the uploaded one: two answers, and how alike they are.
     at.toggle(key="use_camera").set_value(True).run()
     at.camera_input(key="predict_camera").set_value(("shot.jpg", png_bytes(7, format="JPEG"), "image/jpeg")).run()
     assert not at.exception and not at.error
-    assert at.image[0].captions == ["shot.jpg"]
-    assert at.image[1].captions[0].startswith("Where it looked for ")  # Grad-CAM of the predicted class
-    assert "probability_bars" in charts_by_key(at)
+    assert [image.captions for image in at.image] == [[name], ["camera photo"]]
+    assert len(bars(at)) == 2
+    assert "Do the new photos look like the training photos?" in shown_text(at)
+    assert "familiarity_histogram" in charts_by_key(at)
+    # The camera photo alone: its answer and where the model looked (Grad-CAM of the predicted class).
+    at.file_uploader(key="predict_upload").set_value([]).run()
+    assert not at.exception and not at.error
+    assert at.image[0].captions == ["camera photo"]
+    assert at.image[1].captions[0].startswith("Where it looked for ")
+    assert len(bars(at)) == 1
+    assert "familiarity_histogram" not in charts_by_key(at)
     at.toggle(key="use_camera").set_value(False).run()
 
     # A photo that is not a photo: the error names it.
     at.file_uploader(key="predict_upload").set_value(("notes.jpg", b"just some text", "image/jpeg")).run()
     assert not at.exception
-    assert any("notes.jpg" in e.value and "not an image" in e.value for e in at.error)
+    [error] = [e.value.replace("\\", "") for e in at.error]
+    assert error.startswith("notes.jpg cannot be used: ") and "not an image" in error
 
-    # Past runs lists it as the current one.
+    # Past runs lists it as the current one, named by its data.
     at.switch_page(nav.RUNS.path).run()
-    assert "(current)" in shown_text(at)
+    words = shown_text(at)
+    assert "(current)" in words
+    assert "fashion · 5 classes · 32 px · " in words
 
 
 def test_home_sample_button_starts_training_and_stop_works(isolated_runs):
@@ -119,6 +146,7 @@ def test_home_sample_button_starts_training_and_stop_works(isolated_runs):
     assert job is not None and job.owner == workspace_id and job.state in ("queued", "running")
     assert at.button(key="start_training").disabled
     assert "Quick look" in shown_text(at)
+    assert "Start is off while this training runs" in shown_text(at)
 
     at.button(key="stop_training").click().run()
     assert job.cancel_event.is_set()
@@ -127,7 +155,8 @@ def test_home_sample_button_starts_training_and_stop_works(isolated_runs):
     assert not at.exception and not at.error
     assert "Press Start training to try again" in shown_text(at)
     assert at.button(key="start_training").disabled is False
-    assert ("training_curves" in charts_by_key(at)) == bool(job.history)  # no empty chart before an epoch
+    heads = any(row.get("phase") == "head" for row in job.history)
+    assert ("selection_chart" in charts_by_key(at)) == heads  # no empty chart before a candidate is scored
 
 
 def _sample_with_settings(at):
@@ -146,6 +175,34 @@ def test_missing_weights_are_explained_not_raised(monkeypatch, tmp_path):
     at.button(key="start_training").click().run()
     assert not at.exception
     assert any("is not a file" in e.value and "Fix the path" in e.value for e in at.error)
+    assert state.JOB_ID_KEY not in at.session_state
+
+
+def test_offline_weights_message_is_plain_words(monkeypatch, tmp_path):
+    """No network and no local copy: the page says what to do, without Python's "[Errno …]" details."""
+    import keras
+    from keras.src.utils import file_utils
+
+    offline = ("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+               "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5: None -- [Errno -2] Name or service not known")
+
+    def get_file(*args, **kwargs):
+        raise Exception(offline)
+
+    monkeypatch.delenv("QUASAR_VGG16_WEIGHTS", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no downloaded copy either
+    monkeypatch.setattr(file_utils, "get_file", get_file)
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    at = _sample_with_settings(new_app().run())
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "cannot be estimated" in w.value]
+    at.switch_page(nav.TRAIN.path).run()
+    at.button(key="start_training").click().run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    for message in (warning, error):
+        assert "offline" in message and "QUASAR_VGG16_WEIGHTS" in message and "'none'" in message
+        assert "Errno" not in message and "URL fetch failure" not in message and "http" not in message
     assert state.JOB_ID_KEY not in at.session_state
 
 

@@ -60,10 +60,12 @@ def test_pages_and_ui_never_import_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"ui.state", "ui.layout", "ui.job_control", "ui.resources", "quasar_core.jobs", "ui.comparing",
-            "ui.explaining", "ui.predicting", "quasar_core.report", "quasar_core.insights"} <= set(report["imported"])
+            "ui.explaining", "ui.predicting", "ui.checking", "ui.workspace", "ui.nav", "ui.settings_form",
+            "ui.uploads", "quasar_core.runs.report", "quasar_core.runs.learned", "quasar_core.checkup",
+            "quasar_core.predicting", "quasar_core.insights", "quasar_core.charts"} <= set(report["imported"])
     assert report["errors"] == []
     assert report["drawn"] == ["Quasar Nexus", *(page.title for page in nav.PAGES[1:])]
-    assert nav.COMPARE.title in report["drawn"]  # the Compare page too, without loading TensorFlow
+    assert nav.COMPARE.title in report["drawn"] and nav.CHECK.title in report["drawn"]  # without TensorFlow
     assert report["heavy"] == [], f"TensorFlow was imported by: {report['imported']}"
     # The first page is drawn well before TensorFlow could even load (~3 s budget in a browser).
     assert report["first_page_seconds"] < 3.0 * 2  # doubled: shared CI machines are slower

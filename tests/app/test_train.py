@@ -1,5 +1,6 @@
-"""The Train page's states: the buttons side by side, no empty chart before the first epoch, a
-prominent message after a stop, and a warning (not a green box) when the model scores poorly.
+"""The Train page's states: the buttons side by side, no empty chart before the first candidate is scored, a
+prominent message after a stop, a warning (not a green box) when the model scores poorly, and a reason
+whenever Start is off.
 
 The jobs here do not train: each is a real TrainingJob in the real queue whose work is
 replaced by a stand-in that reports progress and writes a run folder the way train_run does.
@@ -16,18 +17,21 @@ from conftest import charts_by_key, new_app, shown_text, wait_for_job, write_fak
 from quasar_core import jobs
 from quasar_core.config import TrainConfig
 from quasar_core.progress import Progress
-from quasar_core.runs import write_json
+from quasar_core.runs.folder import write_json
 from ui import nav, workspace
 
-STOPPED_EARLY = "Stopped before the first epoch: nothing was learned yet."
+CURVES_LOOK_FINE = "No sign of over- or under-fitting."
+
+STOPPED_EARLY = ("Stopped before the first model was learned: nothing was kept. The photos read so far are "
+                 "remembered, so the next training starts faster.")
 
 
 def stand_in_job(isolated_runs, finish, *, hold: threading.Event | None = None):
-    """A job of a new workspace, 'running' in the features step (no epoch yet) until `hold` is set or it is
-    stopped; then `finish(run_dir, job, hooks)` writes its run folder and returns the final state."""
+    """A job of a new workspace, 'running' in the features step (no candidate scored yet) until `hold` is set or
+    it is stopped; then `finish(run_dir, job, hooks)` writes its run folder and returns the final state."""
     workspace_id = workspace.new_id()
     run_dir = isolated_runs / workspace_id / "20260101-120000-abcd0000"
-    job = jobs.TrainingJob(None, TrainConfig(image_size=32, epochs=2), run_dir, owner=workspace_id,
+    job = jobs.TrainingJob(None, TrainConfig(image_size=32), run_dir, owner=workspace_id,
                            base_loader=None)
     hold = hold or job.cancel_event
 
@@ -54,7 +58,7 @@ def blocks(node):
             yield from blocks(child)
 
 
-def stopped_before_any_epoch(run_dir, job, hooks):
+def stopped_before_any_candidate(run_dir, job, hooks):
     """What train_run leaves when stopped while still reading the photos: settings, no model, no history."""
     run_dir.mkdir(parents=True)
     write_json(run_dir / "config.json", job.config.to_dict())
@@ -72,17 +76,18 @@ def test_start_and_stop_sit_side_by_side(isolated_runs):
     assert "direction: HORIZONTAL" in str(row.proto.flex_container)
 
 
-def test_before_the_first_epoch_the_bar_shows_and_no_empty_chart(isolated_runs):
-    job, workspace_id = stand_in_job(isolated_runs, stopped_before_any_epoch)
+def test_before_the_first_candidate_the_bar_shows_and_no_empty_chart(isolated_runs):
+    job, workspace_id = stand_in_job(isolated_runs, stopped_before_any_candidate)
     try:
         at = train_page(workspace_id)
         assert not at.exception and not at.error
         assert at.button(key="start_training").disabled and not at.button(key="stop_training").disabled
         [bar] = at.get("progress")
-        assert bar.text.startswith("Step 1 of 3 · Reading your images through VGG16 · image 3 of 24")
-        assert "training_curves" not in charts_by_key(at)
+        assert bar.text.startswith("Step 1 of 3 · Reading your photos through VGG16 · photo 3 of 24")
+        assert not {"selection_chart", "training_curves"} & set(charts_by_key(at))
+        assert "Start is off while this training runs: stop it, or wait for it to finish." in shown_text(at)
 
-        # Stopped before any epoch: the message stands right under the buttons, with no chart above it.
+        # Stopped before any candidate: the message stands right under the buttons, with no chart above it.
         at.button(key="stop_training").click().run()
         assert job.cancel_event.is_set()
         job = wait_for_job(at)
@@ -90,7 +95,7 @@ def test_before_the_first_epoch_the_bar_shows_and_no_empty_chart(isolated_runs):
         job.cancel()
     assert job.state == "cancelled"
     assert not at.exception and not at.error
-    assert "training_curves" not in charts_by_key(at)
+    assert not {"selection_chart", "training_curves"} & set(charts_by_key(at))
     assert at.get("progress") == []
     [stopped] = at.warning
     assert stopped.value == f"{STOPPED_EARLY} Press Start training to try again."
@@ -103,7 +108,7 @@ def test_finished_model_is_green_only_when_its_accuracy_is_fair(isolated_runs, a
     release = threading.Event()
 
     def finished(run_dir, job, hooks):
-        write_fake_run(run_dir, accuracy=accuracy)  # config 32 px, 1 epoch in its history, "Trained for 1 epochs."
+        write_fake_run(run_dir, accuracy=accuracy)  # config 32 px, 1 candidate in its history, on 4 photos
         for row in json.loads((run_dir / "history.json").read_text()):
             hooks.epoch_end(row)
         return "done"
@@ -111,22 +116,48 @@ def test_finished_model_is_green_only_when_its_accuracy_is_fair(isolated_runs, a
     job, workspace_id = stand_in_job(isolated_runs, finished, hold=release)
     try:
         at = train_page(workspace_id)
-        assert "training_curves" not in charts_by_key(at)
+        assert "selection_chart" not in charts_by_key(at)
         release.set()
         job = wait_for_job(at)
     finally:
         release.set()
     assert job.state == "done"
     assert not at.exception and not at.error
-    assert "training_curves" in charts_by_key(at)  # an epoch is done: now the curves mean something
-    ended = [box.value for box in getattr(at, tone) if box.value.startswith("Trained for 1 epochs. It took")]
+    assert "selection_chart" in charts_by_key(at)  # a candidate is scored: now the chart means something
+    assert "training_curves" not in charts_by_key(at)  # no fine-tuning epochs
+    trained = "Trained: the classifier learned from every photo. It took"
+    ended = [box.value for box in getattr(at, tone) if box.value.startswith(trained)]
     assert len(ended) == 1
     others = [box.value for kind in ("success", "warning") if kind != tone for box in getattr(at, kind)]
-    assert not any(text.startswith("Trained for") for text in others)
+    assert not any(text.startswith("Trained") for text in others)
     if tone == "warning":
-        assert f"It named only {accuracy:.0%} of the held-out photos correctly, so it is not ready to use yet." in ended[0]
-        assert "train for more epochs than" in ended[0] and "bigger images than 32 px" in ended[0]
+        assert (f"It named only {accuracy * 100:.0f} % of the photos correctly (measured on few photos, so it may "
+                "be better or worse), so it is not ready to use yet.") in ended[0]
+        assert "use bigger images than 32 px" in ended[0] and "Check my photos page" in ended[0]
         assert "more photos of each class" in ended[0]
-        assert "The curves look healthy" not in shown_text(at)
+        assert CURVES_LOOK_FINE not in shown_text(at)
     else:
         assert "not ready to use" not in shown_text(at)
+    assert f"It named {round(accuracy * 4)} of 4 photos correctly" in shown_text(at)
+    # The stand-in had no photos of this session: Start is off, and the page says why.
+    assert at.button(key="start_training").disabled
+    assert NO_PHOTOS in shown_text(at)
+
+
+NO_PHOTOS = "Start is off until there are photos: load your photos first."
+
+
+def test_whenever_start_is_off_the_page_says_why(isolated_runs):
+    at = new_app().run().switch_page(nav.TRAIN.path).run()
+    assert not at.exception and not at.error
+    assert at.button(key="start_training").disabled
+    assert NO_PHOTOS in shown_text(at)
+    assert any(link.label == "Upload photos" for link in at.get("page_link"))
+
+    # With photos it is on, and the sentence is gone.
+    at.switch_page(nav.UPLOAD.path).run()
+    at.button(key="load_sample").click().run()
+    at.switch_page(nav.TRAIN.path).run()
+    assert at.button(key="start_training").disabled is False
+    assert NO_PHOTOS not in shown_text(at) and "Start is off" not in shown_text(at)
+    assert "Settings: Quick look preset · 96 px · ImageNet weights" in shown_text(at)

@@ -24,6 +24,16 @@ def upload_page():
     return new_app().run().switch_page(nav.UPLOAD.path).run()
 
 
+def nothing_loaded(at) -> bool:
+    """No photos in the session, and none kept in the workspace (a refused upload leaves nothing behind)."""
+    from ui import workspace
+
+    here = workspace.Workspace(workspace.runs_root(at.query_params["workspace"]),
+                               workspace_id=at.query_params["workspace"])
+    kept = [path for path in here.photos.rglob("*") if path.is_file()] if here.photos.is_dir() else []
+    return at.session_state[state.DATASET_KEY] is None and here.dataset() is None and not kept
+
+
 def test_zip_with_broken_files_keeps_the_good_ones():
     files = {f"photos/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("cats", "dogs"))
              for i in range(6)}
@@ -50,7 +60,7 @@ def test_a_file_that_is_not_a_zip_is_refused_plainly():
     assert not at.exception
     assert [e.value for e in at.error] == [
         "holiday.jpg is not a zip file, or it is damaged. Zip the class folders again and retry."]
-    assert state.DATASET_KEY not in at.session_state
+    assert nothing_loaded(at)
 
 
 def test_rejected_zip_says_why_and_lists_what_was_skipped():
@@ -166,14 +176,14 @@ def test_a_zip_bomb_is_refused_plainly_and_the_session_goes_on(tmp_path):
     assert message.startswith("bomb.zip was refused: 'cat/zeros.png' unpacks from ")
     assert message.endswith("which only a zip bomb does. Zip the images again from their folders.")
     assert "Traceback" not in shown_text(at)
-    assert state.DATASET_KEY not in at.session_state
+    assert nothing_loaded(at)
 
     # A zip with one class is refused too, in words; then a good zip works in the same session.
     at = upload_zip(at, "one-class.zip", hostile.one_class_zip())
     assert not at.exception
     [message] = [e.value for e in at.error]
     assert message.startswith("Only one class ('cat') was found in one-class.zip;")
-    assert state.DATASET_KEY not in at.session_state
+    assert nothing_loaded(at)
 
     good = {f"pets/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("cats", "dogs"))
             for i in range(5)}
