@@ -31,6 +31,7 @@ from quasar_core.wording import estimate
 FRACTIONS = (0.25, 0.5, 1.0)  # shares of the photos each kind of start learns from
 WEIGHT_KINDS = ("imagenet", "none")
 WEIGHTS_WORDS = {"imagenet": "ImageNet weights", "none": "from scratch"}
+PASS_WORDS = {"imagenet": "ImageNet weights", "none": "random weights (from scratch)"}
 
 
 def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_loaders=None,
@@ -54,7 +55,7 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
     folds = None
     for number, kind in enumerate(WEIGHT_KINDS):
         weights = config.weights if kind == "imagenet" else "none"
-        hooks.message(f"Reading the photos through VGG16 with {WEIGHTS_WORDS[kind]} ({number + 1} of 2)")
+        hooks.message(f"Reading the photos through VGG16 with {PASS_WORDS[kind]} ({number + 1} of 2)")
         loader = base_loaders.get(kind) or _loader(weights, config.seed)
         # Random weights have no weights file for int8 to quantise: that pass runs in float32.
         kind_precision = "float32" if precision == "int8" and backbone.resolve_weights(weights) is None else precision

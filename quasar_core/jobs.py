@@ -50,9 +50,10 @@ class JobSnapshot:
 
 class TrainingJob:
     def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader, cache=None,
-                 candidates=None):
+                 candidates=None, doctor=None):
         self.job_id = secrets.token_hex(6)
         self.candidates = candidates  # the Best preset's settings to try
+        self.doctor = doctor  # what the photo check found and the user changed, for the model card
         self.dataset = dataset
         self.config = config
         self.run_dir = Path(run_dir)
@@ -104,7 +105,8 @@ class TrainingJob:
     def _work(self, hooks: TrainingHooks) -> str:
         """The job's work, in its thread; returns the final state. Training here; subclasses differ."""
         run = train_run(self.dataset, self.config, self.run_dir, hooks=hooks, cancel=self.cancel_event,
-                        base_loader=self.base_loader, cache=self.cache, candidates=self.candidates)
+                        base_loader=self.base_loader, cache=self.cache, candidates=self.candidates,
+                        doctor=self.doctor)
         return run.state
 
     def _execute(self) -> None:

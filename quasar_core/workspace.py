@@ -148,6 +148,18 @@ class Workspace:
     def check(self) -> dict | None:
         return read_json(self.folder / "check.json")
 
+    def check_summary(self) -> dict | None:
+        """What the photo check found and what the user changed (for a run's model card), or None."""
+        found = (self.check() or {}).get("report")
+        made = self.decisions()
+        if not found and not made:
+            return None
+        found = found or {}
+        return {"found": {"label_issues": len(found.get("label_issues", [])),
+                          "near_duplicates": len(found.get("near_duplicates", [])),
+                          "outliers": len(found.get("outliers", []))},
+                "changes": [{"file": d.file, "words": d.words()} for d in made]}
+
     # --- settings ---------------------------------------------------------------------------
     def keep_settings(self, preset: str, config: TrainConfig, *, chosen: bool) -> None:
         write_json(self.folder / "settings.json", {"preset": preset, "config": config.to_dict(), "chosen": chosen})

@@ -52,7 +52,8 @@ def start(dataset, config) -> jobs.TrainingJob:
     here = workspace.current()
     candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" else None
     job = jobs.TrainingJob(dataset, config, new_run_dir(here.root), owner=here.id,
-                           base_loader=resources.base_loader(config.weights), cache=here.cache(), candidates=candidates)
+                           base_loader=resources.base_loader(config.weights), cache=here.cache(), candidates=candidates,
+                           doctor=here.check_summary())
     jobs.default_queue().submit(job)
     state.set_job_id(job.job_id)
     state.set_adopted_job_id(None)

@@ -14,6 +14,8 @@ from typing import Callable
 
 from quasar_core import predicting
 from quasar_core.data import ImageRejected, Limits, decode_image
+from quasar_core.errors import QuasarError
+from quasar_core.runs.export import export_run, run_zip_bytes, zip_folder
 from quasar_core.runs.folder import FILES, Run, new_run_dir
 from ui import resources
 
@@ -42,9 +44,7 @@ def classify(run: Run, uploads: list[tuple[str, bytes]]) -> tuple[list[dict], li
 def zip_maker(run: Run) -> Callable[[], bytes]:
     """The zip's bytes, made only when the user clicks Download (st.download_button defers it)."""
 
-    def make() -> bytes:
-        from quasar_core.runs.export import run_zip_bytes  # assembles the model: TensorFlow
-
+    def make() -> bytes:  # assembles the model: TensorFlow loads then
         return run_zip_bytes(run.path, base_loader=resources.base_loader(run.config.weights))
 
     return make
@@ -81,10 +81,15 @@ def prepare_export(run: Run, format: str) -> PreparedExport:
 
     Raises QuasarError when the export does not reproduce the model's predictions.
     """
-    from quasar_core.runs.export import export_run, zip_folder
-
     if format not in CHECKED_FORMATS:
         raise ValueError(f"format must be one of {', '.join(CHECKED_FORMATS)}, got {format!r}.")
+    try:
+        return _prepare(run, format)
+    except ValueError as exc:  # e.g. the app's own checks of what goes into it: said, not shown as a trace
+        raise QuasarError(f"The {CHECKED_FORMATS[format][0]} export could not be made: {exc}") from None
+
+
+def _prepare(run: Run, format: str) -> PreparedExport:
     with tempfile.TemporaryDirectory(prefix="quasar-download-") as scratch:
         package = Path(scratch) / "package"
         out = package / {"savedmodel": "saved_model", "tflite": "model.tflite", "app": "quasar-app"}[format]

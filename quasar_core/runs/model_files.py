@@ -122,12 +122,20 @@ def import_model(data: bytes, file_name: str, run_dir: str | Path):
         labels = parts.get("labels") or [f"class {i + 1}" for i in range(classes)]
         if len(labels) != classes:
             raise QuasarError(f"{name} predicts {classes} classes but its labels name {len(labels)}.")
-        write_json(run_dir / FILES.CONFIG, TrainConfig(image_size=image_size_of(model)).to_dict())
+        config = TrainConfig(image_size=image_size_of(model))
+        if isinstance(parts.get("config"), dict):  # an export's own settings, where they still read
+            try:
+                config = TrainConfig.from_dict(parts["config"]).replace(image_size=image_size_of(model))
+            except (TypeError, ValueError):
+                pass
+        write_json(run_dir / FILES.CONFIG, config.to_dict())
         write_json(run_dir / FILES.LABELS, list(labels))
         trained = parts.get("status") or {}
         now = time.time()
+        # A bare .keras file does not say when it was trained: "finished" stays unknown (None).
         status = Status(state="done", started=float(trained.get("started") or now),
-                        finished=float(trained.get("finished") or now), opened_from=str(file_name),
+                        finished=float(trained["finished"]) if trained.get("finished") else None,
+                        opened_from=str(file_name),
                         source=str(trained.get("source") or ""),
                         message=f"Opened from {file_name}.")
         for name_in_zip, data_in_zip in parts.get("extra", {}).items():
@@ -164,7 +172,7 @@ def _parts_of_upload(data: bytes, name: str) -> dict:
         if info.file_size > 2 * 1024**3:
             raise QuasarError(f"{name} holds an implausibly large model.")
         parts = {"model": archive.read(info), "extra": {}}
-        for member, key in ((FILES.LABELS, "labels"), (FILES.STATUS, "status")):
+        for member, key in ((FILES.LABELS, "labels"), (FILES.STATUS, "status"), (FILES.CONFIG, "config")):
             if member in members:
                 parts[key] = _small_json(archive, member, name)
         if "labels" in parts:

@@ -41,10 +41,12 @@ REFERENCES_PER_CLASS = 3  # correctly named photos kept too: exports are checked
 
 def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: TrainingHooks | None = None,
               cancel: threading.Event | None = None, base_loader=None, cache: FeatureCache | None = None,
-              candidates: list[TrainConfig] | None = None) -> Run:
+              candidates: list[TrainConfig] | None = None, doctor: dict | None = None) -> Run:
     """Train on every photo of `dataset`, evaluate out of fold, and write the run folder. Returns the Run.
 
     With several `candidates` (the Best preset), each is tried and the winner kept (selection.py).
+    `doctor` (what the photo check found and what the user changed, see workspace.check_summary) is kept
+    with the run for its model card.
     """
     hooks = hooks or TrainingHooks()
     run_dir = Path(run_dir)
@@ -54,6 +56,8 @@ def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: Train
     writer = RunWriter(run_dir, config, dataset.labels)
     writer.write_status(source=Path(dataset.report.source).name or dataset.report.source)
     writer.write(FILES.DATA_REPORT, dataset.report.to_dict())
+    if doctor:
+        writer.write(FILES.DOCTOR, doctor)
 
     def progress(update: Progress) -> None:
         writer.beat(update.label[:1].lower() + update.label[1:])  # "…while fine-tuning VGG16's top layers"
@@ -172,8 +176,10 @@ def recover_run(run_dir: str | Path, *, base_loader=None) -> Run:
     epochs = _kept_epochs(run.history)
     status = Status(**{**run.status.to_dict(), "state": "interrupted",
                        "message": f"Training was cut off after {plural(epochs, 'fine-tuning epoch')}; the model "
-                                  "from the last finished epoch was recovered. Its accuracy was measured before "
-                                  "fine-tuning."})
+                                  "from the last finished epoch was recovered."
+                                  + (" Its accuracy was measured before fine-tuning." if run.metrics else
+                                     " It was cut off before its accuracy was measured: evaluate it with "
+                                     "`quasar evaluate` on photos it has not seen.")})
     write_json(run.path / FILES.STATUS, status.to_dict())
     shutil.rmtree(run.path / FILES.CHECKPOINT, ignore_errors=True)
     return Run.open(run.path)

@@ -51,6 +51,8 @@ def describe(run: Run) -> str:
 
 
 def trained_when(run: Run) -> str:
+    if run.opened_from_file and not run.status.finished:
+        return "an unknown date (the model file does not say)"
     moment = run.status.finished or run.status.started
     return time.strftime("%d %b %Y, %H:%M", time.localtime(moment)) if moment else "an unknown date"
 
@@ -90,9 +92,10 @@ def _data_section(run: Run, figure) -> str:
         changes = doctor.get("changes", [])
         found = doctor.get("found", {})
         text += ("<h3>What the photo check found, and what was changed</h3><p>"
-                 f"{found.get('label_issues', 0)} photos that may be in the wrong class, "
-                 f"{found.get('near_duplicates', 0)} groups of near-copies, {found.get('outliers', 0)} unusual "
-                 f"photos. {plural(len(changes), 'change')} made before training.</p>")
+                 f"{plural(found.get('label_issues', 0), 'photo')} that may be in the wrong class, "
+                 f"{plural(found.get('near_duplicates', 0), 'group')} of near-copies, "
+                 f"{plural(found.get('outliers', 0), 'unusual photo')}. "
+                 f"{plural(len(changes), 'change')} made before training.</p>")
         if changes:
             text += _table([{"Photo": c.get("file"), "Change": c.get("words")} for c in changes])
     return text

@@ -50,7 +50,7 @@ def test_two_feature_passes_only(compared, dataset):
         photos[weights] = photos.get(weights, 0) + n
     assert photos == {"none": 2 * len(dataset)}  # "imagenet" is the config's weights: random here, twice
     assert compared["messages"] == ["Reading the photos through VGG16 with ImageNet weights (1 of 2)",
-                                    "Reading the photos through VGG16 with from scratch (2 of 2)"]
+                                    "Reading the photos through VGG16 with random weights (from scratch) (2 of 2)"]
 
 
 def test_every_setting_is_tested_on_the_same_folds_and_photos(compared, dataset):

@@ -226,3 +226,14 @@ def test_each_workspace_has_its_own_feature_cache_beside_the_runs(tmp_path, monk
     monkeypatch.setenv("QUASAR_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert first.cache().root == tmp_path / "elsewhere" / "ws-1"  # the server's cache folder, still per workspace
     assert first.cache(runs_root=tmp_path / "other").root == tmp_path / "elsewhere" / "ws-1"
+
+
+def test_the_check_summary_counts_findings_and_lists_the_changes(space, kept):
+    assert space.check_summary() is None  # no check, no decision
+    space.keep_check({"report": {"label_issues": [{"file": "a"}, {"file": "b"}], "near_duplicates": [],
+                                 "outliers": [{"file": "c"}]}})
+    name = space.dataset().samples[0].name
+    space.decide(Decision(name, "remove"))
+    summary = space.check_summary()
+    assert summary["found"] == {"label_issues": 2, "near_duplicates": 0, "outliers": 1}
+    assert summary["changes"] == [{"file": name, "words": "left out"}]

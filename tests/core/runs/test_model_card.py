@@ -109,7 +109,7 @@ def test_the_photo_check_and_its_changes_are_shown_when_there_was_one(card, tmp_
     write_json(checked.path / FILES.DOCTOR, {"found": {"label_issues": 2, "near_duplicates": 1, "outliers": 3},
                                             "changes": [{"file": "circle/c<1>.png", "words": "moved to square"}]})
     data = section(model_card_html(checked.path, with_grad_cam=False), "The data")
-    assert "2 photos that may be in the wrong class, 1 groups of near-copies, 3 unusual photos. 1 change" in data
+    assert "2 photos that may be in the wrong class, 1 group of near-copies, 3 unusual photos. 1 change" in data
     assert "<td>circle/c&lt;1&gt;.png</td><td>moved to square</td>" in data
 
 
@@ -179,3 +179,4 @@ def test_a_run_without_a_model_still_has_a_card(dataset, base_loader, tmp_path):
     stopped = train_run(dataset, small_config(), tmp_path / "stopped", base_loader=base_loader, cancel=cancel)
     page = model_card_html(stopped.path)
     assert "not measured" in section(page, "Summary") and "<h2>Limitations</h2>" in page
+
