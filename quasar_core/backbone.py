@@ -120,6 +120,18 @@ def load_vgg16(weights: str = "imagenet", *, seed: int = 0):
         ) from exc
 
 
+def base_loader(weights: str = "imagenet", *, seed: int = 0):
+    """A function that loads the VGG16 base on its first call and returns the same one after."""
+    loaded = {}
+
+    def load():
+        if "base" not in loaded:
+            loaded["base"] = load_vgg16(weights, seed=seed)
+        return loaded["base"]
+
+    return load
+
+
 def boundary_layer(frozen_blocks: int) -> str | None:
     """Name of the last layer of the frozen part when the top blocks are trained.
 

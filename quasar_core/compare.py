@@ -56,7 +56,7 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
     for number, kind in enumerate(WEIGHT_KINDS):
         weights = config.weights if kind == "imagenet" else "none"
         hooks.message(f"Reading the photos through VGG16 with {PASS_WORDS[kind]} ({number + 1} of 2)")
-        loader = base_loaders.get(kind) or _loader(weights, config.seed)
+        loader = base_loaders.get(kind) or backbone.base_loader(weights, seed=config.seed)
         # Random weights have no weights file for int8 to quantise: that pass runs in float32.
         kind_precision = "float32" if precision == "int8" and backbone.resolve_weights(weights) is None else precision
         spec = FeatureSpec(backbone.weights_id(weights, seed=config.seed), config.image_size, kind_precision)
@@ -93,17 +93,6 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
                 "train_seconds": (per_photo or _per_photo_estimate(config)) * len(learned) + head_seconds,
             })
     return _summary(results, cancelled=False, folds=folds)
-
-
-def _loader(weights: str, seed: int):
-    loaded = {}
-
-    def load():
-        if "base" not in loaded:
-            loaded["base"] = backbone.load_vgg16(weights, seed=seed)
-        return loaded["base"]
-
-    return load
 
 
 def _per_photo_estimate(config: TrainConfig) -> float:

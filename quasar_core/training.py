@@ -188,7 +188,7 @@ class TransferClassifier:
 
     def _base(self):
         if self.base_loader is None:
-            self.base_loader = _default_base_loader(self.config.weights, self.config.seed)
+            self.base_loader = backbone.base_loader(self.config.weights, seed=self.config.seed)
         return self.base_loader()
 
     def model(self):
@@ -227,13 +227,3 @@ class TransferClassifier:
         if getattr(self, "head_", None) is None:
             raise ValueError("This classifier has no trained model yet: call fit() or open a run first.")
 
-
-def _default_base_loader(weights: str, seed: int):
-    loaded = {}
-
-    def load():
-        if "base" not in loaded:
-            loaded["base"] = backbone.load_vgg16(weights, seed=seed)
-        return loaded["base"]
-
-    return load
