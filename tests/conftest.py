@@ -23,6 +23,11 @@ CLASSES = ("circle", "square", "triangle")
 COLOURS = {"circle": (230, 40, 40), "square": (40, 200, 40), "triangle": (40, 60, 230)}
 PER_CLASS = 8
 SIDE = 40
+# Trainings in tests run VGG16 in float: building an int8 model per image size costs 5-20 s, paid again in
+# every fresh cache folder. The int8 path is tested on its own (tests/core/features/test_int8.py,
+# test_precision.py) and end to end with the real weights (tests/e2e), which lifts this.
+os.environ.setdefault("QUASAR_NO_INT8", "1")
+
 QUASAR_ENV_VARS = ("QUASAR_MAX_UPLOAD_MB", "QUASAR_MAX_IMAGES", "QUASAR_MAX_IMAGE_PIXELS",
                    "QUASAR_MAX_EXTRACTED_MB", "QUASAR_MEMORY_LIMIT_MB", "QUASAR_MAX_CONCURRENT_JOBS")
 

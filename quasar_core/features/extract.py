@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -215,10 +216,27 @@ def local_weights(weights: str, base_loader: Callable[[], object]) -> str:
 
 
 def int8_agreement(dataset, indices, *, weights: str, image_size: int, base_loader, cache) -> float:
-    """Mean cosine similarity of int8 and float32 features on these photos (the 'auto' check)."""
+    """Mean cosine similarity of int8 and float32 features on these photos (the 'auto' check).
+
+    Remembered beside the int8 models per (weights, size, photos), so retraining the same photos does
+    not check again.
+    """
+    weights_id = backbone.weights_id(weights)
+    key = hashlib.sha256(json.dumps([weights_id, image_size, int8.RECIPE, int8.QUANT_VARIANT,
+                                     [dataset.samples[i].digest for i in indices]]).encode()).hexdigest()[:24]
+    memo = models_dir(cache) / f"agreement-{key}.json"
+    try:
+        return float(json.loads(memo.read_text())["agreement"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     path = local_weights(weights, base_loader)
-    quantized = int8.load_int8_network(weights_path=path, weights_id=backbone.weights_id(weights),
-                                       image_size=image_size, models_dir=models_dir(cache))
+    quantized = int8.load_int8_network(weights_path=path, weights_id=weights_id, image_size=image_size,
+                                       models_dir=models_dir(cache))
     reference = int8.float_network(weights_path=path, image_size=image_size)
     images = np.stack([resize_square(dataset.pixels(i), image_size) for i in indices])
-    return int8.agreement(quantized(images), reference(images))
+    score = int8.agreement(quantized(images), reference(images))
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"agreement": score}))
+    os.replace(tmp, memo)
+    return score
