@@ -3,7 +3,7 @@ next training uses, in the session and in the workspace; a reload keeps photos, 
 
 from __future__ import annotations
 
-from conftest import (SAMPLE_DIR, new_app, raw_keys, readable_words, shown_text, wait_for_check, wait_for_job,
+from tests.app.support import (SAMPLE_DIR, new_app, raw_keys, readable_words, shown_text, wait_for_check, wait_for_job,
                       weights_choice)
 
 from quasar_core.workspace import Workspace

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import charts_by_key, copy_run, new_app, shown_text, wait_for_comparison
+from tests.app.support import charts_by_key, copy_run, new_app, shown_text, wait_for_comparison
 
 from quasar_core import jobs
 from quasar_core.config import TrainConfig
@@ -83,7 +83,7 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     assert job.state == "done", job.error
     assert [m for m in job.messages if m.startswith("Reading the photos")] == [
         "Reading the photos through VGG16 with ImageNet weights (1 of 2)",
-        "Reading the photos through VGG16 with from scratch (2 of 2)"]  # the engine's words; the page says its own
+        "Reading the photos through VGG16 with random weights (from scratch) (2 of 2)"]
     assert not at.exception and not at.error
     assert "comparison_chart" in charts_by_key(at)
     summary = comparing.saved(Run.open(folder))

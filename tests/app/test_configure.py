@@ -7,7 +7,7 @@ import io
 import zipfile
 
 import numpy as np
-from conftest import new_app, shown_text, weights_choice
+from tests.app.support import new_app, shown_text, weights_choice
 from PIL import Image
 
 from quasar_core.presets import PRESETS

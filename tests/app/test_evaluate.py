@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import new_app, write_fake_run
+from tests.app.support import new_app, write_fake_run
 
 from ui import nav, workspace
 
@@ -42,7 +42,7 @@ def test_mistake_captions_show_the_base_name_with_the_full_name_as_a_tooltip(iso
 
 def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_runs):
     """The accuracy with its 95 % range and method, the reliability chart, and "none of these" in words."""
-    from conftest import charts_by_key, copy_run, shown_text
+    from tests.app.support import charts_by_key, copy_run, shown_text
 
     from quasar_core.runs.folder import Run
     from quasar_core.runs.learned import familiarity_of
@@ -74,7 +74,7 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
 
 
 def test_best_accuracy_runs_show_the_settings_tried(isolated_runs):
-    from conftest import shown_text
+    from tests.app.support import shown_text
 
     workspace_id = workspace.new_id()
     folder = write_fake_run(isolated_runs / workspace_id / "20260101-120000-bebe0000")

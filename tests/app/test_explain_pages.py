@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import charts_by_key, copy_run, new_app, sample_photo, shown_text
+from tests.app.support import charts_by_key, copy_run, new_app, sample_photo, shown_text
 
 from quasar_core.runs.folder import Run
 from ui import explaining, nav, predicting, state, workspace
@@ -62,7 +62,7 @@ def test_evaluate_shows_hints_grad_cam_and_model_card(sample_run_template, isola
 
 
 def test_evaluate_without_hints_says_so(sample_run_template, isolated_runs):
-    from conftest import write_fake_run
+    from tests.app.support import write_fake_run
 
     workspace_id = workspace.new_id()
     fake = write_fake_run(isolated_runs / workspace_id / "20260101-120000-abcd0000", accuracy=1.0)

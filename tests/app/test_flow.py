@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from conftest import (charts_by_key, new_app, png_bytes, sample_photo, shown_text, wait_for_job,
+from tests.app.support import (charts_by_key, new_app, png_bytes, sample_photo, shown_text, wait_for_job,
                       weights_choice)
 
 from quasar_core import jobs

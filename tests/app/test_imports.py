@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.app.support import ROOT
 
 from ui import nav
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import new_app, sample_photo, shown_text
+from tests.app.support import new_app, sample_photo, shown_text
 
 from ui import nav, state, workspace
 

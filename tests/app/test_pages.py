@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from conftest import new_app, shown_text, write_fake_run
+from tests.app.support import new_app, shown_text, write_fake_run
 
 from quasar_core import jobs
 from quasar_core.config import TrainConfig
@@ -29,7 +29,7 @@ def test_every_page_renders_with_its_purpose(page):
 
 
 def test_navigation_registry_lists_every_page_file():
-    from conftest import ROOT
+    from tests.app.support import ROOT
 
     assert {page.path for page in nav.PAGES} == {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import charts_by_key, copy_run, new_app, sample_photo, shown_text
+from tests.app.support import charts_by_key, copy_run, new_app, sample_photo, shown_text
 from PIL import Image, ImageDraw
 
 from quasar_core.charts._style import LIGHT_GREY

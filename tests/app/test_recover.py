@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import new_app, shown_text, weights_choice
+from tests.app.support import new_app, shown_text, weights_choice
 
 from ui import nav, state, workspace
 

@@ -12,7 +12,7 @@ import json
 import threading
 
 import pytest
-from conftest import charts_by_key, new_app, shown_text, wait_for_job, write_fake_run
+from tests.app.support import charts_by_key, new_app, shown_text, wait_for_job, write_fake_run
 
 from quasar_core import jobs
 from quasar_core.config import TrainConfig

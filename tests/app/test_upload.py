@@ -6,7 +6,7 @@ import io
 import re
 import zipfile
 
-from conftest import new_app, png_bytes, shown_text
+from tests.app.support import new_app, png_bytes, shown_text
 
 from tests import hostile
 from ui import nav, state

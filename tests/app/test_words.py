@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import copy_run, new_app, raw_keys, readable_words, sample_photo, shown_text, write_fake_run
+from tests.app.support import copy_run, new_app, raw_keys, readable_words, sample_photo, shown_text, write_fake_run
 
 from quasar_core.selection import setting_words
 from ui import nav, settings_form, state, workspace
