@@ -4,7 +4,7 @@ from quasar_core import charts, insights
 from quasar_core.errors import QuasarError
 from quasar_core.runs.folder import FILES
 from quasar_core.runs.learned import familiarity_of
-from quasar_core.wording import estimate, plural
+from quasar_core.wording import estimate, percent, plural
 from ui import explaining, layout, nav, state
 
 GRAD_CAM_LIMIT = 12  # photos explained at once: each takes a fraction of a second
@@ -48,9 +48,11 @@ elif layout.need(run is not None and run.metrics is not None,
     st.subheader("Class by class")
     st.markdown("*Precision*: when it says this class, how often it is right. *Recall*: of the photos of this "
                 "class, how many it finds. *F1* combines both.")
-    percent_column = st.column_config.NumberColumn(format="percent")
-    st.dataframe(charts.per_class_table(evaluation), hide_index=True, key="per_class",
-                 column_config={"Precision": percent_column, "Recall": percent_column, "F1": percent_column})
+    # Written by wording.percent ("91.7 %"), as everywhere else: the grid's own "percent" format wrote "91.67%".
+    scores = ("Precision", "Recall", "F1")
+    st.dataframe([{column: percent(value) if column in scores else value for column, value in row.items()}
+                  for row in charts.per_class_table(evaluation)], hide_index=True, key="per_class",
+                 column_config={column: st.column_config.TextColumn(alignment="right") for column in scores})
 
     st.subheader("How far to trust its confidence")
     st.markdown(layout.md(evaluation.calibration_sentence()))

@@ -32,9 +32,15 @@ NAMES = {
 
 
 def _settings() -> list[tuple[str, Any, Spec]]:
-    """(form field, default, spec) of every setting offered, "augmentation.<name>" for augmentation's."""
+    """(form field, default, spec) of every setting offered, "augmentation.<name>" for augmentation's.
+
+    Augmentation's own settings come right after the switch that turns it on, so the form shows one
+    "Augmentation" section (appended after the rest they made a second one, below "Checking").
+    """
     top = [(name, default, spec) for name, default, spec in declared(TrainConfig) if spec.section]
-    return top + [(f"augmentation.{name}", default, spec) for name, default, spec in declared(Augmentation)]
+    details = [(f"augmentation.{name}", default, spec) for name, default, spec in declared(Augmentation)]
+    after = next((i + 1 for i, (name, _, _) in enumerate(top) if name == "augment"), len(top))
+    return top[:after] + details + top[after:]
 
 
 SETTINGS = _settings()
