@@ -29,6 +29,7 @@ def md(text: object) -> str:
 def page_intro(title: str, purpose: str, *, page: nav.PageInfo | None = None) -> None:
     """The page title, the one sentence saying what the page is for, and banners about jobs running elsewhere
     (not the one this `page` itself shows)."""
+    nav.through_app()
     st.title(title)
     st.markdown(purpose)
     _running_job_banner(page)

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from ui import workspace
+from ui import state, workspace
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,18 @@ def navigation():
     """st.navigation over every page (hidden: the sidebar below is the app's own); returns the page to run."""
     pages = [st.Page(page.path, title=page.title, icon=page.icon, default=page is HOME) for page in PAGES]
     return st.navigation(pages, position="hidden")
+
+
+def through_app() -> None:
+    """Make sure the page runs after app.py (the workspace, the sidebar); rerun through it if not.
+
+    The first request after a server start that names a page (an open tab reconnecting to /train)
+    runs pages/train.py alone: Streamlit's pages/-folder fallback, used until st.navigation has run
+    once in the process. Calling it here ends the fallback, so the rerun goes through app.py.
+    """
+    if state.workspace_id() is None:
+        navigation()
+        st.rerun()
 
 
 def sidebar() -> None:
