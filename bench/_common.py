@@ -27,6 +27,7 @@ DEFAULT_FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-mnist"
 SAMPLE_DIR = REPO_ROOT / "sample_data" / "fashion"
 FLOWERS_ENV = "QUASAR_BENCH_FLOWERS"
 DEFAULT_FLOWERS = Path("/work/scratch/flowers")
+SHARED_FLOWERS_ZIP = REPO_ROOT.parent / "shared" / "datasets" / "flowers-128" / "flowers.zip"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 if str(REPO_ROOT) not in sys.path:
@@ -421,14 +422,27 @@ def write_fashion_sets(root: Path, *, train_per_class: int, test_per_class: int,
 
 
 def flowers_dir() -> Path:
-    path = Path(os.environ.get(FLOWERS_ENV) or DEFAULT_FLOWERS)
+    """The flowers' class folders: $QUASAR_BENCH_FLOWERS, /work/scratch/flowers, or the shared zip unpacked
+    once into bench/results/flowers."""
+    named = os.environ.get(FLOWERS_ENV)
+    path = Path(named or DEFAULT_FLOWERS)
+    if not named and not path.is_dir() and SHARED_FLOWERS_ZIP.is_file():
+        path = RESULTS_DIR / "flowers"
+        if not path.is_dir():
+            import zipfile
+
+            partial = path.with_name("flowers.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            with zipfile.ZipFile(SHARED_FLOWERS_ZIP) as archive:
+                archive.extractall(partial)
+            partial.rename(path)
     if not path.is_dir():
         sys.exit(f"Flowers photos not found at {str(path)!r} (<class>/*.jpg); set {FLOWERS_ENV}.")
     return path
 
 
 def write_flowers_sets(root: Path, *, train_per_class: int, test_per_class: int | None, seed: int = 0):
-    """Disjoint train and unseen test folders of flowers photos (symlinks to /work/scratch/flowers/<class>/*.jpg).
+    """Disjoint train and unseen test folders of flowers photos (symlinks to flowers_dir()/<class>/*.jpg).
 
     Per class the files are shuffled with `seed`; the first `train_per_class` train, the next
     `test_per_class` (None: all the rest) test.
