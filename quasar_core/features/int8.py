@@ -13,8 +13,10 @@ a content-addressed name, so a truncated or corrupt file is detected and rebuilt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -209,20 +211,41 @@ def quantize_model(float_model_path, out_path, *, calibration_images, variant: s
         raise ValueError(f"calibration_images are {images.shape[1:]!r} but the model takes {tuple(dims)!r}.")
     activation, weight, reduce_range = VARIANTS[variant]
     batches = [{"images": np.ascontiguousarray(images[i:i + 8], np.float32)} for i in range(0, len(images), 8)]
-    quantize_static(
-        str(float_model_path), str(out_path), _Reader(batches),
-        quant_format=QuantFormat.QDQ,  # ORT fuses QDQ into QLinearConv (ReLU folded into the clamp)
-        per_channel=True,  # VGG16's output channels differ in range by orders of magnitude
-        reduce_range=reduce_range,
-        activation_type=getattr(QuantType, activation),
-        weight_type=getattr(QuantType, weight),
-        calibrate_method=CalibrationMethod.MinMax,
-        # GlobalAveragePool has no QDQ kernel: it stays float, so the features are not rounded.
-        op_types_to_quantize=["Conv", "Relu", "MaxPool"],
-    )
+    with _without_preprocessing_advice():
+        quantize_static(
+            str(float_model_path), str(out_path), _Reader(batches),
+            quant_format=QuantFormat.QDQ,  # ORT fuses QDQ into QLinearConv (ReLU folded into the clamp)
+            per_channel=True,  # VGG16's output channels differ in range by orders of magnitude
+            reduce_range=reduce_range,
+            activation_type=getattr(QuantType, activation),
+            weight_type=getattr(QuantType, weight),
+            calibrate_method=CalibrationMethod.MinMax,
+            # GlobalAveragePool has no QDQ kernel: it stays float, so the features are not rounded.
+            op_types_to_quantize=["Conv", "Relu", "MaxPool"],
+        )
     quantized = onnx.load(str(out_path))
     onnx.helper.set_model_props(quantized, {"image_size": str(dims[0]), "precision": "int8", "variant": variant})
     onnx.save(quantized, str(out_path))
+
+
+class _PreprocessingAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    """ORT's quantizer advises shape "pre-processing" through the root logger, which prints "WARNING:root:"
+    lines on the command line; the stack built here has fixed shapes and nothing for it to do. The null
+    handler keeps logging.warning from installing a stderr handler on the root logger for good."""
+    root, advice, null = logging.getLogger(), _PreprocessingAdvice(), logging.NullHandler()
+    root.addFilter(advice)
+    root.addHandler(null)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+        root.removeHandler(null)
 
 
 class _Reader:

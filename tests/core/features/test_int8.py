@@ -406,3 +406,19 @@ def test_real_weights(tmp_path):
     reference = int8.float_network(weights_path=path, image_size=64)
     images = shipped_photos(64)
     assert int8.agreement(network(images), reference(images)) >= 0.99
+
+
+def test_quantizing_prints_no_advice_and_leaves_logging_as_it_was(tmp_path, weights, capfd):
+    """ORT's "consider pre-processing" lines went to the root logger, so the command line printed them."""
+    import logging
+
+    import onnx
+
+    path = tmp_path / "float.onnx"
+    onnx.save(int8.build_float_model(weights, image_size=SIZE), str(path))
+    root = logging.getLogger()
+    handlers, filters = list(root.handlers), list(root.filters)
+    int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=shipped_photos(SIZE)[:4])
+    assert (tmp_path / "q.onnx").is_file()
+    assert "pre-processing" not in "".join(capfd.readouterr())
+    assert root.handlers == handlers and root.filters == filters
