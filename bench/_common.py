@@ -1,5 +1,6 @@
-"""Shared helpers for the bench/ scripts: paths, data sets, quiet-machine checks, peak memory,
-child processes, phase spans and the results JSON (with the git commit and the machine).
+"""Shared helpers for the bench/ scripts: paths, child processes, phase spans and the results JSON (with
+the git commit and the machine); the photo sets (_datasets.py) and the memory and CPU readings (_machine.py)
+are re-exported here.
 
 Nothing here imports TensorFlow; scripts import it where they need it.
 """
@@ -23,16 +24,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
-DEFAULT_FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-mnist"
 SAMPLE_DIR = REPO_ROOT / "sample_data" / "fashion"
-FLOWERS_ENV = "QUASAR_BENCH_FLOWERS"
-DEFAULT_FLOWERS = Path("/work/scratch/flowers")
-SHARED_FLOWERS_ZIP = REPO_ROOT.parent / "shared" / "datasets" / "flowers-128" / "flowers.zip"
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Photo sets and machine readings, used by the scripts as common.*:
+from _datasets import (DEFAULT_FASHION, FLOWERS_ENV, DEFAULT_FLOWERS, SHARED_FLOWERS_ZIP, PHOTO_SUFFIXES,
+                       write_fashion_sets, flowers_dir, write_flowers_sets, write_subset, count_photos)  # noqa: E402,F401
+from _machine import (proc_status_kib, rss_mb, peak_rss_mb, reset_peak_rss, system_busy_seconds,
+                      own_cpu_seconds, cores, Stopwatch, others_busy_share, wait_for_quiet, RssSampler)  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- arguments
@@ -101,138 +104,6 @@ def shared_base_loader():
         return loaded["base"]
 
     return load
-
-
-# --------------------------------------------------------------------------- memory and CPU
-
-
-def proc_status_kib(field: str, pid: int | str = "self") -> int:
-    """A field of /proc/<pid>/status in KiB (VmRSS = now, VmHWM = peak), 0 where unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    return proc_status_kib("VmRSS", pid) / 1024
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (VmHWM; ru_maxrss where /proc is missing)."""
-    peak = proc_status_kib("VmHWM")
-    if not peak:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return peak / 1024
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs). True if it worked."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def system_busy_seconds() -> float:
-    """CPU seconds all processes have spent busy since boot, summed over cores (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def cores() -> int:
-    return os.cpu_count() or 1
-
-
-class Stopwatch:
-    """Wall time, this process's CPU time, and how much CPU other processes took meanwhile.
-
-    `others_share` is the other processes' CPU time over (wall x cores): 0 on a quiet machine;
-    0.5 means half the machine was busy with someone else's work, so wall times are inflated.
-    Pass `extra_cpu` to stop() for CPU spent by our own children (not in os.times until waited).
-    """
-
-    def __init__(self):
-        self.wall0, self.cpu0, self.busy0 = time.perf_counter(), own_cpu_seconds(), system_busy_seconds()
-
-    def stop(self, extra_cpu: float = 0.0) -> dict:
-        wall = time.perf_counter() - self.wall0
-        cpu = own_cpu_seconds() - self.cpu0
-        others = max(0.0, system_busy_seconds() - self.busy0 - cpu - extra_cpu)
-        return {"wall": wall, "cpu": cpu + extra_cpu,
-                "others_share": min(1.0, others / max(wall * cores(), 1e-9))}
-
-
-def others_busy_share(seconds: float = 3.0) -> float:
-    """Fraction of the machine's CPU used by other processes over the next `seconds` (we sleep)."""
-    busy0, cpu0 = system_busy_seconds(), own_cpu_seconds()
-    time.sleep(seconds)
-    others = system_busy_seconds() - busy0 - (own_cpu_seconds() - cpu0)
-    return min(1.0, max(0.0, others) / (seconds * cores()))
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.1, *, probe_seconds: float = 3.0) -> float:
-    """Wait (up to max_wait seconds) until other processes use under `threshold` of the CPU.
-
-    The machine may be shared; timing while others compute would measure them too. Returns
-    the last measured share, which the results record.
-    """
-    deadline = time.monotonic() + max_wait
-    share = others_busy_share(probe_seconds if max_wait > 0 else 1.0)
-    announced = False
-    while share > threshold and time.monotonic() < deadline:
-        if not announced:
-            print(f"  (other processes use {share:.0%} of the CPU; waiting up to {max_wait:.0f} s for quiet)",
-                  flush=True)
-            announced = True
-        share = others_busy_share(5.0)
-    if share > threshold:
-        print(f"  (still {share:.0%} of the CPU used by others: measuring anyway; these numbers are inflated)",
-              flush=True)
-    return share
-
-
-class RssSampler:
-    """Samples a process's VmRSS every `interval` seconds in a thread (a memory timeline)."""
-
-    def __init__(self, pid: int | str = "self", interval: float = 0.5):
-        self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._t0 = time.perf_counter()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.samples.append((time.perf_counter() - self._t0, rss_mb(self.pid)))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak(self) -> float:
-        return max((mb for _, mb in self.samples), default=0.0)
 
 
 # --------------------------------------------------------------------------- child processes
@@ -403,79 +274,6 @@ class ImportTimer:
     def install(self) -> "ImportTimer":
         sys.meta_path.insert(0, self)
         return self
-
-
-# --------------------------------------------------------------------------- data sets
-
-
-def write_fashion_sets(root: Path, *, train_per_class: int, test_per_class: int, seed: int = 0):
-    """Train images (Fashion-MNIST 0..29,999) and unseen test images (30,000+) of the sample's
-    five classes, written as PNG class folders by scripts/make_sample_dataset.py's own code."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    import make_sample_dataset as msd
-
-    images, labels = msd.read_fashion_mnist(DEFAULT_FASHION)
-    train_dir, test_dir = Path(root) / "train", Path(root) / "test"
-    msd.write_set(images, labels, train_dir, 0, msd.SAMPLE_POOL_END, train_per_class, seed)
-    msd.write_set(images, labels, test_dir, msd.SAMPLE_POOL_END, len(labels), test_per_class, seed)
-    return train_dir, test_dir
-
-
-def flowers_dir() -> Path:
-    """The flowers' class folders: $QUASAR_BENCH_FLOWERS, /work/scratch/flowers, or the shared zip unpacked
-    once into bench/results/flowers."""
-    named = os.environ.get(FLOWERS_ENV)
-    path = Path(named or DEFAULT_FLOWERS)
-    if not named and not path.is_dir() and SHARED_FLOWERS_ZIP.is_file():
-        path = RESULTS_DIR / "flowers"
-        if not path.is_dir():
-            import zipfile
-
-            partial = path.with_name("flowers.partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            with zipfile.ZipFile(SHARED_FLOWERS_ZIP) as archive:
-                archive.extractall(partial)
-            partial.rename(path)
-    if not path.is_dir():
-        sys.exit(f"Flowers photos not found at {str(path)!r} (<class>/*.jpg); set {FLOWERS_ENV}.")
-    return path
-
-
-def write_flowers_sets(root: Path, *, train_per_class: int, test_per_class: int | None, seed: int = 0):
-    """Disjoint train and unseen test folders of flowers photos (symlinks to flowers_dir()/<class>/*.jpg).
-
-    Per class the files are shuffled with `seed`; the first `train_per_class` train, the next
-    `test_per_class` (None: all the rest) test.
-    """
-    import numpy as np
-
-    source = flowers_dir()
-    train_dir, test_dir = Path(root) / "train", Path(root) / "test"
-    for number, folder in enumerate(sorted(p for p in source.iterdir() if p.is_dir())):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
-        order = np.random.default_rng([seed, number]).permutation(len(files))
-        chosen_train = [files[i] for i in order[:train_per_class]]
-        rest = [files[i] for i in order[train_per_class:]]
-        chosen_test = rest if test_per_class is None else rest[:test_per_class]
-        for target, chosen in ((train_dir, chosen_train), (test_dir, chosen_test)):
-            (target / folder.name).mkdir(parents=True, exist_ok=True)
-            for file in chosen:
-                (target / folder.name / file.name).symlink_to(file)
-    return train_dir, test_dir
-
-
-def write_subset(source: Path, target: Path, per_class: int) -> Path:
-    """The first `per_class` photos of each class folder of `source`, as symlinks under `target`."""
-    for folder in sorted(p for p in Path(source).iterdir() if p.is_dir()):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:per_class]
-        (target / folder.name).mkdir(parents=True, exist_ok=True)
-        for file in files:
-            (target / folder.name / file.name).symlink_to(file.resolve())
-    return target
-
-
-def count_photos(folder: Path) -> int:
-    return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
 # --------------------------------------------------------------------------- machine and results
