@@ -18,8 +18,8 @@ import numpy as np
 
 from quasar_core import backbone
 from quasar_core.config import TrainConfig
-from quasar_core.crossval import copy_groups, cross_validate
-from quasar_core.data.split import cross_validation_folds, subsample
+from quasar_core.crossval import cross_validate, folds_for
+from quasar_core.data.split import subsample
 from quasar_core.evaluation import wilson_interval
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, network_provider
@@ -69,9 +69,8 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
         if views is None:
             return _summary(results, cancelled=True, folds=folds)
         per_photo = (time.perf_counter() - started) / max(feature_pass.computed, 1) if feature_pass.computed else None
-        if folds is None:  # the same folds for every setting: the accuracies are comparable photo by photo
-            folds = cross_validation_folds(targets, n_folds=min(config.folds, int(np.bincount(targets).min())),
-                                           seed=config.seed, groups=copy_groups(views[0]))
+        if folds is None:  # the same folds for every setting (and as the training's): comparable photo by photo
+            folds = folds_for(views[0], targets, config.replace(mode="feature-extraction"))
         for fraction in fractions:
             if is_cancelled(cancel):
                 return _summary(results, cancelled=True, folds=folds)

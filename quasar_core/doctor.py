@@ -262,15 +262,21 @@ def _label_issues(y, probs, names, files):
     return tuple(LabelIssue(files[i], names[y[i]], names[suggested[i]], round(float(1 - quality[i]), 4)) for i in keep)
 
 
-def _near_duplicates(z, y, names, files):
+def _near_duplicates(z, y, names, files, distances, neighbours):
     """Pairs above DUPLICATE_SIMILARITY merged most similar first, only while every pair in the group
-    stays above it (complete linkage: dense data must not chain into one giant group)."""
-    from sklearn.neighbors import NearestNeighbors
+    stays above it (complete linkage: dense data must not chain into one giant group).
 
-    radius = math.sqrt(2 - 2 * DUPLICATE_SIMILARITY)  # unit vectors: |a-b|^2 = 2 - 2 cos
-    dist, near = NearestNeighbors(radius=radius, algorithm="brute").fit(z).radius_neighbors(z)
-    rows = np.repeat(np.arange(len(z)), [len(a) for a in near])
-    cols, sims = np.concatenate(near), 1 - np.concatenate(dist) ** 2 / 2
+    Pairs come from each photo's nearest neighbours (`distances`, `neighbours`: Euclidean on unit vectors),
+    so photos that all look alike cost n x NEIGHBOURS pairs, not n x n.
+    """
+    n, k = neighbours.shape
+    similar = 1 - distances.ravel() ** 2 / 2  # unit vectors: |a-b|^2 = 2 - 2 cos
+    close = similar >= DUPLICATE_SIMILARITY
+    first = np.repeat(np.arange(n), k)[close]
+    second = neighbours.ravel()[close]
+    # (a, b) and (b, a) once each: a pair may be found from one side only
+    key, at = np.unique(np.minimum(first, second) * n + np.maximum(first, second), return_index=True)
+    rows, cols, sims = key // n, key % n, similar[close][at]
     pair = rows < cols
     group = {i: [i] for i in range(len(z))}
     owner = list(range(len(z)))
@@ -416,7 +422,7 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
         # The default head at 100 % is the ensemble's own logistic regression: reuse its predictions.
         scored = _curves(x, y, names, splits, fit_predict or default_fit_predict, seed,
                          full=own if fit_predict is None and views is None else None)
-        return DoctorReport(_label_issues(y, probs, names, files), _near_duplicates(z, y, names, files),
+        return DoctorReport(_label_issues(y, probs, names, files), _near_duplicates(z, y, names, files, dist, near),
                             _outliers(dist, files), tuple(a for *_, a in scored), _advice_sentence(scored))
 
 

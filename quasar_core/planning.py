@@ -30,7 +30,7 @@ FIXED_OVERHEAD_SECONDS = 1.5
 HEAD_FIT_SECONDS = 0.05  # one logistic regression on a few hundred photos' features (measured: 30-60 ms)
 DECODE_SECONDS_PER_MEGAPIXEL = 0.012  # Pillow decoding + THE resize, per source megapixel
 BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
-AUGMENT_SECONDS = 0.03  # Keras' random layers on one photo, eagerly (a photo and seed at a time)
+AUGMENT_SECONDS = 0.012  # random layers on one photo (bench_estimates: Balanced - 2 x Quick, the sample)
 
 
 def speedup(precision: str) -> float:

@@ -17,9 +17,9 @@ import numpy as np
 
 from quasar_core.backbone import BLOCKS, boundary_layer
 from quasar_core.config import TrainConfig
-from quasar_core.crossval import CrossValidation, copy_groups, cross_validate
+from quasar_core.crossval import CrossValidation, cross_validate, folds_for
 from quasar_core.data.images import resize_square
-from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
+from quasar_core.data.split import Folds
 from quasar_core.familiarity import FamiliarityModel
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, int8_agreement, network_provider
@@ -123,12 +123,7 @@ class TransferClassifier:
         return views
 
     def _folds(self, features) -> Folds:
-        config = self.config
-        groups = copy_groups(features)  # a near-copy never tests the model that learned from its twin
-        if len(features) > config.max_cv_photos or config.fine_tunes:
-            return holdout_folds(self.targets_, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
-        return cross_validation_folds(self.targets_, n_folds=min(config.folds, int(np.bincount(self.targets_).min())),
-                                      seed=config.seed, groups=groups)
+        return folds_for(features, self.targets_, self.config)
 
     def _imposed(self, folds: Folds) -> Folds:
         """Given folds; fine-tuning, too costly five times, is measured on the first fold only (a hold-out)."""

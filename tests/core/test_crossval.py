@@ -180,6 +180,51 @@ def test_groups_never_swallow_a_large_share_of_the_photos():
     assert copy_groups(identical[:1]).tolist() == [0] and copy_groups(identical[:0]).tolist() == []
 
 
+def test_groups_are_the_components_of_every_pair_above_the_threshold():
+    """Drawn from each photo's nearest neighbours, the groups are those of the whole similarity graph."""
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(2)
+    photos = distinct_photos(400)
+    copies = photos[rng.integers(0, 400, 40)] * rng.uniform(0.8, 1.3, (40, 1)).astype(np.float32) \
+        + np.abs(rng.normal(0, 0.02, (40, 64))).astype(np.float32)
+    features = np.concatenate([photos, copies])
+    z = crossval.power_normalise(features)
+    whole = connected_components(z @ z.T >= COPY_SIMILARITIES[0], directed=False)[1]
+    groups = copy_groups(features)
+    assert len(set(groups)) == len(set(whole)) < len(features)
+    assert all(len(set(groups[whole == g])) == 1 for g in set(whole))
+
+
+def test_look_alike_photos_at_scale_cost_neighbours_not_pairs(monkeypatch):
+    """12,000 synthetic photos that all looked alike took 1.8 GB (a radius graph holds every pair)."""
+    import sklearn.neighbors
+
+    asked = []
+    real = sklearn.neighbors.NearestNeighbors.kneighbors
+
+    def counting(self, *args, **kwargs):
+        asked.append(self.n_neighbors)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "kneighbors", counting)
+    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "radius_neighbors_graph",
+                        lambda *a, **k: pytest.fail("a radius graph holds n x n pairs when photos look alike"))
+    alike = (5 + np.random.default_rng(0).normal(0, 1e-3, (6000, 64))).astype(np.float32)
+    assert copy_groups(alike).tolist() == list(range(6000))
+    assert asked == [crossval.MAX_COPIES]
+
+
+def test_folds_follow_the_training_rule():
+    from quasar_core.config import TrainConfig
+
+    features, targets = distinct_photos(60), np.repeat(np.arange(3), 20)
+    assert crossval.folds_for(features, targets, TrainConfig()).describe() == "5-fold cross-validation over 60 photos"
+    assert crossval.folds_for(features, targets, TrainConfig(max_cv_photos=59)).method == "holdout"
+    assert crossval.folds_for(features, targets, TrainConfig(mode="fine-tune")).method == "holdout"
+    assert crossval.folds_for(features, targets, TrainConfig(folds=3)).n_folds == 3
+
+
 def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):
     """From random weights every pair of photos is above 0.96 cosine: the folds must not collapse."""
     from quasar_core.features.networks import keras_network
