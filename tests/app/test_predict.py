@@ -2,45 +2,28 @@
 
 from __future__ import annotations
 
-import io
 import json
+import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from tests.app.support import charts_by_key, copy_run, new_app, sample_photo, shown_text
-from PIL import Image, ImageDraw
 
 from quasar_core.charts._style import LIGHT_GREY
+from tests.app.support import charts_by_key, copy_run, new_app, sample_photo, shown_text
+from tests.pictures import garden_jpeg
 from ui import explaining, nav, workspace
 
-FLOWERS = Path("/work/scratch/flowers")
+FLOWERS_ZIP = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "flowers-128" / "flowers.zip"
 UNKNOWN = "This doesn't look like any of your classes (Ankle boot, Bag, Sneaker, T-shirt, Trouser). The closest is "
 
 
 def colourful_picture() -> tuple[str, bytes]:
     """A photo nothing like Fashion-MNIST's grey clothes: a flower if one is at hand, else bright shapes."""
-    found = sorted(FLOWERS.glob("*/*.jpg"))[:1] if FLOWERS.is_dir() else []
-    if found:
-        return found[0].name, found[0].read_bytes()
-    image = Image.new("RGB", (128, 128), (30, 160, 60))
-    draw = ImageDraw.Draw(image)
-    rng = np.random.default_rng(3)
-    for _ in range(12):
-        x, y = (int(v) for v in rng.integers(0, 110, 2))
-        draw.ellipse((x, y, x + 30, y + 30), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG")
-    return "garden.jpg", buffer.getvalue()
-
-
-@pytest.fixture
-def predict_page(sample_run_template, isolated_runs):
-    workspace_id = workspace.new_id()
-    copy_run(sample_run_template, isolated_runs, workspace_id)
-    at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
-    return at.switch_page(nav.PREDICT.path).run()
+    if FLOWERS_ZIP.is_file():
+        with zipfile.ZipFile(FLOWERS_ZIP) as archive:
+            name = sorted(n for n in archive.namelist() if n.endswith(".jpg"))[0]
+            return Path(name).name, archive.read(name)
+    return "garden.jpg", garden_jpeg()
 
 
 def bar_colours(at, content: bytes) -> list[str]:

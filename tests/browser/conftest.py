@@ -31,13 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:  # reported by the `browser` fixture
-    Page = expect = sync_playwright = None
-
-from tests.browser.support import (CHROMIUM, CHROMIUM_ARGS, PAGE_MS, REQUIRE_BROWSER, SCREENSHOTS, VIEWPORT,
-                                   StreamlitServer)
+from tests.browser.support import PAGE_MS, SCREENSHOTS, VIEWPORT, Page, StreamlitServer, expect, launched_chromium
 
 
 @pytest.fixture(scope="session")
@@ -59,19 +53,8 @@ def server(shared_server) -> str:
 # --- the browser -----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def browser():
-    missing = [what for what, there in (("playwright (pip install playwright)", sync_playwright is not None),
-                                         (f"chromium at {CHROMIUM}", CHROMIUM.is_file())) if not there]
-    if missing:
-        reason = f"the browser test needs {' and '.join(missing)}"
-        if REQUIRE_BROWSER:
-            pytest.fail(f"{reason}, and QUASAR_REQUIRE_BROWSER=1 says it must run", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ The fixtures are in conftest.py (which says what the tests cover); imported as `
 
 from __future__ import annotations
 
-import io
-import json
+import contextlib
 import os
 import re
 import signal
@@ -18,14 +17,15 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from tests.pictures import garden_jpeg
+
 try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # conftest's `browser` fixture says what is missing
-    Page = expect = None
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # launched_chromium says what is missing
+    Page = expect = sync_playwright = None
 
 
 
@@ -81,6 +81,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def streamlit_command(port: int) -> list[str]:
+    """`streamlit run app.py` headless on 127.0.0.1:`port`, run in the app's folder."""
+    return [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+
+
+def wait_until_healthy(process: subprocess.Popen, url: str, log: Path) -> None:
+    """Until the server at `url` answers its health check; fails the test with its log if it exits or is slow."""
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode} before it was healthy:\n"
+                        + log.read_text(errors="replace")[-3000:])
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"streamlit was not healthy within {SERVER_START_S} s:\n" + log.read_text(errors="replace")[-3000:])
+
+
+@contextlib.contextmanager
+def launched_chromium():
+    """Debian's chromium through Playwright; skips the test if either is missing (fails it under CI's
+    QUASAR_REQUIRE_BROWSER=1)."""
+    missing = [what for what, there in (("playwright (pip install playwright)", sync_playwright is not None),
+                                         (f"chromium at {CHROMIUM}", CHROMIUM.is_file())) if not there]
+    if missing:
+        reason = f"the browser test needs {' and '.join(missing)}"
+        if REQUIRE_BROWSER:
+            pytest.fail(f"{reason}, and QUASAR_REQUIRE_BROWSER=1 says it must run", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
 class StreamlitServer:
     """`streamlit run app.py` on 127.0.0.1 with its runs under `home` (the feature cache lands beside them).
 
@@ -106,28 +148,11 @@ class StreamlitServer:
             env["QUASAR_VGG16_WEIGHTS"] = weights
         log = self.home / f"streamlit-{len(self.logs) + 1}.log"
         self.logs.append(log)
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                   "--server.address", "127.0.0.1", "--server.port", str(self.port),
-                   "--browser.gatherUsageStats", "false"]
         with open(log, "wb") as log_file:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        self._wait_until_healthy()
+            self.process = subprocess.Popen(streamlit_command(self.port), cwd=ROOT, env=env, stdout=log_file,
+                                            stderr=subprocess.STDOUT)
+        wait_until_healthy(self.process, self.url, log)
         return self
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"streamlit exited with code {self.process.returncode} before it was healthy:\n"
-                            + self.log_tail())
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.25)
-        pytest.fail(f"streamlit was not healthy within {SERVER_START_S} s:\n" + self.log_tail())
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an out-of-memory kill: the server writes nothing more."""
@@ -343,18 +368,9 @@ def make_zip(folder: Path, name: str = "clothes.zip") -> Path:
 
 
 def colourful_picture(folder: Path) -> Path:
-    """A picture nothing like Fashion-MNIST's grey clothes: bright discs on a green lawn."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (128, 128), (30, 160, 60))
-    draw = ImageDraw.Draw(image)
-    rng = np.random.default_rng(3)
-    for _ in range(12):
-        x, y = (int(v) for v in rng.integers(0, 110, 2))
-        draw.ellipse((x, y, x + 30, y + 30), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    """A picture nothing like Fashion-MNIST's grey clothes (tests/pictures.py), as garden.jpg in `folder`."""
     path = folder / "garden.jpg"
-    image.save(path, "JPEG")
+    path.write_bytes(garden_jpeg())
     return path
 
 

@@ -24,13 +24,9 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,25 +37,13 @@ from PIL import Image
 from quasar_core.runs.share_app import app_requirements, write_app
 from quasar_core.wording import estimate
 
-try:
-    from quasar_core.familiarity import SCORING_SNIPPET, FamiliarityModel
-except ImportError:  # the familiarity engine is not there yet: a stand-in of the same signature
-    SCORING_SNIPPET = FamiliarityModel = None
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # reported by the `browser` fixture
-    sync_playwright = None
+from quasar_core.familiarity import SCORING_SNIPPET, FamiliarityModel
+from tests.browser.support import (SCREENSHOTS, expect, free_port, launched_chromium, streamlit_command,
+                                   wait_until_healthy)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ("circle", "square", "triangle")  # the shapes of tests/conftest.py
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-REQUIRE_BROWSER = os.environ.get("QUASAR_REQUIRE_BROWSER") == "1"
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-SERVER_START_S = 60
 ANSWER_MS = 90_000  # the server's first answer imports TensorFlow and loads VGG16 (tens of seconds when busy)
 PAGE_MS = 30_000
 VIEWPORT = {"width": 1200, "height": 1000}
@@ -69,17 +53,6 @@ HEADLINE = {"title": "Circle, square or triangle?", "accuracy": 0.93, "accuracy_
             "trained_at": "2025-03-14T09:30:00"}
 HEADLINE_WORDS = "about 93 % (90–95 %) measured by 5-fold cross-validation over 245 photos"
 PERCENT = r"\d{1,3}\.\d %"  # "94.7 %": a space before the sign
-
-STAND_IN_SNIPPET = '''\
-import numpy as np
-
-def familiarity(features, arrays):
-    """Stand-in: cosine similarity to the nearest training photo, unknown below a threshold."""
-    x = np.atleast_2d(np.asarray(features, dtype=np.float32))
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    nearest = (x @ arrays["bank"].T).max(axis=1)
-    return nearest, nearest < float(arrays["threshold"])
-'''
 
 
 # --- the app folder --------------------------------------------------------------------------------
@@ -127,13 +100,8 @@ def model_parts(base, pictures, tmp_path_factory):
     photos = np.stack([np.asarray(pictures.image(label, n), np.float32) for label in CLASSES for n in range(per_class)])
     both = keras.Model(model.inputs, [model.outputs[0], model.get_layer("pool").output])  # as app.py builds it
     _, features = (np.asarray(x) for x in both([photos], training=False))
-    if FamiliarityModel is not None:
-        arrays = FamiliarityModel().fit(features, np.repeat(np.arange(len(CLASSES)), per_class)).to_arrays()
-        snippet = SCORING_SNIPPET
-    else:
-        bank = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        arrays, snippet = {"bank": bank.astype(np.float32), "threshold": np.float32(0.9)}, STAND_IN_SNIPPET
-    return path.read_bytes(), arrays, snippet
+    arrays = FamiliarityModel().fit(features, np.repeat(np.arange(len(CLASSES)), per_class)).to_arrays()
+    return path.read_bytes(), arrays, SCORING_SNIPPET
 
 
 def requirements_text() -> str:
@@ -349,7 +317,7 @@ def test_app_without_familiarity_answers_with_no_verdict(model_parts, pictures, 
     folder = tmp_path / "app"
     folder.mkdir()  # an empty folder is fine
     write_app(folder, model_keras=model_parts[0], labels=list(CLASSES), headline={"title": "Shapes"},
-              examples={}, familiarity=None, scoring_snippet=SCORING_SNIPPET or STAND_IN_SNIPPET,
+              examples={}, familiarity=None, scoring_snippet=SCORING_SNIPPET,
               requirements=requirements_text())
     assert not (folder / "familiarity.npz").exists() and not (folder / "familiarity.py").exists()
     assert "no record of its training photos" in (folder / "README.md").read_text()
@@ -364,12 +332,6 @@ def test_app_without_familiarity_answers_with_no_verdict(model_parts, pictures, 
 
 
 # --- a real browser against `streamlit run app.py` ----------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def clean_env(home: Path) -> dict:
     """The environment of someone who only has this folder: no PYTHONPATH to the repo, no Quasar settings."""
     env = {key: value for key, value in os.environ.items()
@@ -378,37 +340,10 @@ def clean_env(home: Path) -> dict:
     return env
 
 
-def wait_until_healthy(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with code {process.returncode} before it was healthy:\n"
-                        + log.read_text(errors="replace")[-3000:])
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"streamlit was not healthy within {SERVER_START_S} s:\n" + log.read_text(errors="replace")[-3000:])
-
-
 @pytest.fixture
 def browser():
-    missing = [what for what, there in (("playwright (pip install playwright)", sync_playwright is not None),
-                                         (f"chromium at {CHROMIUM}", CHROMIUM.is_file())) if not there]
-    if missing:
-        reason = f"the browser test needs {' and '.join(missing)}"
-        if REQUIRE_BROWSER:
-            pytest.fail(f"{reason}, and QUASAR_REQUIRE_BROWSER=1 says it must run", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -422,10 +357,8 @@ def app_server(app_folder, tmp_path):
     assert probe.returncode != 0, "quasar_core is importable where the app runs: the test would prove nothing"
     port = free_port()
     log = tmp_path / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as log_file:
-        process = subprocess.Popen(command, cwd=app_folder, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(streamlit_command(port), cwd=app_folder, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(process, url, log)
