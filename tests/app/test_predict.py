@@ -26,6 +26,15 @@ def colourful_picture() -> tuple[str, bytes]:
     return "garden.jpg", garden_jpeg()
 
 
+@pytest.fixture
+def predict_page(sample_run_template, isolated_runs):
+    workspace_id = workspace.new_id()
+    copy_run(sample_run_template, isolated_runs, workspace_id)
+    at = new_app({"workspace": workspace_id}).run()
+    at.button(key="reopen_latest_run").click().run()
+    return at.switch_page(nav.PREDICT.path).run()
+
+
 def bar_colours(at, content: bytes) -> list[str]:
     chart = charts_by_key(at)[f"probability_bars_{explaining.photo_id(content)}"]
     return json.loads(chart.proto.spec)["data"][0]["marker"]["color"]

@@ -51,8 +51,8 @@ def server(shared_server) -> str:
 
 
 # --- the browser -----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")
+def browser():  # per module: a Playwright still running would refuse another one later (test_share_app's)
     with launched_chromium() as chromium:
         yield chromium
 
