@@ -111,22 +111,21 @@ def wait_for_comparison(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.Compa
     Unlike wait_for_job it does not rerun every second: on a two-core machine the reruns
     slow the six trainings down by half.
     """
-    job = jobs.default_queue().get(at.session_state[state.COMPARISON_JOB_KEY])
-    assert isinstance(job, jobs.ComparisonJob)
-    if not jobs.default_queue().wait(job, timeout=timeout):
-        job.cancel()
-        pytest.fail(f"the comparison did not finish within {timeout} s (state {job.state})")
-    at.run()
-    return job
+    return _wait_then_rerun(at, state.COMPARISON_JOB_KEY, jobs.ComparisonJob, "the comparison", timeout)
 
 
 def wait_for_check(at: AppTest, timeout: float = JOB_TIMEOUT) -> jobs.CheckJob:
     """Wait for the session's photo check to end, then rerun the page once."""
-    job = jobs.default_queue().get(at.session_state[state.CHECK_JOB_KEY])
-    assert isinstance(job, jobs.CheckJob)
+    return _wait_then_rerun(at, state.CHECK_JOB_KEY, jobs.CheckJob, "the photo check", timeout)
+
+
+def _wait_then_rerun(at: AppTest, key: str, kind: type, what: str, timeout: float):
+    """The job whose id the session keeps under `key` (a `kind`), once ended; the page rerun once after."""
+    job = jobs.default_queue().get(at.session_state[key])
+    assert isinstance(job, kind)
     if not jobs.default_queue().wait(job, timeout=timeout):
         job.cancel()
-        pytest.fail(f"the photo check did not finish within {timeout} s (state {job.state})")
+        pytest.fail(f"{what} did not finish within {timeout} s (state {job.state})")
     at.run()
     return job
 
