@@ -202,7 +202,7 @@ def test_float_model_matches_keras_vgg16(tmp_path, weights, photos, float_net):
 
 
 def test_build_float_model_checks_arguments(weights):
-    for size in (31, 0, -32, 2000, True, 32.0, "64", None):
+    for size in (31, 0, -32, 2000, True, 32.0, "64"):
         with pytest.raises(ValueError, match="image_size"):
             int8.build_float_model(weights, image_size=size)
     with pytest.raises(ValueError, match="conv_weights"):
@@ -215,6 +215,23 @@ def test_build_float_model_checks_arguments(weights):
     nan[3][0][0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         int8.build_float_model(nan, image_size=SIZE)
+
+
+def test_a_model_of_any_size_is_opened_at_one(weights, photos, float_net):
+    open_model = int8.build_float_model(weights, image_size=None).SerializeToString()
+    with pytest.raises(ValueError, match="any image size"):
+        int8.Int8FeatureNetwork(open_model)
+    for size, images in ((SIZE, photos[::8]), (45, shipped_photos(45)[::8])):
+        net = int8.Int8FeatureNetwork(int8.with_image_size(open_model, size))
+        assert net.image_size == size
+        expected = numpy_features(weights, images)
+        np.testing.assert_allclose(net(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    fixed = int8.build_float_model(weights, image_size=SIZE).SerializeToString()
+    assert int8.with_image_size(fixed, SIZE) == fixed
+    with pytest.raises(ValueError, match="takes 32 px images, not 64"):
+        int8.with_image_size(fixed, 64)
+    with pytest.raises(ValueError, match="image_size"):
+        int8.with_image_size(open_model, 16)
 
 
 # --- int8 ------------------------------------------------------------------------------------
@@ -279,7 +296,7 @@ def test_cache_file_is_named_by_its_checksum(built):
     assert files == [network.model_path]
     assert sorted(p.name for p in models_dir.iterdir()) == [files[0].name]  # no temporary leftovers
     name = files[0].name
-    assert name.startswith(f"vgg16-random0-{SIZE}px-{int8.QUANT_VARIANT}-r{int8.RECIPE}-")
+    assert name.startswith(f"vgg16-random0-{int8.QUANT_VARIANT}-r{int8.RECIPE}-")
     assert name.endswith(hashlib.sha256(files[0].read_bytes()).hexdigest()[:16] + ".onnx")
 
 
@@ -292,14 +309,17 @@ def test_cache_is_reused(built, weights_file, photos, tmp_path, monkeypatch):
     again = int8.load_int8_network(weights_path=weights_file, weights_id="random0", image_size=SIZE, models_dir=copy)
     assert again.model_path == copy / network.model_path.name
     np.testing.assert_array_equal(again(photos[:4]), network(photos[:4]))
-    # Another size or weights id is another model.
+    # Another size opens the same model at that size (no second build) ...
+    larger = int8.load_int8_network(weights_path=weights_file, weights_id="random0", image_size=64, models_dir=copy)
+    assert larger.model_path == again.model_path and larger.image_size == 64
+    assert larger(shipped_photos(64)[:2]).shape == (2, int8.FEATURES)
+    # ... and other weights are another model.
     def would_build(*args):
         raise RuntimeError("would build")
 
     monkeypatch.setattr(int8, "_build", would_build)
-    for other in (dict(weights_id="random0", image_size=64), dict(weights_id="random1", image_size=SIZE)):
-        with pytest.raises(RuntimeError, match="would build"):
-            int8.load_int8_network(weights_path=weights_file, models_dir=copy, **other)
+    with pytest.raises(RuntimeError, match="would build"):
+        int8.load_int8_network(weights_path=weights_file, weights_id="random1", image_size=SIZE, models_dir=copy)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -339,7 +359,7 @@ CHILD = textwrap.dedent("""
     while len(list(Path(work).glob("ready-*"))) < 2 and time.time() < deadline:
         time.sleep(0.01)
     net = int8.load_int8_network(weights_path=weights, weights_id="random0", image_size=32, models_dir=models, threads=1)
-    np.save(Path(work, f"features-{me}.npy"), net(calibration[:4]))
+    np.save(Path(work, f"features-{me}.npy"), net(np.load(Path(work, "probe.npy"))))
 """)
 
 
@@ -347,7 +367,8 @@ def test_two_processes_building_at_once(built, weights_file, photos, tmp_path):
     network, _ = built
     work, models = tmp_path / "work", tmp_path / "models"
     work.mkdir()
-    np.save(work / "calibration.npy", photos[::2])
+    np.save(work / "calibration.npy", shipped_photos(int8.CALIBRATION_SIZE)[::2])  # as `built` calibrated
+    np.save(work / "probe.npy", photos[:4])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     children = [subprocess.Popen([sys.executable, "-c", CHILD, str(weights_file), str(models), str(work), str(i)],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
@@ -358,7 +379,7 @@ def test_two_processes_building_at_once(built, weights_file, photos, tmp_path):
     assert [p.name for p in models.iterdir()] == [network.model_path.name]
     assert (models / network.model_path.name).read_bytes() == network.model_path.read_bytes()
     for i in range(2):
-        np.testing.assert_array_equal(np.load(work / f"features-{i}.npy"), network(photos[::2][:4]))
+        np.testing.assert_array_equal(np.load(work / f"features-{i}.npy"), network(photos[:4]))
 
 
 def test_stale_build_folders_are_removed(tmp_path):
