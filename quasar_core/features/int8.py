@@ -153,8 +153,8 @@ def _check_conv_weights(conv_weights) -> list[tuple[np.ndarray, np.ndarray]]:
 def build_float_model(conv_weights, *, image_size: int | None):
     """VGG16's conv base as an ONNX model: images [N,S,S,3] RGB 0..255 -> features [N,512].
 
-    `image_size=None` leaves the height and width open (any size from MIN_IMAGE_SIZE); give one
-    to a session with `with_image_size`."""
+    `image_size=None` leaves the height and width open (any size from MIN_IMAGE_SIZE); a session
+    is opened for one size (Int8FeatureNetwork's `image_size`)."""
     size = None if image_size is None else _check_image_size(image_size)
     pairs = _check_conv_weights(conv_weights)
     from onnx import TensorProto, helper, numpy_helper
@@ -202,20 +202,6 @@ def build_float_model(conv_weights, *, image_size: int | None):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="quasar_core")
     helper.set_model_props(model, {"image_size": str(size or "any"), "precision": "float32"})
     return model
-
-
-def with_image_size(model_bytes: bytes, image_size: int) -> bytes:
-    """The model with its open height and width set to `image_size` (a fixed-size session)."""
-    size = _check_image_size(image_size)
-    import onnx
-
-    model = onnx.load_from_string(model_bytes)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for dim in (dims[1], dims[2]):
-        if dim.HasField("dim_value") and dim.dim_value != size:
-            raise ValueError(f"The model takes {dim.dim_value} px images, not {size}.")
-        dim.dim_value = size  # replaces dim_param: the two are one oneof field
-    return model.SerializeToString()
 
 
 def quantize_model(float_model_path, out_path, *, calibration_images, variant: str = QUANT_VARIANT) -> None:
@@ -287,7 +273,9 @@ class _Reader:
 class Int8FeatureNetwork:
     """An ONNX Runtime session of a model from this module: (n,S,S,3) RGB 0..255 -> (n,512)."""
 
-    def __init__(self, model_path, *, threads: int | None = None):
+    def __init__(self, model_path, *, threads: int | None = None, image_size: int | None = None):
+        if image_size is not None:
+            image_size = _check_image_size(image_size)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}.")
         import onnxruntime as ort
@@ -299,13 +287,18 @@ class Int8FeatureNetwork:
         options.log_severity_level = 3
         # Idle workers would spin between batches, stealing the cores the app and other jobs use.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if image_size is not None:  # fixes an open model's height and width (a fixed model ignores it)
+            for name in ("height", "width"):
+                options.add_free_dimension_override_by_name(name, image_size)
         # bytes: the model already read and verified by load_int8_network (no second read).
         source = model_path if isinstance(model_path, bytes) else str(model_path)
         self.model_path = None if isinstance(model_path, bytes) else Path(model_path)
         self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         shape = self._session.get_inputs()[0].shape
         if not isinstance(shape[1], int):
-            raise ValueError("This model takes any image size: open it with with_image_size(model_bytes, size).")
+            raise ValueError("This model takes any image size: give the session one (image_size=...).")
+        if image_size is not None and shape[1] != image_size:
+            raise ValueError(f"The model takes {shape[1]} px images, not {image_size}.")
         self.image_size = shape[1]
         self.precision = self._session.get_modelmeta().custom_metadata_map.get("precision", "unknown")
 
@@ -351,7 +344,7 @@ def load_int8_network(*, weights_path, weights_id: str, image_size: int, models_
             raise ValueError(f"VGG16 weights file {str(weights_path)!r} does not exist.")
         model = _build(weights_path, models_dir, prefix)
     data, path = model
-    network = Int8FeatureNetwork(with_image_size(data, size), threads=threads)
+    network = Int8FeatureNetwork(data, threads=threads, image_size=size)
     network.model_path = path
     return network
 

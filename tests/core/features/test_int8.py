@@ -222,16 +222,16 @@ def test_a_model_of_any_size_is_opened_at_one(weights, photos, float_net):
     with pytest.raises(ValueError, match="any image size"):
         int8.Int8FeatureNetwork(open_model)
     for size, images in ((SIZE, photos[::8]), (45, shipped_photos(45)[::8])):
-        net = int8.Int8FeatureNetwork(int8.with_image_size(open_model, size))
+        net = int8.Int8FeatureNetwork(open_model, image_size=size)
         assert net.image_size == size
         expected = numpy_features(weights, images)
         np.testing.assert_allclose(net(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     fixed = int8.build_float_model(weights, image_size=SIZE).SerializeToString()
-    assert int8.with_image_size(fixed, SIZE) == fixed
+    assert int8.Int8FeatureNetwork(fixed, image_size=SIZE).image_size == SIZE
     with pytest.raises(ValueError, match="takes 32 px images, not 64"):
-        int8.with_image_size(fixed, 64)
+        int8.Int8FeatureNetwork(fixed, image_size=64)
     with pytest.raises(ValueError, match="image_size"):
-        int8.with_image_size(open_model, 16)
+        int8.Int8FeatureNetwork(open_model, image_size=16)
 
 
 # --- int8 ------------------------------------------------------------------------------------
