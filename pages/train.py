@@ -56,6 +56,10 @@ def live_view():
     current = job_control.current_job()
     if current is None:
         return
+    finished = current.finished  # read once: if it ends while this draws, the next poll shows the end
+    if finished and active:  # it ended since the page was drawn: redraw it all (buttons, next steps),
+        job_control.adopt_result(current)  # before drawing a chart the full rerun would draw again
+        st.rerun()
     snap = job_control.snapshot(current)
     if snap.state == "queued":
         st.info(f"Waiting for another job on this server to finish: you are number {snap.queue_position} "
@@ -71,11 +75,8 @@ def live_view():
     for message in snap.messages:
         st.info(message)
     charts_of(snap.history)
-    if current.finished:
-        run = job_control.adopt_result(current)
-        if active:  # it ended since the page was drawn: redraw it all (buttons, next steps)
-            st.rerun()
-        outcome(snap, run)
+    if finished:
+        outcome(snap, job_control.adopt_result(current))
 
 
 def outcome(snap, run):
