@@ -14,6 +14,7 @@ import sys
 from quasar_core import commands
 from quasar_core.errors import QuasarError
 from quasar_core.flags import add_training_flags
+from quasar_core.quiet_start import quiet_tensorflow_start
 
 
 def _data_argument(parser, help_text="a folder with one sub-folder per class, or a .zip of one"):
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines are not for users
+    quiet_tensorflow_start()  # TensorFlow's start-up lines are not for users
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -23,7 +23,7 @@ from quasar_core.data.split import Folds
 from quasar_core.familiarity import FamiliarityModel
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, int8_agreement, network_provider
-from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision
+from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision, float_beside
 from quasar_core.head import Head, assemble_model, fit_head, fit_temperature
 from quasar_core.head import with_features as model_with_features
 from quasar_core.progress import TrainingHooks, is_cancelled
@@ -145,8 +145,7 @@ class TransferClassifier:
         """Measure fine-tuning on the hold-out, then fine-tune the kept model on every photo."""
         config = self.config
         boundary = boundary_layer(BLOCKS - config.fine_tune_blocks)
-        float_precision = "float32" if self.precision_.precision == "int8" else self.precision_.precision
-        activations = self._feature_pass(float_precision).features(
+        activations = self._feature_pass(float_beside(self.precision_.precision)).features(
             dataset, np.arange(len(dataset)), views=config.views, layer=boundary)
         if activations is None:
             return

@@ -27,7 +27,7 @@ from quasar_core.config import Augmentation
 from quasar_core.data.images import resize_square
 from quasar_core.features import int8, networks
 from quasar_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir
-from quasar_core.features.precision import cpu_supports_bfloat16
+from quasar_core.features.precision import float_beside
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled
 
 # Activation memory of one photo in the pass is ~2 block1 tensors (S*S*64 float32 each); batches
@@ -196,7 +196,7 @@ def network_provider(*, weights: str, image_size: int, precision: str, base_load
             return int8.load_int8_network(weights_path=local_weights(weights, base_loader),
                                           weights_id=backbone.weights_id(weights), image_size=image_size,
                                           models_dir=models_dir(cache))
-        float_precision = precision if precision != "int8" else ("bfloat16" if cpu_supports_bfloat16() else "float32")
+        float_precision = float_beside(precision)
         if layer == POOLED:
             return networks.keras_network(base_loader(), precision=float_precision)
         return networks.keras_network(base_loader(), precision=float_precision, stop_at=layer, pooled=False)

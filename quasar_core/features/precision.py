@@ -44,6 +44,14 @@ def cpu_supports_bfloat16(*, cpuinfo: str = "/proc/cpuinfo") -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def float_beside(precision: str) -> str:
+    """What runs where int8 cannot (fine-tuning's boundary activations, Keras' own passes): `precision`
+    itself unless it is int8, then bfloat16 where the CPU has it natively, else float32."""
+    if precision != "int8":
+        return precision
+    return "bfloat16" if cpu_supports_bfloat16() else "float32"
+
+
 def int8_instructions(*, cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """The CPU's instructions that make int8 pay: VNNI/AMX, else AVX2 (with 7-bit weights); [] if none."""
     if os.environ.get(NO_INT8_ENV, "").strip() == "1":

@@ -187,8 +187,13 @@ def test_the_model_is_the_same_maths_as_the_kept_head_on_the_features(fitted, da
     photos = [dataset.pixels(i) for i in range(len(dataset))]
     probabilities, features = classifier.predict_proba(photos, with_features=True)
     assert features.shape == (24, 512)
-    np.testing.assert_allclose(features, classifier.features_, rtol=2e-2 if classifier.precision_.precision
-                               == "bfloat16" else 1e-4, atol=1e-4)
+    if classifier.precision_.precision == "bfloat16":  # the cache holds bf16 features (3 significant digits)
+        cosine = (features * classifier.features_).sum(1) / (
+            np.linalg.norm(features, axis=1) * np.linalg.norm(classifier.features_, axis=1))
+        assert cosine.min() > 0.999
+        np.testing.assert_allclose(features, classifier.features_, atol=0.02 * np.abs(features).max())
+    else:
+        np.testing.assert_allclose(features, classifier.features_, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(probabilities, classifier.head_.probabilities(features), atol=1e-4)
     assert (probabilities.argmax(1) == dataset.targets()).mean() >= 0.9
 
