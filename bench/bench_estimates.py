@@ -9,12 +9,9 @@ data set (the bundled sample, 300 Fashion-MNIST photos; ~250 flowers photos, 50 
 the presets train at up to 224 px) and preset:
 
   estimate  planning.plan(dataset, config, rate_at_224=rate, precision=choose_precision(...),
-            cached_views=0) - the number Configure shows (ui.job_control.plan), with the
-            preset's settings for these photos (presets.PRESETS[key].config(dataset)) and an
-            empty cache. For Best, Configure shows this plan of Best's own setting and adds
-            "Best accuracy tries several settings, so it takes longer than this"; the script
-            also prints the sum of the plans of all Best's candidates (a photo-view computed by
-            an earlier candidate counted once), what an estimate covering the candidates would say
+            cached_views=0, candidates=<Best's candidates for Best>) - the number Configure
+            shows (ui.job_control.plan), with the preset's settings for these photos
+            (presets.PRESETS[key].config(dataset)) and an empty cache
   actual    runs.pipeline.train_run(dataset, config, run_dir, cache=<fresh>, base_loader=<shared>,
             candidates=<Best's candidates for Best>) wall time, as the dashboard's job runs it
 
@@ -33,51 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 TOLERANCE = 0.35
-
-
-def candidates_estimate(dataset, candidates, rate, precision_of) -> float:
-    """Sum of the candidates' time estimates, each photo-view's VGG16 pass counted once (the cache keeps it).
-
-    fit_best validates every candidate, then fits the winner again on the cached features (its
-    folds once more and the kept head): that refit is counted as the costliest candidate's heads.
-    """
-    import numpy as np
-
-    from quasar_core import planning
-    from quasar_core.backbone import BLOCKS, boundary_layer
-
-    n = len(dataset)
-    megapixels = float(np.median([w * h for w, h in (s.original_size for s in dataset.samples)])) / 1e6
-    computed: set[tuple] = set()
-    total, refit = planning.FIXED_OVERHEAD_SECONDS, 0.0
-    for config in candidates:
-        precision = precision_of(config)
-        pooled = {(config.image_size, precision, "pooled", v) for v in range(config.views)}
-        uncached = n * len(pooled - computed)
-        computed |= pooled
-        estimate = planning.estimate_training_time(config, n, rate_at_224=rate, precision=precision,
-                                                   uncached_views=uncached, megapixels=megapixels)
-        total += estimate.feature_seconds + estimate.head_seconds + estimate.fine_tune_seconds
-        if config.fine_tunes:
-            boundary = {(config.image_size, "float", boundary_layer(BLOCKS - config.fine_tune_blocks), v)
-                        for v in range(config.views)}
-            if uncached == 0 and boundary - computed:  # estimate_training_time adds it only with uncached photos
-                total += n * config.views * planning.seconds_per_photo(config, rate_at_224=rate, precision=precision)
-            computed |= boundary
-        else:
-            refit = max(refit, estimate.head_seconds)
-    return total + refit
-
-
-class PrecisionOf:
-    def __call__(self, config) -> str:
-        return self.choice(config).precision
-
-    @staticmethod
-    def choice(config):
-        from quasar_core.features.precision import choose_precision
-
-        return choose_precision(config.precision)
 
 
 def make_data(name: str, root: Path, args):
@@ -111,11 +63,11 @@ def main(argv=None) -> int:
     from quasar_core import planning
     from quasar_core.data import load_folder
     from quasar_core.features.cache import FeatureCache
+    from quasar_core.features.precision import choose_precision
     from quasar_core.presets import PRESETS
     from quasar_core.runs.pipeline import train_run
 
     base_loader = common.shared_base_loader()
-    precision_of = PrecisionOf()
     base = base_loader()
     info["others_cpu_share_before_rate"] = common.quiet(args)
     rate = planning.measure_forward_rate(base)
@@ -139,8 +91,9 @@ def main(argv=None) -> int:
             for key in presets:
                 config = plans[key]
                 candidates = PRESETS[key].candidates(dataset) if key == "best" else None
-                choice = precision_of.choice(config)
-                shown = planning.plan(dataset, config, rate_at_224=rate, precision=choice, cached_views=0)
+                choice = choose_precision(config.precision)
+                shown = planning.plan(dataset, config, rate_at_224=rate, precision=choice, cached_views=0,
+                                      candidates=candidates)
                 row = {"image_size": config.image_size, "views": config.views, "fine_tunes": config.fine_tunes,
                        "precision": choice.precision, "estimate": shown.time.total_seconds,
                        "estimate_phases": {"features": shown.time.feature_seconds, "head": shown.time.head_seconds,
@@ -149,7 +102,6 @@ def main(argv=None) -> int:
                 if candidates:
                     row["candidates"] = [{"image_size": c.image_size, "views": c.views, "fine_tunes": c.fine_tunes}
                                          for c in candidates]
-                    row["estimate_all_candidates"] = candidates_estimate(dataset, candidates, rate, precision_of)
                 row["others_share_before"] = common.quiet(args)
                 print(f"[{name}] {key} ...", flush=True)
                 watch = common.Stopwatch()
@@ -160,8 +112,6 @@ def main(argv=None) -> int:
                     raise SystemExit(f"{name} {key} ended {run.state}: {run.status.message}")
                 row["actual_timings"] = run.status.timings
                 row["estimate_over_actual"] = row["estimate"] / row["actual"]["wall"]
-                if candidates:
-                    row["all_candidates_over_actual"] = row["estimate_all_candidates"] / row["actual"]["wall"]
                 rows[key] = row
                 print(f"[{name}] {key}: estimate {row['estimate']:.1f} s, actual {row['actual']['wall']:.1f} s "
                       f"(others {row['actual']['others_share']:.0%}) -> {row['estimate_over_actual']:.2f}", flush=True)
@@ -182,12 +132,6 @@ def main(argv=None) -> int:
                   f"{'met' if off <= TOLERANCE else 'MISSED':>8} {row['actual']['others_share']:>6.0%}   "
                   f"{phases['features']:.1f} / {phases['head']:.1f} / {phases['fine_tune']:.1f} / "
                   f"{phases['overhead']:.1f}; {timings}")
-            if "estimate_all_candidates" in row:
-                ratio = row["all_candidates_over_actual"]
-                label = f"best: all {len(row['candidates'])} candidates"
-                print(f"  {'':8} {label:24} "
-                      f"{row['estimate_all_candidates']:>10.1f} {row['actual']['wall']:>9.1f} {ratio:>8.2f} "
-                      f"{'met' if abs(ratio - 1) <= TOLERANCE else 'MISSED':>8}")
     total = time.perf_counter() - started
     results["total_seconds"] = total
     print(f"total run time of bench_estimates.py: {total:.0f} s")

@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from quasar_core.backbone import BLOCKS
 from quasar_core.config import TrainConfig
 from quasar_core.errors import ResourceLimitError
 from quasar_core.features.extract import batch_size_for
 from quasar_core.features.networks import keras_network
-from quasar_core.features.precision import cpu_supports_bfloat16, int8_instructions
+from quasar_core.features.precision import cpu_supports_bfloat16, float_beside, int8_instructions
 
 # VGG16's conv layers: (block, input channels, output channels), image side halved after each block.
 _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 256), (3, 256, 256),
@@ -27,34 +28,38 @@ _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 2
 MEMORY_LIMIT_ENV = "QUASAR_MEMORY_LIMIT_MB"
 # Writing the run (head, examples, evaluation) and starting the job: about a second here.
 FIXED_OVERHEAD_SECONDS = 1.5
-HEAD_FIT_SECONDS = 0.05  # one logistic regression on a few hundred photos' features (measured: 30-60 ms)
+HEAD_FIT_SECONDS = 0.02  # one logistic regression on a few hundred photos' features (measured: 12-60 ms)
 DECODE_SECONDS_PER_MEGAPIXEL = 0.012  # Pillow decoding + THE resize, per source megapixel
-BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
-AUGMENT_SECONDS = 0.012  # random layers on one photo (bench_estimates: Balanced - 2 x Quick, the sample)
+BACKWARD_FACTOR = 3.5  # a fine-tuning step / a forward pass (sample, block 5 at 96 px: 2.2 s an epoch, 2026-12-02)
+FINE_TUNE_FIT_SECONDS = 3.0  # building, compiling, tracing one fine-tuning model, its checkpoints (measured 1.1-4.9 s)
+AUGMENT_SECONDS = 0.009  # random layers on one photo (bench_estimates, Balanced - 2 x Quick: 0.0075-0.012 s)
 
 
 def speedup(precision: str) -> float:
     """How much faster than float32 VGG16 runs in `precision` on this CPU (measured in bench/)."""
     if precision == "bfloat16":
-        return 2.0 if cpu_supports_bfloat16() else 0.9  # emulated bf16 is slower than float32
-    if precision == "int8":  # measured 2.6-2.9x with AVX2 alone (bench/); VNNI does more per instruction
-        return 3.0 if set(int8_instructions()) - {"avx2"} else 2.7
+        # native bf16 measured 1.7x float32 on a Zen 4 (issue 16) but 0.6x on an AVX512_BF16 Xeon (bench/,
+        # 2026-12-02): no gain is promised; emulated bf16 is slower than float32
+        return 1.0 if cpu_supports_bfloat16() else 0.9
+    if precision == "int8":  # feature pass vs float32's (bench/): 2.6-2.9x with AVX2 alone, 3.8x with AVX-512 VNNI
+        return 4.0 if set(int8_instructions()) - {"avx2"} else 2.7
     return 1.0
 
 
-def vgg16_gflops(image_size: int, *, from_block: int = 1) -> float:
-    """Multiply-adds x 2 of VGG16's conv layers from `from_block` on, for one square image."""
+def vgg16_gflops(image_size: int, *, from_block: int = 1, to_block: int = 5) -> float:
+    """Multiply-adds x 2 of VGG16's conv layers in blocks `from_block`..`to_block`, for one square image."""
     total = 0.0
     for block, cin, cout in _VGG16_CONVS:
-        if block >= from_block:
+        if from_block <= block <= to_block:
             side = image_size / 2 ** (block - 1)
             total += side * side * 9 * cin * cout * 2
     return total / 1e9
 
 
-def seconds_per_photo(config: TrainConfig, *, rate_at_224: float = 3.4, precision: str = "float32") -> float:
-    """VGG16 seconds for one photo at the config's size, from a photos/s rate at 224 px."""
-    return vgg16_gflops(config.image_size) / vgg16_gflops(224) / (rate_at_224 * speedup(precision))
+def seconds_per_photo(config: TrainConfig, *, rate_at_224: float = 3.4, precision: str = "float32",
+                      to_block: int = 5) -> float:
+    """VGG16 seconds for one photo at the config's size (blocks 1..`to_block`), from a photos/s rate at 224 px."""
+    return vgg16_gflops(config.image_size, to_block=to_block) / vgg16_gflops(224) / (rate_at_224 * speedup(precision))
 
 
 @dataclass(frozen=True)
@@ -70,48 +75,60 @@ class TimeEstimate:
 
 
 def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: float, precision: str = "float32",
-                           uncached_views: int | None = None, megapixels: float = 0.1) -> TimeEstimate:
+                           uncached_views: int | None = None, uncached_boundary_views: int | None = None,
+                           megapixels: float = 0.1) -> TimeEstimate:
     """Seconds per phase for `n_photos`, of which `uncached_views` photo-views still need VGG16.
 
     `rate_at_224` is float32 photos per second at 224 px on this machine; `precision` what will run;
-    `megapixels` the photos' median size (decoding them costs too).
+    `megapixels` the photos' median size (decoding them costs too). Fine-tuning's boundary
+    activations are a pass of their own (`uncached_boundary_views`, default as many as `uncached_views`).
     """
     if rate_at_224 <= 0:
         raise ValueError(f"rate_at_224 must be positive, got {rate_at_224!r}.")
     views = config.views
     uncached = n_photos * views if uncached_views is None else uncached_views
+    decode = DECODE_SECONDS_PER_MEGAPIXEL * megapixels
     per_photo = seconds_per_photo(config, rate_at_224=rate_at_224, precision=precision)
-    features = uncached * (per_photo + DECODE_SECONDS_PER_MEGAPIXEL * megapixels)
+    features = uncached * (per_photo + decode)
     features += uncached * (views - 1) / views * AUGMENT_SECONDS
     folds = 1 if (config.fine_tunes or n_photos > config.max_cv_photos) else config.folds
     head = (folds * 5 + 1) * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
     if config.fine_tunes:
-        top = vgg16_gflops(config.image_size, from_block=6 - config.fine_tune_blocks) / vgg16_gflops(224)
+        frozen_blocks = BLOCKS - config.fine_tune_blocks
+        # The boundary activations: the frozen blocks again, in float (int8 makes pooled features only).
+        boundary = uncached if uncached_boundary_views is None else uncached_boundary_views
+        features += boundary * (decode + seconds_per_photo(config, rate_at_224=rate_at_224, to_block=frozen_blocks,
+                                                           precision=float_beside(precision)))
+        top = vgg16_gflops(config.image_size, from_block=frozen_blocks + 1) / vgg16_gflops(224)
         step = top / rate_at_224  # float32: fine-tuning trains in float
         learned = n_photos * views
-        # the hold-out estimate (80 % of the photos) and the kept model (all), forward + backward
-        fine_tune = config.fine_tune_epochs * 1.8 * learned * BACKWARD_FACTOR * step
-        features += uncached * per_photo  # the boundary activations are a second, float pass
+        # the hold-out estimate (80 % of the photos, tested on 20 % each epoch) and the kept model (all)
+        fine_tune = config.fine_tune_epochs * (1.8 * learned * BACKWARD_FACTOR + 0.2 * n_photos) * step
+        fine_tune += 2 * FINE_TUNE_FIT_SECONDS
     return TimeEstimate(features, head, fine_tune)
 
 
 def estimate_best_time(candidates: list[TrainConfig], n_photos: int, *, rate_at_224: float, precision: str,
                        uncached_views: int | None = None, megapixels: float = 0.1) -> TimeEstimate:
     """Best accuracy tries every candidate: their feature passes (shared where they share a size), heads
-    and fine-tuning added up. `uncached_views` is for the first candidate; the others' are all counted."""
-    features = head = fine_tune = 0.0
+    and fine-tuning added up, and the winner's refit on the cached features (counted as the costliest
+    candidate's heads). `uncached_views` is for the first candidate; the others' are all counted."""
+    features = head = fine_tune = refit = 0.0
     passes: dict[int, int] = {}  # image size -> views already counted
     for number, config in enumerate(candidates):
         done = passes.get(config.image_size, 0)
         uncached = (uncached_views if number == 0 and uncached_views is not None
                     else n_photos * max(config.views - done, 0))
         part = estimate_training_time(config, n_photos, rate_at_224=rate_at_224, precision=precision,
-                                      uncached_views=uncached, megapixels=megapixels)
+                                      uncached_views=uncached, uncached_boundary_views=n_photos * config.views,
+                                      megapixels=megapixels)
         passes[config.image_size] = max(done, config.views)
         features, head, fine_tune = features + part.feature_seconds, head + part.head_seconds, \
             fine_tune + part.fine_tune_seconds
-    return TimeEstimate(features, head, fine_tune)
+        if not config.fine_tunes:
+            refit = max(refit, part.head_seconds)
+    return TimeEstimate(features, head + refit, fine_tune)
 
 
 def measure_forward_rate(base, *, image_size: int = 96, batch: int = 8) -> float:

@@ -128,8 +128,7 @@ def plan(dataset, config) -> planning.Plan:
 
     base = resources.shared_base(config.weights)
     precision = choose_precision(config.precision)
-    spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size,
-                       precision.precision if precision.precision != "int8" else "int8")
+    spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size, precision.precision)
     probe = FeaturePass(spec=spec, network_for=None, cache=workspace.current().cache(),
                         augmentation=config.augmentation if config.augment else None, seed=config.seed)
     cached = probe.cached_count(dataset, views=config.views)

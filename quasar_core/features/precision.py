@@ -45,11 +45,10 @@ def cpu_supports_bfloat16(*, cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def float_beside(precision: str) -> str:
-    """What runs where int8 cannot (fine-tuning's boundary activations, Keras' own passes): `precision`
-    itself unless it is int8, then bfloat16 where the CPU has it natively, else float32."""
-    if precision != "int8":
-        return precision
-    return "bfloat16" if cpu_supports_bfloat16() else "float32"
+    """What runs where int8 cannot (fine-tuning's boundary activations): `precision` itself unless it is
+    int8, then float32. Not bfloat16: on an AVX512_BF16 Xeon, TensorFlow's bf16 VGG16 ran at 0.6x float32's
+    speed to block 4 (5.4 vs 8.4 photos/s, 2026-12-02), and at 0.9x where bf16 is emulated."""
+    return "float32" if precision == "int8" else precision
 
 
 def int8_instructions(*, cpuinfo: str = "/proc/cpuinfo") -> list[str]:

@@ -218,14 +218,14 @@ def test_network_provider_shares_the_keras_networks(base, base_loader, monkeypat
     monkeypatch.setattr(extract, "local_weights", lambda weights, loader: "/weights/vgg16.h5")
     from quasar_core.features import int8
     monkeypatch.setattr(int8, "load_int8_network", lambda **kwargs: built.append(kwargs) or "int8 network")
-    monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: True)  # even so: float32 beside int8
     cache = FeatureCache(tmp_path / "cache" / "features")
     network_for = network_provider(weights="none", image_size=SIZE, precision="int8", base_loader=base_loader,
                                    cache=cache)
     assert network_for("pooled") == "int8 network"
     assert built == [{"weights_path": "/weights/vgg16.h5", "weights_id": "random-0", "image_size": SIZE,
                       "models_dir": tmp_path / "cache" / "int8-models"}]
-    # Boundary activations for fine-tuning stay float (float32 on a CPU without bfloat16).
+    # Boundary activations for fine-tuning stay float32 (TensorFlow's bf16 was slower, precision.float_beside).
     assert network_for("block4_pool") is boundary
 
 
