@@ -19,6 +19,8 @@ child's VmHWM from wait4):
                   one-off of the first int8 training on a machine)
   int8_prebuilt   the same with the quantized model already on disk (fresh feature cache): every
                   later int8 training
+  auto_prebuilt   `--precision auto` likewise: every later default training (the int8 check on
+                  the first photos still runs: they are new photos)
   second          after `auto`: the same photos again with --no-class-weights, another --out, the
                   same cache (only the head is new)
 
@@ -47,6 +49,7 @@ ENGINE_ARMS = {  # name: (precision, extra CLI flags)
     "int8": ("int8", []),
     "int8_prebuilt": ("int8", []),
     "auto": ("auto", []),
+    "auto_prebuilt": ("auto", []),
     "second": ("auto", ["--no-class-weights"]),
 }
 ARMS = ("seed", *ENGINE_ARMS)
@@ -190,7 +193,7 @@ def run_engine(arm: str, data: Path, test: Path, work: Path, args, first_cache: 
     folder.mkdir()
     cache = (first_cache if arm == "second" and first_cache is not None else folder / "features")
     env = common.child_env(QUASAR_CACHE_DIR=cache)
-    if arm == "int8_prebuilt":
+    if arm in ("int8_prebuilt", "auto_prebuilt"):
         prebuild_int8(cache.parent / "int8-models", args.size, env)
     run_dir = folder / "run"
     cli = ["train", str(data), "--out", str(run_dir), "--image-size", str(args.size), "--precision", precision,
