@@ -89,8 +89,10 @@ class TransferClassifier:
         self.targets_ = dataset.targets()
         self.history_, self.timings_, self.cancelled_, self.tuned_, self.model_ = [], {}, False, None, None
         self._hooks_rows = TrainingHooks(self._hooks.on_progress, self._record, self._hooks.on_message)
+        self._networks = {}  # precision -> network_for, shared by the int8 check and the feature pass
         self.precision_ = choose_precision(self.config.precision, agreement=lambda: int8_agreement(
             dataset, np.arange(min(CHECK_PHOTOS, len(dataset))), weights=self.config.weights,
+            int8_pass=self._feature_pass("int8", quiet=True),  # the feature pass then reads these from the cache
             image_size=self.config.image_size, base_loader=self._base, cache=self.cache),
             random_weights=backbone.resolve_weights(self.config.weights) is None)
 
@@ -105,18 +107,21 @@ class TransferClassifier:
         finally:
             self.timings_[phase] = self.timings_.get(phase, 0.0) + time.perf_counter() - started
 
-    def _feature_pass(self, precision: str) -> FeaturePass:
+    def _feature_pass(self, precision: str, *, quiet: bool = False) -> FeaturePass:
+        """`quiet`: no progress and no cancelling (the int8 check's 8 photos)."""
         config = self.config
         spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size, precision)
-        network_for = network_provider(weights=config.weights, image_size=config.image_size, precision=precision,
-                                       base_loader=self._base, cache=self.cache)
-        return FeaturePass(spec=spec, network_for=network_for, cache=self.cache, hooks=self._hooks,
-                           cancel=self._cancel, augmentation=config.augmentation if config.augment else None,
-                           seed=config.seed)
+        if precision not in self._networks:
+            self._networks[precision] = network_provider(weights=config.weights, image_size=config.image_size,
+                                                         precision=precision, base_loader=self._base, cache=self.cache)
+        return FeaturePass(spec=spec, network_for=self._networks[precision], cache=self.cache,
+                           hooks=TrainingHooks() if quiet else self._hooks, cancel=None if quiet else self._cancel,
+                           augmentation=config.augmentation if config.augment else None, seed=config.seed)
 
     def _pooled_features(self, dataset):
         feature_pass = self._feature_pass(self.precision_.precision)
         views = feature_pass.features(dataset, np.arange(len(dataset)), views=self.config.views)
+        self._networks.clear()  # the int8 session is not kept with the model (session state holds it)
         # Loading the network (TensorFlow, VGG16's weights, an int8 model) is not the pass itself.
         self.timings_["load"] = self.timings_.get("load", 0.0) + feature_pass.load_seconds
         self.timings_["features"] = self.timings_.get("features", 0.0) - feature_pass.load_seconds

@@ -190,8 +190,16 @@ def models_dir(cache: FeatureCache | None) -> Path:
 def network_provider(*, weights: str, image_size: int, precision: str, base_loader: Callable[[], object],
                      cache: FeatureCache | None) -> Callable[[str], Callable]:
     """network_for(layer) for a FeaturePass: int8 through ONNX Runtime for pooled features when chosen
-    (boundary activations for fine-tuning stay float), else the shared Keras network."""
+    (boundary activations for fine-tuning stay float), else the shared Keras network. Each layer's
+    network is opened once per provider (the int8 check and the feature pass share one session)."""
+    opened: dict[str, Callable] = {}
+
     def network_for(layer: str):
+        if layer not in opened:
+            opened[layer] = _open_network(layer)
+        return opened[layer]
+
+    def _open_network(layer: str):
         if precision == "int8" and layer == POOLED:
             return int8.load_int8_network(weights_path=local_weights(weights, base_loader),
                                           weights_id=backbone.weights_id(weights), image_size=image_size,
@@ -215,9 +223,12 @@ def local_weights(weights: str, base_loader: Callable[[], object]) -> str:
     return path
 
 
-def int8_agreement(dataset, indices, *, weights: str, image_size: int, base_loader, cache) -> float:
+def int8_agreement(dataset, indices, *, int8_pass: FeaturePass, weights: str, image_size: int, base_loader,
+                   cache) -> float:
     """Mean cosine similarity of int8 and float32 features on these photos (the 'auto' check).
 
+    The int8 side comes from `int8_pass` (the int8 FeaturePass of the training that asks), so these
+    photos' int8 features land in the feature cache and the feature pass does not compute them again.
     Remembered beside the int8 models per (weights, size, photos), so retraining the same photos does
     not check again.
     """
@@ -229,12 +240,12 @@ def int8_agreement(dataset, indices, *, weights: str, image_size: int, base_load
         return float(json.loads(memo.read_text())["agreement"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    path = local_weights(weights, base_loader)
-    quantized = int8.load_int8_network(weights_path=path, weights_id=weights_id, image_size=image_size,
-                                       models_dir=models_dir(cache))
-    reference = int8.float_network(weights_path=path, image_size=image_size)
+    if int8_pass.spec.precision != "int8" or int8_pass.spec.image_size != image_size:
+        raise ValueError(f"int8_pass must compute int8 features at {image_size} px, got {int8_pass.spec!r}.")
+    quantized = int8_pass.features(dataset, indices)[0]
+    reference = int8.float_network(weights_path=local_weights(weights, base_loader), image_size=image_size)
     images = np.stack([resize_square(dataset.pixels(i), image_size) for i in indices])
-    score = int8.agreement(quantized(images), reference(images))
+    score = int8.agreement(quantized, reference(images))
     memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"agreement": score}))

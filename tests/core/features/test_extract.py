@@ -223,6 +223,7 @@ def test_network_provider_shares_the_keras_networks(base, base_loader, monkeypat
     network_for = network_provider(weights="none", image_size=SIZE, precision="int8", base_loader=base_loader,
                                    cache=cache)
     assert network_for("pooled") == "int8 network"
+    assert network_for("pooled") == "int8 network"  # opened once: the int8 check and the pass share it
     assert built == [{"weights_path": "/weights/vgg16.h5", "weights_id": "random-0", "image_size": SIZE,
                       "models_dir": tmp_path / "cache" / "int8-models"}]
     # Boundary activations for fine-tuning stay float32 (TensorFlow's bf16 was slower, precision.float_beside).
@@ -241,3 +242,36 @@ def test_the_pass_through_vgg16_equals_the_network_on_resized_photos(dataset, ba
     assert features.shape == (1, 3, 512)
     expected = networks.keras_network(base)(dataset.images([0, 9, 20], size=SIZE))
     np.testing.assert_allclose(features[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_int8_check_leaves_its_photos_features_in_the_cache(dataset, monkeypatch, tmp_path):
+    from quasar_core.features import int8
+
+    cache = FeatureCache(tmp_path / "cache" / "features")
+    spec = FeatureSpec("random-0", SIZE, "int8")
+    quantized = CountingNetwork()
+    opened = []
+
+    def float_network(*, weights_path, image_size):
+        opened.append((weights_path, image_size))
+        return lambda images: np.asarray(images, np.float32).reshape(len(images), -1) * 2.0  # same directions
+
+    monkeypatch.setattr(extract, "local_weights", lambda weights, loader: "/weights/vgg16.h5")
+    monkeypatch.setattr(int8, "float_network", float_network)
+
+    def check(int8_pass):
+        return extract.int8_agreement(dataset, np.arange(4), int8_pass=int8_pass, weights="none", image_size=SIZE,
+                                      base_loader=None, cache=cache)
+
+    assert check(FeaturePass(spec=spec, network_for=quantized.provider, cache=cache)) == pytest.approx(1.0)
+    assert quantized.photos == 4 and opened == [("/weights/vgg16.h5", SIZE)]
+    # The feature pass that follows reads those 4 from the cache and computes the other photos only.
+    later = FeaturePass(spec=spec, network_for=quantized.provider, cache=cache)
+    later.features(dataset, np.arange(len(dataset)))
+    assert later.computed == len(dataset) - 4 and quantized.photos == len(dataset)
+    # The same photos again: the result is remembered, nothing is computed or opened.
+    assert check(FeaturePass(spec=spec, network_for=quantized.provider, cache=cache)) == pytest.approx(1.0)
+    assert quantized.photos == len(dataset) and len(opened) == 1
+    with pytest.raises(ValueError, match="int8 features at 32 px"):
+        extract.int8_agreement(dataset, np.arange(5), int8_pass=feature_pass(CountingNetwork(), cache), weights="none",
+                               image_size=SIZE, base_loader=None, cache=cache)
