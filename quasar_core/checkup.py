@@ -16,6 +16,7 @@ from quasar_core.config import TrainConfig
 from quasar_core.doctor import DoctorReport, diagnose
 from quasar_core.features.cache import FeatureCache
 from quasar_core.head import softmax
+from quasar_core.near_copies import dataset_thumbnails
 from quasar_core.progress import TrainingHooks
 from quasar_core.training import TransferClassifier
 
@@ -58,6 +59,7 @@ def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, 
     logits = classifier.validation_.logits
     report = diagnose(classifier.features_, classifier.targets_, class_names=list(dataset.labels),
                       files=[sample.name for sample in dataset.samples],
-                      oof_probabilities=softmax(np.nan_to_num(logits)), seed=config.seed)
+                      oof_probabilities=softmax(np.nan_to_num(logits)), seed=config.seed,
+                      thumbnails=dataset_thumbnails(dataset, cache=cache))
     return Checkup(report, [s.name for s in dataset.samples], [s.label for s in dataset.samples],
                    photo_map(classifier.features_))

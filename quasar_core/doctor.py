@@ -17,11 +17,12 @@ Measured on 5 classes x 50 photos with 10 % of labels flipped (numbers and comma
   label, ranked by self-confidence; ``score`` = 1 - cleanlab's label quality (1 - probability of
   the given label), higher = more likely wrong; the suggestion is the most probable other class.
   Caller's out-of-fold probabilities take the logistic regression's place (measured equal).
-* **Near-duplicates** — pairs of power-normalised features with cosine >= 0.925, joined into
-  groups; groups spanning classes first, then by similarity. Planted copies of flower photos
-  (JPEG 60, x0.7, 5-10 % crop, brightness x0.9/1.1) scored >= 0.942, worst cases (10 % corner
-  crop, x0.85/1.15) >= 0.931; distinct photos above 0.925: 1 pair in 1,500 (genuine copies in
-  the set aside). Tiny 28 px photos are the exception: plain trousers look alike to VGG16.
+* **Near-duplicates** — near_copies.py: power-normalised features with cosine >= 0.925, or
+  aligned grey thumbnails far more alike than the photos' look-alikes (when the caller gives
+  `thumbnails`: what finds copies of small grayscale photos, which look alike to VGG16), joined
+  into groups; groups spanning classes first, then by similarity. Planted copies of flower
+  photos (JPEG 60, x0.7, 5-10 % crop, brightness x0.9/1.1) scored >= 0.942 by features, worst
+  cases (10 % corner crop, x0.85/1.15) >= 0.931; distinct photos above 0.925: 1 pair in 1,500.
 * **Outliers** — mean distance to the 10 nearest photos against a typical photo's: ``score`` =
   1 - typical / its distance (0 = typical, 0.5 = twice as far); only photos above typical.
 * **Which class needs more photos** — each class's cross-validated recall learning from
@@ -41,11 +42,11 @@ from typing import Callable
 import numpy as np
 
 from quasar_core.crossval import power_normalise
+from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplicates
 
 LR_C = 0.01
 NEIGHBOURS = 10
 CENTROID_TEMPERATURE = 0.02
-DUPLICATE_SIMILARITY = 0.925
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 GOOD_ENOUGH = 0.97  # a class this accurate needs no more photos
 ERROR_CUT = 0.75  # more_photos: photos needed to keep 3/4 of the mistakes (cut a quarter)
@@ -59,13 +60,6 @@ class LabelIssue:
     given: str
     suggested: str
     score: float  # 0..1, higher = more likely wrongly labelled
-
-
-@dataclass(frozen=True)
-class NearDuplicate:
-    files: tuple[str, ...]
-    similarity: float  # the lowest cosine similarity between any two of them
-    classes: tuple[str, ...]  # each file's class, in the order of files
 
 
 @dataclass(frozen=True)
@@ -262,40 +256,6 @@ def _label_issues(y, probs, names, files):
     return tuple(LabelIssue(files[i], names[y[i]], names[suggested[i]], round(float(1 - quality[i]), 4)) for i in keep)
 
 
-def _near_duplicates(z, y, names, files, distances, neighbours):
-    """Pairs above DUPLICATE_SIMILARITY merged most similar first, only while every pair in the group
-    stays above it (complete linkage: dense data must not chain into one giant group).
-
-    Pairs come from each photo's nearest neighbours (`distances`, `neighbours`: Euclidean on unit vectors),
-    so photos that all look alike cost n x NEIGHBOURS pairs, not n x n.
-    """
-    n, k = neighbours.shape
-    similar = 1 - distances.ravel() ** 2 / 2  # unit vectors: |a-b|^2 = 2 - 2 cos
-    close = similar >= DUPLICATE_SIMILARITY
-    first = np.repeat(np.arange(n), k)[close]
-    second = neighbours.ravel()[close]
-    # (a, b) and (b, a) once each: a pair may be found from one side only
-    key, at = np.unique(np.minimum(first, second) * n + np.maximum(first, second), return_index=True)
-    rows, cols, sims = key // n, key % n, similar[close][at]
-    pair = rows < cols
-    group = {i: [i] for i in range(len(z))}
-    owner = list(range(len(z)))
-    for e in np.flatnonzero(pair)[np.argsort(-sims[pair], kind="stable")]:
-        a, b = owner[rows[e]], owner[cols[e]]
-        if a == b or (z[group[a]] @ z[group[b]].T).min() < DUPLICATE_SIMILARITY:
-            continue
-        for i in group[b]:
-            owner[i] = a
-        group[a] += group.pop(b)
-    found = []
-    for members in (sorted(m) for m in group.values() if len(m) > 1):
-        similarity = float(min((z[members] @ z[members].T).min(), 1.0))
-        found.append(NearDuplicate(tuple(files[i] for i in members), round(similarity, 4),
-                                   tuple(names[y[i]] for i in members)))
-    found.sort(key=lambda d: (len(set(d.classes)) < 2, -d.similarity, d.files))
-    return tuple(found[: max(50, len(z) // 5)])
-
-
 def _outliers(distances, files):
     spread = distances.mean(1)
     typical = max(float(np.median(spread)), 1e-12)
@@ -391,7 +351,7 @@ def _advice_sentence(scored):
 
 
 def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fit_predict: Callable | None = None,
-             folds: int = 5, seed: int = 0, views=None) -> DoctorReport:
+             folds: int = 5, seed: int = 0, views=None, thumbnails=None) -> DoctorReport:
     """Label issues, near-duplicates, outliers and which class needs more photos (see the module docstring).
 
     ``features`` (n, d) pooled features; ``labels`` (n,) class ids into ``class_names``; ``files`` the
@@ -400,11 +360,13 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
     ``views`` (v, n, d) of augmented copies train it and average its predictions (measured no gain;
     costs (1 + v) x its time). ``fit_predict(train_features, train_labels, test_features) -> (n_test,
     classes)`` is the learning curves' head (default ``default_fit_predict``). Folds are capped at
-    the smallest class. Caps: label issues max(10, 2 x cleanlab's estimate), outliers max(10, n / 50),
-    both at most n / 4; near-duplicate groups max(50, n / 5).
+    the smallest class. ``thumbnails`` (n, crops, pixels) from near_copies.dataset_thumbnails add the
+    pixels' evidence to the near-duplicates. Caps: label issues max(10, 2 x cleanlab's estimate),
+    outliers max(10, n / 50), both at most n / 4; near-duplicate groups max(50, n / 5).
     """
     x, y, names, files, given, folds, seed, views = _check(
         features, labels, class_names, files, oof_probabilities, fit_predict, folds, seed, views)
+    thumbnails = check_thumbnails(thumbnails, len(x))
     from sklearn.neighbors import NearestNeighbors
     from threadpoolctl import threadpool_limits
 
@@ -422,7 +384,8 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
         # The default head at 100 % is the ensemble's own logistic regression: reuse its predictions.
         scored = _curves(x, y, names, splits, fit_predict or default_fit_predict, seed,
                          full=own if fit_predict is None and views is None else None)
-        return DoctorReport(_label_issues(y, probs, names, files), _near_duplicates(z, y, names, files, dist, near),
+        copies = near_duplicates(z, y, names, files, thumbs=thumbnails, feature_neighbours=near)
+        return DoctorReport(_label_issues(y, probs, names, files), copies,
                             _outliers(dist, files), tuple(a for *_, a in scored), _advice_sentence(scored))
 
 

@@ -1,0 +1,184 @@
+"""Near-copies the byte and pixel digests miss (re-encoded, resized, slightly cropped), for the data doctor.
+
+Two kinds of evidence, either one enough:
+
+* **VGG16's features**: power-normalised cosine >= FEATURE_SIMILARITY and 1 - cosine at most
+  1 / FEATURE_GAP of 1 - the median of either photo's ten best matches (far more alike than its
+  look-alikes). Finds copies of real photos even when colours or framing were edited; on small
+  grayscale photos (28 px clothes) a copy scored 0.58-0.86, other plain garments up to 0.95.
+  With 16 copies planted as below: flowers' copies above 0.925 had gaps >= 3.6; the clothes'
+  look-alike pairs above 0.925 gaps <= 2.8 (reported as copies before the gap).
+* **The pixels, aligned**: grey thumbnails of each photo's centre crops (CROPS) compared pair
+  by pair at the best-matching crops, so a copy cropped a few percent still lines up with its
+  original. A pair counts when it is this alike (>= PIXEL_SIMILARITY) *and* 1 - similarity is
+  at most 1 / PIXEL_GAP of 1 - the median of either photo's ten best matches. Measured (2026-12-02) with 16 copies planted as bench_doctor plants
+  them (85 % size, 4 % cropped a side, JPEG 70): clothes (324 photos at 96 px), copies >= 0.984
+  aligned with a gap >= 12, no other pair above a gap of 6.5 (alike pairs of trousers reach
+  0.985); flowers (424), copies >= 0.9995 with gaps >= 680; the one other pair above 9 was the
+  same tulip field shot twice in other colours, a near-copy too.
+
+Pairs are looked for among each photo's nearest neighbours by features and by thumbnails (n x
+20 pairs, not n x n) and merged into groups, most similar first, only while every two photos of
+a group are copies by one of the two tests (complete linkage: look-alikes must not chain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from quasar_core.data.images import resize_square
+from quasar_core.features.cache import FeatureCache, FeatureSpec
+
+FEATURE_SIMILARITY = 0.925
+FEATURE_GAP = 3.0
+PIXEL_SIMILARITY = 0.97
+PIXEL_GAP = 9.0
+CROPS = (0.0, 0.04, 0.08)  # share cut from each side before the thumbnail is made
+THUMBNAIL_SIDE = 24
+NEIGHBOURS = 10
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    files: tuple[str, ...]
+    similarity: float  # the lowest similarity between any two of them (features or aligned pixels)
+    classes: tuple[str, ...]  # each file's class, in the order of files
+
+
+def thumbnails(pixels) -> np.ndarray:
+    """(len(CROPS), THUMBNAIL_SIDE**2) grey thumbnails of one photo's centre crops, centred, unit length."""
+    image = np.asarray(pixels, dtype=np.float32)
+    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"pixels must be an (H, W, C) photo, got shape {image.shape!r}.")
+    h, w = image.shape[:2]
+    out = []
+    for crop in CROPS:
+        dy, dx = min(round(crop * h), (h - 1) // 2), min(round(crop * w), (w - 1) // 2)
+        grey = resize_square(image[dy:h - dy, dx:w - dx], THUMBNAIL_SIDE).mean(axis=-1).ravel()
+        grey -= grey.mean()
+        out.append(grey / max(float(np.linalg.norm(grey)), 1e-6))  # a flat photo stays all zeros
+    return np.stack(out)
+
+
+# Kept in the feature cache beside the photos' features (same digests), so a check after a fix
+# decodes no photo again (a 12-megapixel JPEG takes ~0.1 s to decode).
+THUMBNAIL_SPEC = FeatureSpec("pixels", THUMBNAIL_SIDE, "grey", layer=f"thumbnails-{len(CROPS)}-crops")
+
+
+def dataset_thumbnails(dataset, *, cache: FeatureCache | None = None) -> np.ndarray:
+    """(n, len(CROPS), THUMBNAIL_SIDE**2) for every photo of a dataset: from `cache`, else decoded and kept there."""
+    found = []
+    for index, sample in enumerate(dataset.samples):
+        kept = cache.get(sample.digest, THUMBNAIL_SPEC) if cache is not None else None
+        if kept is None or kept.shape != (len(CROPS), THUMBNAIL_SIDE**2):
+            kept = thumbnails(dataset.pixels(index)).astype(np.float32)
+            if cache is not None:
+                cache.put(sample.digest, THUMBNAIL_SPEC, kept)
+        found.append(kept)
+    return np.stack(found) if found else np.zeros((0, len(CROPS), THUMBNAIL_SIDE**2), np.float32)
+
+
+def check_thumbnails(thumbs, n: int):
+    """`thumbs` as float64 (n, crops, pixels), or None; ValueError naming the shape otherwise."""
+    if thumbs is None:
+        return None
+    array = np.asarray(thumbs, dtype=np.float64)
+    if array.ndim != 3 or len(array) != n or not np.isfinite(array).all():
+        raise ValueError(f"`thumbnails` must be finite numbers of shape (n={n}, crops, pixels), one per photo "
+                         f"(near_copies.dataset_thumbnails). Received shape {array.shape!r}")
+    return array
+
+
+def near_duplicates(z, labels, class_names, files, *, thumbs=None, feature_neighbours=None,
+                    limit: int | None = None) -> tuple[NearDuplicate, ...]:
+    """Groups of near-copies: groups spanning classes first, then the most similar.
+
+    `z` (n, d) unit-length (power-normalised) features; `thumbs` (n, crops, pixels) from
+    `thumbnails` (None: features only); `feature_neighbours` (n, k) each photo's nearest by `z`
+    if already known. At most `limit` groups (default max(50, n / 5)).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n = len(z)
+    thumbs = check_thumbnails(thumbs, n)
+    if n < 2:
+        return ()
+    pairs = _candidates(z, thumbs, feature_neighbours)
+    feature_level = _look_alike_level(_features(z, pairs[:, 0], pairs[:, 1]), pairs, n)
+    if thumbs is not None:
+        pixel_level = _look_alike_level(_aligned(thumbs, pairs[:, 0], pairs[:, 1]), pairs, n)
+
+    def copies(a, b):
+        """Per pair: (is a near-copy, similarity shown)."""
+        feature = _features(z, a, b)
+        level = np.maximum(feature_level[a], feature_level[b])
+        by_features = (feature >= FEATURE_SIMILARITY) & (1 - feature <= (1 - level) / FEATURE_GAP)
+        if thumbs is None:
+            return by_features, feature
+        pixel = _aligned(thumbs, a, b)
+        level = np.maximum(pixel_level[a], pixel_level[b])
+        by_pixels = (pixel >= PIXEL_SIMILARITY) & (1 - pixel <= (1 - level) / PIXEL_GAP)
+        shown = np.where(by_pixels & ~by_features, pixel,
+                         np.where(by_features & ~by_pixels, feature, np.maximum(pixel, feature)))
+        return by_pixels | by_features, shown
+
+    first, second = pairs[:, 0], pairs[:, 1]
+    linked, shown = copies(first, second)
+    owner, group = list(range(n)), {i: [i] for i in range(n)}
+    for e in np.flatnonzero(linked)[np.argsort(-shown[linked], kind="stable")]:
+        a, b = owner[first[e]], owner[second[e]]
+        if a == b:
+            continue
+        left, right = np.repeat(group[a], len(group[b])), np.tile(group[b], len(group[a]))
+        if not copies(left, right)[0].all():
+            continue
+        for i in group[b]:
+            owner[i] = a
+        group[a] += group.pop(b)
+    found = []
+    for members in (sorted(m) for m in group.values() if len(m) > 1):
+        left, right = np.triu_indices(len(members), 1)
+        similarity = float(min(copies(np.asarray(members)[left], np.asarray(members)[right])[1].min(), 1.0))
+        found.append(NearDuplicate(tuple(files[i] for i in members), round(similarity, 4),
+                                   tuple(class_names[labels[i]] for i in members)))
+    found.sort(key=lambda d: (len(set(d.classes)) < 2, -d.similarity, d.files))
+    return tuple(found[: max(50, n // 5) if limit is None else limit])
+
+
+def _nearest(x, k):
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=min(k, len(x) - 1), algorithm="brute").fit(x).kneighbors()[1]
+
+
+def _candidates(z, thumbs, feature_neighbours) -> np.ndarray:
+    """(pairs, 2) with a < b: each photo with its nearest by features and by plain thumbnails."""
+    n = len(z)
+    found = [feature_neighbours if feature_neighbours is not None else _nearest(z, NEIGHBOURS)]
+    if thumbs is not None:
+        found.append(_nearest(thumbs[:, 0], NEIGHBOURS))
+    rows = np.concatenate([np.repeat(np.arange(n), f.shape[1]) for f in found])
+    cols = np.concatenate([np.asarray(f).ravel() for f in found])
+    keep = rows != cols
+    key = np.unique(np.minimum(rows, cols)[keep] * n + np.maximum(rows, cols)[keep])
+    return np.stack([key // n, key % n], axis=1)
+
+
+def _features(z, a, b) -> np.ndarray:
+    return np.einsum("pd,pd->p", z[a], z[b])
+
+
+def _aligned(thumbs, a, b) -> np.ndarray:
+    """Per pair: the highest cosine between any crop of one and any crop of the other."""
+    return np.einsum("pcd,ped->pce", thumbs[a], thumbs[b]).reshape(len(a), -1).max(axis=1)
+
+
+def _look_alike_level(similarity, pairs, n) -> np.ndarray:
+    """Per photo: the median similarity of its (up to) ten best-matching candidate pairs."""
+    photos, values = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([similarity, similarity])
+    order = np.lexsort((-values, photos))  # by photo, most similar first
+    photos, values = photos[order], values[order]
+    starts = np.searchsorted(photos, np.arange(n + 1))
+    return np.array([float(np.median(values[starts[i]:min(starts[i + 1], starts[i] + NEIGHBOURS)]))
+                     if starts[i + 1] > starts[i] else 0.0 for i in range(n)])
