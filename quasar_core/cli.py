@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="find the photos that hurt: wrong labels, near-copies, outliers")
     _data_argument(doctor)
-    doctor.add_argument("--image-size", type=int, default=None, help="default: suggested from the photos")
+    doctor.add_argument("--image-size", type=int, default=None,
+                        help="default: the Quick preset's size for these photos (at most 128 px)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
     for name, command in commands.COMMANDS.items():
         sub.choices[name].set_defaults(run=command)
