@@ -11,14 +11,17 @@ Two kinds of evidence, either one enough:
 * **The pixels, aligned**: grey thumbnails of each photo's centre crops (CROPS) compared pair
   by pair at the best-matching crops, so a copy cropped a few percent still lines up with its
   original. A pair counts when it is this alike (>= PIXEL_SIMILARITY) *and* 1 - similarity is
-  at most 1 / PIXEL_GAP of 1 - the median of either photo's ten best matches. Measured (2026-12-02) with 16 copies planted as bench_doctor plants
-  them (85 % size, 4 % cropped a side, JPEG 70): clothes (324 photos at 96 px), copies >= 0.984
+  at most 1 / PIXEL_GAP of 1 - the median of either photo's ten best matches. Measured
+  (2026-12-02) with 16 copies planted as bench_doctor plants them (85 % size, 4 % cropped a
+  side, JPEG 70): clothes (324 photos at 96 px), copies >= 0.984
   aligned with a gap >= 12, no other pair above a gap of 6.5 (alike pairs of trousers reach
   0.985); flowers (424), copies >= 0.9995 with gaps >= 680; the one other pair above 9 was the
   same tulip field shot twice in other colours, a near-copy too.
 
-Pairs are looked for among each photo's nearest neighbours by features and by thumbnails (n x
-20 pairs, not n x n) and merged into groups, most similar first, only while every two photos of
+The look-alike level is the median of a photo's ten best matches, so a photo copied more than
+four times raises its own level and its copies are not reported (the digest still drops exact
+ones). Pairs are looked for among each photo's nearest neighbours by features and by thumbnails
+(n x 20 pairs, not n x n) and merged into groups, most similar first, only while every two photos of
 a group are copies by one of the two tests (complete linkage: look-alikes must not chain).
 """
 
