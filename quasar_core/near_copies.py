@@ -107,27 +107,30 @@ def near_duplicates(z, labels, class_names, files, *, thumbs=None, feature_neigh
     thumbs = check_thumbnails(thumbs, n)
     if n < 2:
         return ()
-    pairs = _candidates(z, thumbs, feature_neighbours)
-    feature_level = _look_alike_level(_features(z, pairs[:, 0], pairs[:, 1]), pairs, n)
-    if thumbs is not None:
-        pixel_level = _look_alike_level(_aligned(thumbs, pairs[:, 0], pairs[:, 1]), pairs, n)
+    def similarities(a, b):
+        return _features(z, a, b), None if thumbs is None else _aligned(thumbs, a, b)
 
-    def copies(a, b):
-        """Per pair: (is a near-copy, similarity shown)."""
-        feature = _features(z, a, b)
+    pairs = _candidates(z, thumbs, feature_neighbours)
+    first, second = pairs[:, 0], pairs[:, 1]
+    candidate_similarities = similarities(first, second)  # once: the levels and the links both use them
+    feature_level = _look_alike_level(candidate_similarities[0], pairs, n)
+    if thumbs is not None:
+        pixel_level = _look_alike_level(candidate_similarities[1], pairs, n)
+
+    def copies(a, b, known=None):
+        """Per pair: (is a near-copy, similarity shown); `known`: the pairs' similarities if computed."""
+        feature, pixel = similarities(a, b) if known is None else known
         level = np.maximum(feature_level[a], feature_level[b])
         by_features = (feature >= FEATURE_SIMILARITY) & (1 - feature <= (1 - level) / FEATURE_GAP)
         if thumbs is None:
             return by_features, feature
-        pixel = _aligned(thumbs, a, b)
         level = np.maximum(pixel_level[a], pixel_level[b])
         by_pixels = (pixel >= PIXEL_SIMILARITY) & (1 - pixel <= (1 - level) / PIXEL_GAP)
         shown = np.where(by_pixels & ~by_features, pixel,
                          np.where(by_features & ~by_pixels, feature, np.maximum(pixel, feature)))
         return by_pixels | by_features, shown
 
-    first, second = pairs[:, 0], pairs[:, 1]
-    linked, shown = copies(first, second)
+    linked, shown = copies(first, second, candidate_similarities)
     owner, group = list(range(n)), {i: [i] for i in range(n)}
     for e in np.flatnonzero(linked)[np.argsort(-shown[linked], kind="stable")]:
         a, b = owner[first[e]], owner[second[e]]
