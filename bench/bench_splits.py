@@ -1,0 +1,111 @@
+"""The reported accuracy over many train/unseen splits: is the cross-validated estimate biased, how often
+does its interval cover the accuracy on unseen photos?
+
+    python bench/bench_splits.py [--splits 8] [--train-per-class 40] [--test-per-class 100]
+                                 [--image-size 224] [--precision int8] [--quick]
+
+One split = flowers (bench/_datasets.write_flowers_sets with seed = split number): per class
+`--train-per-class` photos to learn from and `--test-per-class` other photos unseen. Per split,
+TransferClassifier(the Quick preset's settings at `--image-size`, `--precision`).fit(train) with
+one feature cache for all splits, then:
+  reported  the out-of-fold accuracy over every training photo and its 95 % Wilson interval
+            (what `quasar train` prints)
+  unseen    the kept head on the unseen photos' features (same precision, same cache)
+  copies    near-copy groups among the training photos: the folds' (crossval.copy_groups) and the
+            doctor's (near_copies.near_duplicates with thumbnails), which a leak across folds needs
+One split's gap says little (the reported number rests on 200 photos, the unseen on 500); the
+mean gap over the splits is the bias, its standard deviation what a user should expect.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+import _datasets as datasets  # noqa: E402
+
+
+def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
+    import numpy as np
+
+    from quasar_core import backbone
+    from quasar_core.crossval import copy_groups, power_normalise
+    from quasar_core.data import Limits, load_folder
+    from quasar_core.evaluation import wilson_interval
+    from quasar_core.features.cache import FeatureSpec
+    from quasar_core.features.extract import FeaturePass, network_provider
+    from quasar_core.near_copies import dataset_thumbnails, near_duplicates
+    from quasar_core.presets import PRESETS
+    from quasar_core.training import TransferClassifier
+
+    train_dir, test_dir = datasets.write_flowers_sets(work / f"split{number}", train_per_class=args.train_per_class,
+                                                      test_per_class=args.test_per_class, seed=number)
+    limits = Limits.from_env(max_images=100_000)
+    train, test = load_folder(train_dir, limits=limits), load_folder(test_dir, limits=limits)
+    config = PRESETS["quick"].config(train).replace(image_size=args.image_size, precision=args.precision)
+    classifier = TransferClassifier(config, cache=cache, base_loader=base_loader).fit(train)
+    tested = classifier.validation_.tested
+    right = int((classifier.validation_.logits[tested].argmax(1) == classifier.targets_[tested]).sum())
+    low, high = wilson_interval(right, len(tested))
+    spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size,
+                       classifier.precision_.precision)
+    network_for = network_provider(weights=config.weights, image_size=config.image_size,
+                                   precision=classifier.precision_.precision, base_loader=base_loader, cache=cache)
+    unseen_features = FeaturePass(spec=spec, network_for=network_for, cache=cache).features(test, np.arange(len(test)))[0]
+    truth = np.array([classifier.labels_.index(label) for label in test.labels])[test.targets()]
+    unseen = float((classifier.head_.logits(unseen_features).argmax(1) == truth).mean())
+    doctor_groups = near_duplicates(power_normalise(classifier.features_), classifier.targets_, classifier.labels_,
+                                    [s.name for s in train.samples], thumbs=dataset_thumbnails(train, cache=cache))
+    result = {"split": number, "n_train": len(train), "n_unseen": len(test), "reported": right / len(tested),
+              "interval": [low, high], "unseen": unseen, "gap_points": 100 * (right / len(tested) - unseen),
+              "covered": low <= unseen <= high, "fold_copy_groups": int((np.bincount(copy_groups(classifier.features_)) > 1).sum()),
+              "doctor_copy_groups": len(doctor_groups)}
+    print(f"  split {number}: reported {result['reported']:.3f} ({low:.3f}-{high:.3f}), unseen {unseen:.3f} "
+          f"({len(test)} photos): gap {result['gap_points']:+.1f} points, covered {result['covered']}; near-copy "
+          f"groups: folds' {result['fold_copy_groups']}, doctor's {result['doctor_copy_groups']}", flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    p = common.parser(__doc__)
+    p.add_argument("--splits", type=int, default=8)
+    p.add_argument("--train-per-class", type=int, default=40)
+    p.add_argument("--test-per-class", type=int, default=100)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--precision", default="int8")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.splits, args.train_per_class, args.test_per_class, args.image_size = 2, 8, 10, 64
+    common.finish_args(args)
+    started = time.perf_counter()
+    common.weights_path()
+    info = common.machine_info()
+    common.print_machine(info)
+    base_loader = common.shared_base_loader()
+    from quasar_core.features.cache import FeatureCache
+
+    common.quiet(args)
+    print(f"flowers, {args.splits} splits: {args.train_per_class} a class to learn from, {args.test_per_class} "
+          f"unseen, {args.image_size} px, {args.precision}", flush=True)
+    with common.work_dir(args, "quasar-bench-splits-") as work:
+        cache = FeatureCache(work / "features")
+        rows = [run_split(number, work, args, cache, base_loader) for number in range(args.splits)]
+    gaps = [row["gap_points"] for row in rows]
+    mean = sum(gaps) / len(gaps)
+    spread = (sum((g - mean) ** 2 for g in gaps) / max(len(gaps) - 1, 1)) ** 0.5
+    summary = {"mean_gap_points": mean, "sd_gap_points": spread, "covered": sum(r["covered"] for r in rows),
+               "within_5_points": sum(abs(g) <= 5 for g in gaps), "splits": len(rows)}
+    print(f"reported - unseen: mean {mean:+.1f} points, standard deviation {spread:.1f}; interval covered the unseen "
+          f"accuracy in {summary['covered']} of {len(rows)} splits, within 5 points in {summary['within_5_points']}")
+    results = {"machine": info, "settings": vars(args), "splits": rows, "summary": summary,
+               "total_seconds": time.perf_counter() - started}
+    print(f"\ntotal run time of bench_splits.py: {results['total_seconds']:.0f} s")
+    print(f"results: {common.write_results('bench_splits', results, quick=args.quick)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
