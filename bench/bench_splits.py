@@ -1,15 +1,17 @@
 """The reported accuracy over many train/unseen splits: is the cross-validated estimate biased, how often
 does its interval cover the accuracy on unseen photos?
 
-    python bench/bench_splits.py [--splits 8] [--train-per-class 40] [--test-per-class 100]
-                                 [--image-size 224] [--precision int8] [--quick]
+    python bench/bench_splits.py [--dataset flowers|fashion] [--splits 8] [--train-per-class 40]
+                                 [--test-per-class 100] [--image-size 224] [--precision int8]
+                                 [--folds N] [--cv-repeats N] [--quick]
 
-One split = flowers (bench/_datasets.write_flowers_sets with seed = split number): per class
-`--train-per-class` photos to learn from and `--test-per-class` other photos unseen. Per split,
-TransferClassifier(the Quick preset's settings at `--image-size`, `--precision`).fit(train) with
-one feature cache for all splits, then:
-  reported  the out-of-fold accuracy over every training photo and its 95 % Wilson interval
-            (what `quasar train` prints)
+One split = flowers (bench/_datasets.write_flowers_sets with seed = split number) or Fashion-MNIST's
+sample classes (write_fashion_sets: training images from the sample's pool, unseen ones from the
+rest): per class `--train-per-class` photos to learn from and `--test-per-class` other photos
+unseen. Per split, TransferClassifier(the Quick preset's settings at `--image-size`, `--precision`,
+and `--folds` / `--cv-repeats` if given).fit(train) with one feature cache for all splits, then:
+  reported  the run's out-of-fold evaluation (runs.pipeline.out_of_fold_evaluation: the accuracy
+            and 95 % interval `quasar train` prints and metrics.json keeps)
   unseen    the kept head on the unseen photos' features (same precision, same cache)
   copies    near-copy groups among the training photos: the folds' (crossval.copy_groups) and the
             doctor's (near_copies.near_duplicates with thumbnails), which a leak across folds needs
@@ -34,22 +36,23 @@ def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
     from quasar_core import backbone
     from quasar_core.crossval import copy_groups, power_normalise
     from quasar_core.data import Limits, load_folder
-    from quasar_core.evaluation import wilson_interval
+    from quasar_core.runs.pipeline import out_of_fold_evaluation
     from quasar_core.features.cache import FeatureSpec
     from quasar_core.features.extract import FeaturePass, network_provider
     from quasar_core.near_copies import dataset_thumbnails, near_duplicates
     from quasar_core.presets import PRESETS
     from quasar_core.training import TransferClassifier
 
-    train_dir, test_dir = datasets.write_flowers_sets(work / f"split{number}", train_per_class=args.train_per_class,
-                                                      test_per_class=args.test_per_class, seed=number)
+    write_sets = datasets.write_flowers_sets if args.dataset == "flowers" else datasets.write_fashion_sets
+    train_dir, test_dir = write_sets(work / f"split{number}", train_per_class=args.train_per_class,
+                                     test_per_class=args.test_per_class, seed=number)
     limits = Limits.from_env(max_images=100_000)
     train, test = load_folder(train_dir, limits=limits), load_folder(test_dir, limits=limits)
     config = PRESETS["quick"].config(train).replace(image_size=args.image_size, precision=args.precision)
+    config = config.replace(**{k: v for k, v in (("folds", args.folds), ("cv_repeats", args.cv_repeats)) if v})
     classifier = TransferClassifier(config, cache=cache, base_loader=base_loader).fit(train)
-    tested = classifier.validation_.tested
-    right = int((classifier.validation_.logits[tested].argmax(1) == classifier.targets_[tested]).sum())
-    low, high = wilson_interval(right, len(tested))
+    reported = out_of_fold_evaluation(classifier, train)
+    low, high = reported.accuracy_interval
     spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size,
                        classifier.precision_.precision)
     network_for = network_provider(weights=config.weights, image_size=config.image_size,
@@ -59,8 +62,9 @@ def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
     unseen = float((classifier.head_.logits(unseen_features).argmax(1) == truth).mean())
     doctor_groups = near_duplicates(power_normalise(classifier.features_), classifier.targets_, classifier.labels_,
                                     [s.name for s in train.samples], thumbs=dataset_thumbnails(train, cache=cache))
-    result = {"split": number, "n_train": len(train), "n_unseen": len(test), "reported": right / len(tested),
-              "interval": [low, high], "unseen": unseen, "gap_points": 100 * (right / len(tested) - unseen),
+    result = {"split": number, "n_train": len(train), "n_unseen": len(test), "reported": reported.accuracy,
+              "method": reported.method, "interval": [low, high], "unseen": unseen,
+              "gap_points": 100 * (reported.accuracy - unseen),
               "covered": low <= unseen <= high, "fold_copy_groups": int((np.bincount(copy_groups(classifier.features_)) > 1).sum()),
               "doctor_copy_groups": len(doctor_groups)}
     print(f"  split {number}: reported {result['reported']:.3f} ({low:.3f}-{high:.3f}), unseen {unseen:.3f} "
@@ -71,11 +75,14 @@ def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
 
 def main(argv=None) -> int:
     p = common.parser(__doc__)
+    p.add_argument("--dataset", choices=("flowers", "fashion"), default="flowers")
     p.add_argument("--splits", type=int, default=8)
     p.add_argument("--train-per-class", type=int, default=40)
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--precision", default="int8")
+    p.add_argument("--folds", type=int, default=None, help="default: TrainConfig's")
+    p.add_argument("--cv-repeats", type=int, default=None, help="default: TrainConfig's")
     args = p.parse_args(argv)
     if args.quick:
         args.splits, args.train_per_class, args.test_per_class, args.image_size = 2, 8, 10, 64
@@ -88,7 +95,7 @@ def main(argv=None) -> int:
     from quasar_core.features.cache import FeatureCache
 
     common.quiet(args)
-    print(f"flowers, {args.splits} splits: {args.train_per_class} a class to learn from, {args.test_per_class} "
+    print(f"{args.dataset}, {args.splits} splits: {args.train_per_class} a class to learn from, {args.test_per_class} "
           f"unseen, {args.image_size} px, {args.precision}", flush=True)
     with common.work_dir(args, "quasar-bench-splits-") as work:
         cache = FeatureCache(work / "features")
@@ -103,7 +110,8 @@ def main(argv=None) -> int:
     results = {"machine": info, "settings": vars(args), "splits": rows, "summary": summary,
                "total_seconds": time.perf_counter() - started}
     print(f"\ntotal run time of bench_splits.py: {results['total_seconds']:.0f} s")
-    print(f"results: {common.write_results('bench_splits', results, quick=args.quick)}")
+    name = "bench_splits" if args.dataset == "flowers" else f"bench_splits_{args.dataset}"
+    print(f"results: {common.write_results(name, results, quick=args.quick)}")
     return 0
 
 

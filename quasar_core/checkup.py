@@ -15,7 +15,6 @@ import numpy as np
 from quasar_core.config import TrainConfig
 from quasar_core.doctor import DoctorReport, diagnose
 from quasar_core.features.cache import FeatureCache
-from quasar_core.head import softmax
 from quasar_core.near_copies import dataset_thumbnails
 from quasar_core.progress import TrainingHooks
 from quasar_core.training import TransferClassifier
@@ -56,10 +55,10 @@ def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, 
                                     base_loader=base_loader)
     if classifier.validate(dataset, hooks=hooks, cancel=cancel) is None:
         return None
-    logits = classifier.validation_.logits
+    untested_even = 1.0 / len(dataset.labels)  # a photo no fold tested (a lone photo of its class): no opinion
     report = diagnose(classifier.features_, classifier.targets_, class_names=list(dataset.labels),
                       files=[sample.name for sample in dataset.samples],
-                      oof_probabilities=softmax(np.nan_to_num(logits)), seed=config.seed,
-                      thumbnails=dataset_thumbnails(dataset, cache=cache))
+                      oof_probabilities=np.nan_to_num(classifier.validation_.probabilities(), nan=untested_even),
+                      seed=config.seed, thumbnails=dataset_thumbnails(dataset, cache=cache))
     return Checkup(report, [s.name for s in dataset.samples], [s.label for s in dataset.samples],
                    photo_map(classifier.features_))

@@ -82,7 +82,7 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
                 return _summary(results, cancelled=True, folds=folds)
             head_seconds = (time.perf_counter() - started) / folds.n_folds
             learned = subsample(targets, np.arange(len(dataset)), fraction, config.seed)
-            right = int((validation.logits[folds.tested].argmax(1) == targets[folds.tested]).sum())
+            right = int((validation.predicted() == targets[folds.tested]).sum())
             tested = len(folds.tested)
             results.append({
                 "weights": kind, "fraction": fraction,

@@ -2,7 +2,7 @@
 
 An ``Evaluation`` is made from predictions on photos the model (or each fold's model) never
 learned from. Accuracy comes with a 95 % Wilson interval over photos and the method that
-measured it ("5-fold cross-validation over 245 photos"); calibration with the expected
+measured it ("10-fold cross-validation over 245 photos, repeated 3 times"); calibration with the expected
 calibration error and a reliability table (for each band of stated confidence, how often
 the model was right).
 """
@@ -80,7 +80,7 @@ class Evaluation:
         return sorted(chosen, key=lambda p: -p["confidence"])
 
     def headline(self) -> str:
-        """"about 93 % (90–95 %), measured on every photo by 5-fold cross-validation over 245 photos"."""
+        """"about 93 % (90–95 %), measured by 10-fold cross-validation over 245 photos, repeated 3 times"."""
         interval = tuple(self.accuracy_interval) if self.accuracy_interval else None
         return f"{estimate(self.accuracy, interval)}, measured by {self.method}"
 

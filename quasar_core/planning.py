@@ -16,10 +16,12 @@ from pathlib import Path
 
 from quasar_core.backbone import BLOCKS
 from quasar_core.config import TrainConfig
+from quasar_core.crossval import DEAL_AGAIN_UP_TO
 from quasar_core.errors import ResourceLimitError
 from quasar_core.features.extract import batch_size_for
 from quasar_core.features.networks import keras_network
 from quasar_core.features.precision import cpu_supports_bfloat16, float_beside, int8_instructions
+from quasar_core.head import STRENGTHS
 
 # VGG16's conv layers: (block, input channels, output channels), image side halved after each block.
 _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 256), (3, 256, 256),
@@ -91,8 +93,12 @@ def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: f
     per_photo = seconds_per_photo(config, rate_at_224=rate_at_224, precision=precision)
     features = uncached * (per_photo + decode)
     features += uncached * (views - 1) / views * AUGMENT_SECONDS
-    folds = 1 if (config.fine_tunes or n_photos > config.max_cv_photos) else config.folds
-    head = (folds * 5 + 1) * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
+    cross_validates = not (config.fine_tunes or n_photos > config.max_cv_photos)
+    folds = config.folds if cross_validates else 1
+    again = config.cv_repeats - 1 if cross_validates and n_photos <= DEAL_AGAIN_UP_TO else 0
+    # 5 strengths on the first dealing of the folds, the chosen one on each further dealing, the kept head
+    fits = folds * (len(STRENGTHS) + again) + 1
+    head = fits * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
     if config.fine_tunes:
         frozen_blocks = BLOCKS - config.fine_tune_blocks
@@ -250,4 +256,6 @@ def plan(dataset, config: TrainConfig, *, rate_at_224: float, precision, cached_
         method = f"a held-out test of about {round(n * config.holdout_fraction)} of your {n} photos"
     else:
         method = f"{config.folds}-fold cross-validation: every one of your {n} photos is tested once"
+        if config.cv_repeats > 1 and n <= DEAL_AGAIN_UP_TO:
+            method += f", {config.cv_repeats} times over with the photos dealt into new folds"
     return Plan(time_estimate, table, precision.precision, precision.reason, n, cached_views, method)

@@ -30,8 +30,8 @@ def setting_words(config: TrainConfig) -> str:
 
 
 def _right(classifier: TransferClassifier, indices: np.ndarray) -> np.ndarray:
-    logits = classifier.validation_.logits[indices]
-    return logits.argmax(axis=1) == classifier.targets_[indices]
+    probabilities = classifier.validation_.probabilities()[indices]
+    return probabilities.argmax(axis=1) == classifier.targets_[indices]
 
 
 def fit_best(dataset, candidates: list[TrainConfig], *, cache=None, base_loader=None,

@@ -4,7 +4,8 @@ Every photo gets a fold number; fold ``k``'s model learns from the photos of the
 and is tested on fold ``k``'s, so every photo is predicted once by a model that never saw it.
 A hold-out split is the same with one fold (the test photos) and the rest marked -1 (always
 learned from). Photos in one group (copies of each other) always share a fold, so a copy
-never tests the model that learned from its twin.
+never tests the model that learned from its twin. Cross-validation may be repeated: the
+photos dealt into new folds (``repeats``), each photo then predicted once per dealing.
 """
 
 from __future__ import annotations
@@ -20,17 +21,29 @@ METHODS = ("cross-validation", "holdout")
 class Folds:
     assignment: np.ndarray  # (n,) fold number per photo; -1 = learned from by every model, never tested
     method: str
+    repeats: tuple = ()  # further dealings of the same photos into folds, each an (n,) assignment
 
     def __post_init__(self):
-        assignment = np.asarray(self.assignment, dtype=np.int64).reshape(-1).copy()
-        assignment.setflags(write=False)
+        assignment = _frozen(self.assignment)
         object.__setattr__(self, "assignment", assignment)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
+        repeats = tuple(_frozen(r) for r in self.repeats)
+        if any(r.shape != assignment.shape for r in repeats):
+            raise ValueError(f"every repeat must give all {len(assignment)} photos a fold.")
+        if repeats and self.method != "cross-validation":
+            raise ValueError("only cross-validation can be repeated; a hold-out keeps its one test share.")
+        object.__setattr__(self, "repeats", repeats)
 
     def __eq__(self, other):
-        return (isinstance(other, Folds) and self.method == other.method
-                and np.array_equal(self.assignment, other.assignment))
+        if not isinstance(other, Folds) or self.method != other.method or len(self.repeats) != len(other.repeats):
+            return False
+        return all(np.array_equal(a, b) for a, b in zip((self.assignment, *self.repeats),
+                                                        (other.assignment, *other.repeats)))
+
+    def partitions(self) -> list["Folds"]:
+        """Each dealing of the photos as Folds of its own, this one first."""
+        return [self] + [Folds(r, self.method) for r in self.repeats]
 
     @property
     def n_folds(self) -> int:
@@ -46,18 +59,27 @@ class Folds:
         return np.flatnonzero(self.assignment != fold), np.flatnonzero(self.assignment == fold)
 
     def describe(self) -> str:
-        """"5-fold cross-validation over 245 photos" / "a held-out test of 49 of 245 photos"."""
+        """"10-fold cross-validation over 245 photos, repeated 3 times" / "a held-out test of 49 of 245 photos"."""
         n = len(self.assignment)
         if self.method == "cross-validation":
-            return f"{self.n_folds}-fold cross-validation over {n} photos"
+            again = f", repeated {len(self.repeats) + 1} times" if self.repeats else ""
+            return f"{self.n_folds}-fold cross-validation over {n} photos{again}"
         return f"a held-out test of {len(self.tested)} of {n} photos"
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "assignment": self.assignment.tolist()}
+        return {"method": self.method, "assignment": self.assignment.tolist(),
+                "repeats": [r.tolist() for r in self.repeats]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Folds":
-        return cls(np.asarray(d["assignment"], dtype=np.int64), str(d["method"]))
+        return cls(np.asarray(d["assignment"], dtype=np.int64), str(d["method"]),
+                   tuple(np.asarray(r, dtype=np.int64) for r in d.get("repeats", ())))
+
+
+def _frozen(assignment) -> np.ndarray:
+    assignment = np.asarray(assignment, dtype=np.int64).reshape(-1).copy()
+    assignment.setflags(write=False)
+    return assignment
 
 
 def _check(targets, seed) -> np.ndarray:
@@ -71,8 +93,11 @@ def _groups(groups, n: int) -> np.ndarray:
     return np.arange(n) if groups is None else np.asarray(groups).reshape(-1)
 
 
-def cross_validation_folds(targets, *, n_folds: int = 5, seed: int = 0, groups=None) -> Folds:
+def cross_validation_folds(targets, *, n_folds: int = 10, seed: int = 0, groups=None, repeats: int = 1) -> Folds:
     """Stratified, seeded k folds (scikit-learn's StratifiedGroupKFold); groups never straddle folds.
+
+    `repeats` > 1 deals the photos again (seeds `seed` + 1, + 2, ...): the mean over dealings is a
+    steadier estimate than one dealing's, whose luck of the draw moves it by points on 200 photos.
 
     Classes with fewer photos than folds are spread as far as they go (scikit-learn warns, the
     folds stay valid: such a class is simply absent from some test folds).
@@ -85,15 +110,20 @@ def cross_validation_folds(targets, *, n_folds: int = 5, seed: int = 0, groups=N
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ValueError(f"`n_folds` must be a whole number of at least 2. Received: n_folds={n_folds!r}")
     groups = _groups(groups, len(targets))
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"`repeats` must be a whole number of at least 1. Received: repeats={repeats!r}")
     if len(np.unique(groups)) < n_folds:
         raise ValueError(f"{n_folds} folds need at least {n_folds} distinct photos; got {len(np.unique(groups))}.")
-    assignment = np.full(len(targets), -1, dtype=np.int64)
-    splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=int(seed))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        for fold, (_, test) in enumerate(splitter.split(np.zeros(len(targets)), targets, groups)):
-            assignment[test] = fold
-    return Folds(assignment, "cross-validation")
+    dealings = []
+    for dealing in range(int(repeats)):
+        assignment = np.full(len(targets), -1, dtype=np.int64)
+        splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=int(seed) + dealing)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            for fold, (_, test) in enumerate(splitter.split(np.zeros(len(targets)), targets, groups)):
+                assignment[test] = fold
+        dealings.append(assignment)
+    return Folds(dealings[0], "cross-validation", tuple(dealings[1:]))
 
 
 def holdout_folds(targets, *, fraction: float = 0.2, seed: int = 0, groups=None) -> Folds:

@@ -24,7 +24,7 @@ from quasar_core.distribute import is_chief
 from quasar_core.errors import DatasetError, DiskFullError, QuasarError
 from quasar_core.evaluation import Evaluation, evaluate_predictions
 from quasar_core.features.cache import FeatureCache
-from quasar_core.head import Head, softmax
+from quasar_core.head import Head
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks
 from quasar_core.runs.folder import (FILES, Run, RunWriter, Status, disk_error, read_arrays, read_json, write_arrays,
                                      write_json)
@@ -131,7 +131,7 @@ def out_of_fold_evaluation(classifier: TransferClassifier, dataset) -> Evaluatio
     """The evaluation from the folds' predictions: every tested photo, predicted by a model that never saw it."""
     validation = classifier.validation_
     tested = validation.tested
-    probabilities = softmax(validation.logits[tested] / classifier.head_.temperature)
+    probabilities = validation.probabilities(classifier.head_.temperature)[tested]
     method = validation.folds.describe()
     if classifier.tuned_:
         method += ", fine-tuned on the others"

@@ -89,7 +89,7 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     summary = comparing.saved(Run.open(folder))
     conclusion = summary["conclusion"]
     assert conclusion and conclusion in shown_text(at)
-    assert "Measured by 5-fold cross-validation over 300 photos" in shown_text(at)
+    assert "Measured by 10-fold cross-validation over 300 photos, repeated 3 times" in shown_text(at)
     table = at.dataframe[0].value
     assert len(table) == 4
     assert list(table["Starting weights"]) == ["ImageNet weights"] * 2 + ["From scratch"] * 2

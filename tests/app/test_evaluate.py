@@ -61,7 +61,7 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
     assert 0 < low < metrics.accuracy < high <= 1
     assert at.metric[0].value == estimate(metrics.accuracy, metrics.accuracy_interval)
     assert f"({low * 100:.0f}–{high * 100:.0f} %)" in at.metric[0].value
-    assert "measured by 5-fold cross-validation over 300 photos" in words
+    assert "measured by 10-fold cross-validation over 300 photos, repeated 3 times" in words
     assert "The range is where the true accuracy lies with 95 % confidence" in words
     assert "reliability" in charts_by_key(at)
     assert metrics.calibration_sentence() and metrics.calibration_sentence() in words

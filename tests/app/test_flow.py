@@ -50,7 +50,7 @@ def test_sample_to_prediction(isolated_runs):
     words = shown_text(at)
     assert "Estimated training time on this computer" in words
     assert "Fits in memory" in words
-    assert "Accuracy will be measured by 5-fold cross-validation" in words
+    assert "Accuracy will be measured by 10-fold cross-validation" in words
     assert "Started from the Quick look preset, with your changes." in words
     sizes = at.dataframe[0].value
     # The chosen 32 px is not one of the sizes compared, so it gets a row of its own, ticked.
@@ -84,7 +84,7 @@ def test_sample_to_prediction(isolated_runs):
     assert not at.exception and not at.error
     words = shown_text(at)
     assert "photos correctly that the model testing them had never seen" in words
-    assert "measured by 5-fold cross-validation over 300 photos" in words
+    assert "measured by 10-fold cross-validation over 300 photos, repeated 3 times" in words
     assert at.metric[0].value == estimate(run.metrics.accuracy, run.metrics.accuracy_interval)
     assert at.metric[0].value.startswith("about ") and " %)" in at.metric[0].value
     assert list(at.dataframe[0].value["Class"]) == run.labels

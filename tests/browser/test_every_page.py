@@ -27,7 +27,7 @@ def test_every_page_after_the_sample(page: Page, server, tmp_path):
     wait_for_training(page)
     expect(page.get_by_text(re.compile(
         rf"^It named \d+ of 300 photos correctly that the model testing them had never seen: {ACCURACY}, "
-        r"measured by 5-fold cross-validation over 300 photos\.$"))).to_be_visible()
+        r"measured by 10-fold cross-validation over 300 photos, repeated 3 times\.$"))).to_be_visible()
     main = page.get_by_test_id("stMain")
 
     # Home: every step of the progress is done.

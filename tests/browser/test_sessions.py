@@ -59,7 +59,7 @@ def test_two_sessions_queue_and_stay_private(new_page, server, shared_server, tm
 
     for page, own, other, photos in ((first, "fashion · 5 classes · 96 px", "shoes-and-bags.zip", 300),
                                      (second, "shoes-and-bags.zip · 3 classes · 32 px", "fashion", 24)):
-        expect(page.get_by_text(re.compile(rf"measured by 5-fold cross-validation over {photos} photos"))
+        expect(page.get_by_text(re.compile(rf"measured by \d+-fold cross-validation over {photos} photos, repeated 3 times"))
                ).to_be_visible()
         sidebar_to(page, "Past runs")
         expect(pins(page)).to_have_count(1)  # its own run only
@@ -143,8 +143,8 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         sidebar_to(page, "Train")
         button(page, "start_training").click()
         wait_for_training(page)
-        expect(page.get_by_text(re.compile(rf"measured by 5-fold cross-validation over {len(CLASSES) * PER_CLASS} "
-                                           "photos"))).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"measured by {PER_CLASS}-fold cross-validation over "
+                                           rf"{len(CLASSES) * PER_CLASS} photos, repeated 3 times"))).to_be_visible()
         sidebar_to(page, "Past runs")
         expect(pins(page)).to_have_count(2)
         expect(page.get_by_text(re.compile(r"^Finished · trained "))).to_be_visible()

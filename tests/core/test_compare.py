@@ -60,7 +60,7 @@ def test_every_setting_is_tested_on_the_same_folds_and_photos(compared, dataset)
     assert [(r["weights"], r["fraction"]) for r in results] == [
         (kind, fraction) for kind in ("imagenet", "none") for fraction in (0.25, 0.5, 1.0)]
     assert {r["test_images"] for r in results} == {len(dataset)}
-    assert compared["summary"]["method"] == folds[0].describe() == "3-fold cross-validation over 24 photos"
+    assert compared["summary"]["method"] == folds[0].describe() == "3-fold cross-validation over 24 photos, repeated 3 times"
     assert compared["summary"]["cancelled"] is False
 
 

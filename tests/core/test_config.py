@@ -48,7 +48,7 @@ def test_defaults_are_valid_and_suit_a_laptop():
     assert MIN_IMAGE_SIZE <= config.image_size <= MAX_IMAGE_SIZE
     assert isinstance(config.augmentation, Augmentation)
     assert not config.fine_tunes and config.views == 1
-    assert (config.folds, config.holdout_fraction) == (5, 0.2)
+    assert (config.folds, config.cv_repeats, config.holdout_fraction) == (10, 3, 0.2)
 
 
 @pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[f"{n}={v!r}" for n, v in BAD_SETTINGS])
@@ -150,7 +150,7 @@ def test_in_words_shows_what_matters_to_this_run():
     assert rows["Training mode"] == "feature extraction (VGG16 kept as it is)"
     assert "Fine-tuning epochs" not in rows and "Batch size" not in rows and "Distribution strategy" not in rows
     assert "Zoom" not in rows and rows["Augment the training photos"] == "off"
-    assert rows["Cross-validation folds"] == "5" and rows["Balance uneven classes"] == "on"
+    assert rows["Cross-validation folds"] == "10" and rows["Balance uneven classes"] == "on"
     tuned = dict(TrainConfig(mode="fine-tune", fine_tune_epochs=3, augment=True).in_words())
     assert tuned["Training mode"] == "fine-tuning" and tuned["Fine-tuning epochs"] == "3"
     assert tuned["Starting weights"] == "ImageNet" and tuned["Copies per photo"] == "2" and tuned["Zoom"] == "0.1"

@@ -63,6 +63,33 @@ def test_every_photo_gets_an_out_of_fold_prediction_from_the_chosen_candidate():
                                 "folds": folds.to_dict()}
 
 
+def test_further_dealings_train_the_chosen_strength_and_the_probabilities_are_their_mean(fitted_heads):
+    views, y = problem(n_per_class=12)
+    folds = cross_validation_folds(y, n_folds=4, seed=2, repeats=3)
+    reports = []
+    result = cross_validate(views, y, folds, n_classes=3, strengths=STRENGTHS,
+                            hooks=TrainingHooks(on_progress=reports.append))
+    # the first dealing tries every strength, each further one only the chosen strength
+    assert [h["strength"] for h in fitted_heads] == [s for _ in range(4) for s in STRENGTHS] + [result.strength] * 8
+    assert [(p.step, p.total_steps) for p in reports] == [(i, 4 * (3 + 2)) for i in range(1, 21)]
+    assert len(result.repeat_logits) == 2
+    for logits, dealing in zip((result.logits, *result.repeat_logits), folds.partitions()):
+        for fold in range(4):
+            learn, test = dealing.split(fold)
+            head = fit_head(views[0, learn], y[learn], n_classes=3, strength=result.strength)
+            np.testing.assert_allclose(logits[test], head.logits(views[0, test]), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(result.logits, result.repeat_logits[0])  # other folds, other heads
+    mean = np.mean([softmax(l / 2.0) for l in (result.logits, *result.repeat_logits)], axis=0)
+    np.testing.assert_allclose(result.probabilities(2.0), mean, rtol=1e-6)
+    np.testing.assert_array_equal(result.predicted(), mean.argmax(1))
+    rows, targets = result.stacked_logits(y)
+    np.testing.assert_array_equal(rows, np.concatenate([result.logits, *result.repeat_logits]))
+    np.testing.assert_array_equal(targets, np.tile(y, 3))
+    # a candidate's scores are those of the first dealing
+    chosen = next(c for c in result.candidates if c["strength"] == result.strength)
+    assert chosen["accuracy"] == pytest.approx((result.logits.argmax(1) == y).mean())
+
+
 def test_a_holdout_tests_only_its_photos():
     views, y = problem()
     folds = holdout_folds(y, fraction=0.3, seed=1)
@@ -215,14 +242,19 @@ def test_look_alike_photos_at_scale_cost_neighbours_not_pairs(monkeypatch):
     assert asked == [crossval.MAX_COPIES]
 
 
-def test_folds_follow_the_training_rule():
+def test_folds_follow_the_training_rule(monkeypatch):
     from quasar_core.config import TrainConfig
 
     features, targets = distinct_photos(60), np.repeat(np.arange(3), 20)
-    assert crossval.folds_for(features, targets, TrainConfig()).describe() == "5-fold cross-validation over 60 photos"
+    assert crossval.folds_for(features, targets, TrainConfig()).describe() == \
+        "10-fold cross-validation over 60 photos, repeated 3 times"
+    assert crossval.folds_for(features, targets, TrainConfig(cv_repeats=1)).describe() == \
+        "10-fold cross-validation over 60 photos"
     assert crossval.folds_for(features, targets, TrainConfig(max_cv_photos=59)).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(mode="fine-tune")).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(folds=3)).n_folds == 3
+    monkeypatch.setattr(crossval, "DEAL_AGAIN_UP_TO", 59)  # more photos than that: dealt once
+    assert crossval.folds_for(features, targets, TrainConfig()).describe() == "10-fold cross-validation over 60 photos"
 
 
 def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):

@@ -45,7 +45,12 @@ def test_time_estimate_by_hand():
     config = TrainConfig(weights="none", image_size=224)
     result = estimate(config, 300, megapixels=2.0)
     assert result.feature_seconds == pytest.approx(300 * (1 / RATE + DECODE_SECONDS_PER_MEGAPIXEL * 2.0))
-    assert result.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS)  # 5 folds x 5 strengths + kept
+    # 10 folds x 5 strengths, then 10 folds x the chosen strength on each of 2 more dealings, then the kept head
+    assert result.head_seconds == pytest.approx((10 * 5 + 10 * 2 + 1) * HEAD_FIT_SECONDS)
+    once = estimate(config.replace(cv_repeats=1, folds=5), 300, megapixels=2.0)
+    assert once.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS)
+    many = estimate(config, 2000, megapixels=2.0)  # above crossval.DEAL_AGAIN_UP_TO: the folds dealt once
+    assert many.head_seconds == pytest.approx((10 * 5 + 1) * HEAD_FIT_SECONDS * 2000 / 300)
     assert result.fine_tune_seconds == 0
     assert result.total_seconds == pytest.approx(result.feature_seconds + result.head_seconds
                                                  + planning.FIXED_OVERHEAD_SECONDS)
@@ -156,7 +161,8 @@ def test_plan_counts_cached_views_and_tables_other_sizes(dataset):
     seconds = [row["seconds"] for row in fresh.sizes]
     assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
     assert (fresh.precision, fresh.precision_reason) == ("float32", FLOAT32.reason)
-    assert fresh.method == "5-fold cross-validation: every one of your 24 photos is tested once"
+    assert fresh.method == ("10-fold cross-validation: every one of your 24 photos is tested once, 3 times over with "
+                            "the photos dealt into new folds")
     odd = plan(dataset, config.replace(image_size=300), rate_at_224=RATE, precision=FLOAT32)
     assert 300 in [row["image_size"] for row in odd.sizes]
 

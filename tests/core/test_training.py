@@ -132,12 +132,13 @@ def test_learned_state(fitted, dataset, base):
     assert classifier.cancelled_ is False and classifier.tuned_ is None
     assert isinstance(classifier.precision_, PrecisionChoice)
     assert classifier.precision_.precision in ("float32", "bfloat16") and classifier.precision_.reason
-    assert classifier.folds_.describe() == "5-fold cross-validation over 24 photos"
+    assert classifier.folds_.describe() == "8-fold cross-validation over 24 photos, repeated 3 times"
     assert classifier.features_.shape == (24, 512)
     if classifier.precision_.precision == "float32":
         np.testing.assert_allclose(classifier.features_, keras_network(base)(dataset.images(size=SIZE)),
                                    rtol=1e-5, atol=1e-6)
     assert not np.isnan(classifier.validation_.logits).any()  # every photo tested once
+    assert len(classifier.validation_.repeat_logits) == 2 and not np.isnan(classifier.validation_.repeat_logits).any()
     assert set(classifier.timings_) == {"load", "features", "head"} and all(t >= 0 for t in classifier.timings_.values())
     assert isinstance(classifier.familiarity_, FamiliarityModel)
 
@@ -162,7 +163,12 @@ def test_the_kept_head_learned_from_every_photo_and_is_calibrated_on_the_folds(f
                         strength=classifier.validation_.strength)
     np.testing.assert_allclose(classifier.head_.kernel, expected.kernel, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(classifier.head_.bias, expected.bias, rtol=1e-4, atol=1e-5)
+    # One head's logits on photos it never saw, from each dealing of the folds (not their mean: the kept model
+    # is one head)
+    every_dealing = np.concatenate([classifier.validation_.logits, *classifier.validation_.repeat_logits])
     assert classifier.head_.temperature == pytest.approx(
+        fit_temperature(every_dealing, np.tile(classifier.targets_, 3)), rel=1e-3)
+    assert classifier.head_.temperature != pytest.approx(
         fit_temperature(classifier.validation_.logits, classifier.targets_), rel=1e-3)
 
 

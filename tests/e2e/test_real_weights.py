@@ -84,9 +84,9 @@ def test_transfer_learning_names_unseen_pictures(shapes, sample_zip, holdout, tm
     if status["precision"] == "int8":  # chosen by "auto": the check on the first photos is in the reason
         assert "agreed with float32" in status["precision_reason"], status["precision_reason"]
     assert json.loads((out / "config.json").read_text())["weights"] == "imagenet"
-    # The number the run reports (5-fold cross-validation over the sample) is honest about unseen photos.
+    # The number the run reports (cross-validation over the sample) is honest about unseen photos.
     reported = json.loads((out / "metrics.json").read_text())
-    assert reported["method"] == "5-fold cross-validation over 300 photos"
+    assert reported["method"] == "10-fold cross-validation over 300 photos, repeated 3 times"
     assert abs(reported["accuracy"] - result["accuracy"]) <= 0.05, (reported["accuracy"], result["accuracy"])
     low, high = reported["accuracy_interval"]
     assert low - 0.02 <= result["accuracy"] <= high + 0.02, (reported["accuracy_interval"], result["accuracy"])

@@ -141,23 +141,54 @@ def test_holdout_of_a_class_with_one_photo_learns_from_it():
 def test_folds_defaults_seeds_and_round_trip():
     targets = targets_of([40, 40, 40])
     folds = cross_validation_folds(targets)
-    assert folds.n_folds == 5
-    for fold in range(5):
-        assert np.bincount(targets[folds.assignment == fold]).tolist() == [8, 8, 8]
-    assert folds.describe() == "5-fold cross-validation over 120 photos"
+    assert folds.n_folds == 10 and folds.repeats == ()
+    for fold in range(10):
+        assert np.bincount(targets[folds.assignment == fold]).tolist() == [4, 4, 4]
+    assert folds.describe() == "10-fold cross-validation over 120 photos"
+    assert cross_validation_folds(targets, n_folds=5).describe() == "5-fold cross-validation over 120 photos"
     assert cross_validation_folds(targets, seed=1) != folds
     holdout = holdout_folds(targets)
     assert np.bincount(targets[holdout.tested]).tolist() == [8, 8, 8]
     assert holdout.describe() == "a held-out test of 24 of 120 photos"
     assert holdout_folds(targets, seed=1) != holdout
     assert holdout != folds
-    for original in (folds, holdout):
+    repeated = cross_validation_folds(targets, repeats=3)
+    for original in (folds, holdout, repeated):
         restored = Folds.from_dict(json.loads(json.dumps(original.to_dict())))
         assert restored == original
         with pytest.raises(ValueError):
             original.assignment[0] = 5  # read-only, like the frozen dataclass around it
     with pytest.raises(ValueError, match="'bootstrap'"):
         Folds(np.zeros(3), "bootstrap")
+    assert Folds.from_dict({"method": "holdout", "assignment": [0, -1, -1]}).repeats == ()  # runs saved before repeats
+
+
+def test_repeated_folds_deal_the_photos_again_each_time_stratified_with_copies_together():
+    targets = targets_of([30, 20, 25])
+    groups = np.arange(len(targets))
+    groups[[0, 1, 2]] = 0  # three near-copies of one photo
+    groups[[30, 31]] = 30
+    folds = cross_validation_folds(targets, n_folds=5, seed=3, groups=groups, repeats=3)
+    assert len(folds.repeats) == 2 and folds.describe() == "5-fold cross-validation over 75 photos, repeated 3 times"
+    partitions = folds.partitions()
+    assert [p.repeats for p in partitions] == [folds.repeats, (), ()]
+    assert partitions[1] == cross_validation_folds(targets, n_folds=5, seed=4, groups=groups)  # seed + 1
+    for partition in partitions:
+        check_disjoint_and_complete(partition, len(targets))
+        assert len(set(partition.assignment[[0, 1, 2]])) == 1 and len(set(partition.assignment[[30, 31]])) == 1
+        for fold in range(5):
+            counts = np.bincount(targets[partition.assignment == fold], minlength=3)
+            assert np.all(np.abs(counts - np.array([6, 4, 5])) <= 1)
+    assert not np.array_equal(partitions[0].assignment, partitions[1].assignment)
+    assert not np.array_equal(partitions[1].assignment, partitions[2].assignment)
+    assert folds != cross_validation_folds(targets, n_folds=5, seed=3, groups=groups, repeats=2)
+    assert folds == cross_validation_folds(targets, n_folds=5, seed=3, groups=groups, repeats=3)
+    with pytest.raises(ValueError, match="repeats=0"):
+        cross_validation_folds(targets, repeats=0)
+    with pytest.raises(ValueError, match="hold-out"):
+        Folds(np.array([0, -1]), "holdout", (np.array([0, -1]),))
+    with pytest.raises(ValueError, match="all 2 photos"):
+        Folds(np.array([0, 1]), "cross-validation", (np.array([0, 1, 1]),))
 
 
 @pytest.mark.parametrize("make, kwargs, quoted", [

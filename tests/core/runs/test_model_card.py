@@ -70,7 +70,8 @@ def test_the_accuracy_is_said_with_its_interval_and_how_it_was_measured(card):
     low, high = run.metrics.accuracy_interval
     summary = section(page, "Summary")
     assert f"Accuracy: {html.escape(run.metrics.headline())}." in summary
-    assert f"({percent_range(low, high)})" in summary and "5-fold cross-validation over 24 photos" in summary
+    assert f"({percent_range(low, high)})" in summary and run.metrics.method in summary
+    assert run.metrics.method == "8-fold cross-validation over 24 photos, repeated 3 times"
     assert html.escape(run.metrics.summary()) in section(page, "How well it does on photos it never saw")
     assert f"on {trained_when(run)}" in summary and "random weights" in summary
     assert html.escape(describe(run)) in summary

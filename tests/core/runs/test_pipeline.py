@@ -79,7 +79,10 @@ def test_the_files_hold_what_was_trained(observed, dataset):
     folds = read_json(run.path / FILES.FOLDS)
     assert folds["names"] == [s.name for s in dataset.samples]
     assert folds["folds"]["method"] == "cross-validation"
-    assert sorted(set(folds["folds"]["assignment"])) == [0, 1, 2, 3, 4]  # every photo tested once
+    # 24 photos, 8 a class: 8 folds (no more folds than photos of the smallest class), dealt 3 times
+    for assignment in (folds["folds"]["assignment"], *folds["folds"]["repeats"]):
+        assert sorted(set(assignment)) == list(range(8))  # every photo tested once in each dealing
+    assert len(folds["folds"]["repeats"]) == 2
     assert len(folds["candidates"]) >= 2 and folds["strength"] in [c["strength"] for c in folds["candidates"]]
     status = run.status
     assert status.state == "done" and status.message == "Trained: the classifier learned from every photo."
@@ -95,10 +98,10 @@ def test_metrics_are_the_out_of_fold_evaluation_with_its_interval_and_method(obs
     assert metrics == Evaluation.from_dict(read_json(run.path / FILES.METRICS))
     assert metrics.n_images == len(dataset)  # every photo, predicted by a fold's model that never saw it
     assert sorted(p["name"] for p in metrics.predictions) == sorted(s.name for s in dataset.samples)
-    assert all(0 <= p["fold"] < 5 for p in metrics.predictions)
+    assert all(0 <= p["fold"] < 8 for p in metrics.predictions)
+    assert metrics.method == "8-fold cross-validation over 24 photos, repeated 3 times"
     low, high = metrics.accuracy_interval
     assert 0 <= low <= metrics.accuracy <= high <= 1 and high - low > 0.05  # 24 photos: a wide interval
-    assert metrics.method == "5-fold cross-validation over 24 photos"
     assert metrics.reliability and metrics.calibration_error is not None
 
 
