@@ -11,7 +11,7 @@ Per data set, a copy of the photos with problems planted where we know them:
   strangers      `--strangers` photos of the other data set (Fashion-MNIST among flowers, flowers
                  among clothes), one to a class in turn
 Then `checkup.checkup` (what *Check my photos* and `quasar doctor` run: the Quick preset's settings,
-precision auto, 5 folds) and, against what was planted:
+precision auto, the default folds) and, against what was planted:
   wrong labels   recall (planted ones among the reported issues), precision, and how often the
                  suggested class is the true one
   near-copies    planted pairs found in one reported group; groups reported beyond the planted

@@ -34,7 +34,7 @@ def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
     import numpy as np
 
     from quasar_core import backbone
-    from quasar_core.crossval import copy_groups, power_normalise
+    from quasar_core.near_copies import copy_groups, power_normalise
     from quasar_core.data import Limits, load_folder
     from quasar_core.runs.pipeline import out_of_fold_evaluation
     from quasar_core.features.cache import FeatureSpec

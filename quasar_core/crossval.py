@@ -25,6 +25,7 @@ import numpy as np
 
 from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
 from quasar_core.head import STRENGTHS, fit_head, softmax
+from quasar_core.near_copies import copy_groups
 from quasar_core.progress import Progress, TrainingHooks, is_cancelled
 
 
@@ -133,55 +134,6 @@ def cross_validate(views: np.ndarray, targets, folds: Folds, *, n_classes: int, 
     return CrossValidation(folds, best["strength"], candidates, logits[best["strength"]], tuple(repeats))
 
 
-# Cosine similarity of power-normalised pooled features above which two photos are copies of each
-# other (re-encoded, resized, slightly cropped): planted copies of flowers at 224 px scored 0.94 and
-# above, distinct photos 0.89 at the 99.99th percentile (see doctor.py). Features of tiny images or
-# of random weights are alike for every photo; where a threshold would join a large share of the
-# photos into one group, a stricter one is used, so the folds never degenerate.
-COPY_SIMILARITIES = (0.95, 0.97, 0.99, 0.999)
-LARGEST_GROUP_SHARE = 0.02
-MAX_COPIES = 50  # more near-copies of one photo than this: the features cannot tell photos apart
-
-
-def power_normalise(features) -> np.ndarray:
-    """Signed square root, then unit length: cosine similarity on these tells copies apart best."""
-    x = np.asarray(features, dtype=np.float32)
-    z = np.sign(x) * np.sqrt(np.abs(x))
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-
-
-def copy_groups(features) -> np.ndarray:
-    """A group number per photo: near-copies share one (see COPY_SIMILARITIES)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-    from sklearn import config_context
-    from sklearn.neighbors import NearestNeighbors
-
-    n = len(features)
-    if n < 2:
-        return np.zeros(n, dtype=np.int64)
-    z = power_normalise(features)
-    largest = max(2, int(LARGEST_GROUP_SHARE * n))
-    # Each photo's k most similar others hold every copy at any threshold that passes: memory n x k.
-    # (A radius graph of photos that all look alike, tiny or synthetic ones, held n x n: 1.8 GB at 12,000.)
-    k = min(n - 1, largest, MAX_COPIES)
-    with config_context(working_memory=64):  # MB per chunk of the distance matrix
-        distances, neighbours = NearestNeighbors(n_neighbors=k, metric="cosine").fit(z).kneighbors()
-    similar = 1.0 - distances
-    rows = np.repeat(np.arange(n), k)
-    for similarity in COPY_SIMILARITIES:
-        close = similar >= similarity
-        if close[:, -1].any():  # some photo has k "copies" or more: look-alikes, try a stricter threshold
-            continue
-        edges = close.ravel()
-        graph = csr_matrix((np.ones(int(edges.sum()), np.int8), (rows[edges], neighbours.ravel()[edges])),
-                           shape=(n, n))
-        groups = connected_components(graph, directed=False)[1].astype(np.int64)
-        if np.bincount(groups).max() <= largest:
-            return groups
-    return np.arange(n, dtype=np.int64)  # no threshold separates copies from look-alikes here
-
-
 # Above this many photos the folds are dealt once: one dealing's luck and the folds' smaller share of the
 # photos matter less (on 200 photos they moved the estimate by points), and each dealing costs the folds
 # again (at 2,000 photos 0.9 s, times the settings Compare tries).
@@ -193,7 +145,7 @@ def folds_for(features, targets, config) -> Folds:
     validation (dealt `config.cv_repeats` times up to DEAL_AGAIN_UP_TO photos), or one held-out share
     above `config.max_cv_photos` photos or when fine-tuning; near-copies stay on one side."""
     targets = np.asarray(targets, dtype=np.int64)
-    groups = copy_groups(features)  # a near-copy never tests the model that learned from its twin
+    groups = copy_groups(features)  # near_copies' groups: a copy never tests the model that learned from its twin
     if len(targets) > config.max_cv_photos or config.fine_tunes:
         return holdout_folds(targets, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
     return cross_validation_folds(targets, n_folds=min(config.folds, int(np.bincount(targets).min())),

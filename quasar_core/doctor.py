@@ -41,8 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from quasar_core.crossval import power_normalise
-from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplicates
+from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplicates, power_normalise
 
 LR_C = 0.01
 NEIGHBOURS = 10

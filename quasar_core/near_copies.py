@@ -23,6 +23,11 @@ four times raises its own level and its copies are not reported (the digest stil
 ones). Pairs are looked for among each photo's nearest neighbours by features and by thumbnails
 (n x 20 pairs, not n x n) and merged into groups, most similar first, only while every two photos of
 a group are copies by one of the two tests (complete linkage: look-alikes must not chain).
+
+The same groups keep near-copies in one fold (``copy_groups``, for crossval.folds_for): a copy
+must never test the model that learned from its twin. Because each pair is judged against the
+photos' own look-alikes, features that make every photo alike (tiny images, random weights)
+do not fuse the photos into one group.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ PIXEL_GAP = 9.0
 CROPS = (0.0, 0.04, 0.08)  # share cut from each side before the thumbnail is made
 THUMBNAIL_SIDE = 24
 NEIGHBOURS = 10
+# A photo copied more than four times raises its own look-alike level past its copies (see above), so a
+# larger group is photos that all look alike to within rounding (tiny images, random weights): not copies.
+LARGEST_GROUP = 5
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,26 @@ def check_thumbnails(thumbs, n: int):
     return array
 
 
+def power_normalise(features) -> np.ndarray:
+    """Signed square root, then unit length: cosine similarity on these tells copies apart best."""
+    x = np.asarray(features, dtype=np.float32)
+    z = np.sign(x) * np.sqrt(np.abs(x))
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def copy_groups(features, *, thumbs=None) -> np.ndarray:
+    """A group number per photo (its lowest member's index): near-copies share one. `features` raw pooled
+    features (power-normalised here), `thumbs` as for near_duplicates."""
+    z = power_normalise(features).astype(np.float64)
+    groups = np.arange(len(z), dtype=np.int64)
+    thumbs = check_thumbnails(thumbs, len(z))
+    if len(z) < 2:
+        return groups
+    for members in _linked(z, thumbs, None)[0]:
+        groups[members] = members[0]
+    return groups
+
+
 def near_duplicates(z, labels, class_names, files, *, thumbs=None, feature_neighbours=None,
                     limit: int | None = None) -> tuple[NearDuplicate, ...]:
     """Groups of near-copies: groups spanning classes first, then the most similar.
@@ -107,6 +135,21 @@ def near_duplicates(z, labels, class_names, files, *, thumbs=None, feature_neigh
     thumbs = check_thumbnails(thumbs, n)
     if n < 2:
         return ()
+    groups, copies = _linked(z, thumbs, feature_neighbours)
+    found = []
+    for members in groups:
+        left, right = np.triu_indices(len(members), 1)
+        similarity = float(min(copies(np.asarray(members)[left], np.asarray(members)[right])[1].min(), 1.0))
+        found.append(NearDuplicate(tuple(files[i] for i in members), round(similarity, 4),
+                                   tuple(class_names[labels[i]] for i in members)))
+    found.sort(key=lambda d: (len(set(d.classes)) < 2, -d.similarity, d.files))
+    return tuple(found[: max(50, n // 5) if limit is None else limit])
+
+
+def _linked(z, thumbs, feature_neighbours):
+    """(the groups of near-copies, each a sorted list of photo indices; `copies(a, b)`, the pair test)."""
+    n = len(z)
+
     def similarities(a, b):
         return _features(z, a, b), None if thumbs is None else _aligned(thumbs, a, b)
 
@@ -142,14 +185,7 @@ def near_duplicates(z, labels, class_names, files, *, thumbs=None, feature_neigh
         for i in group[b]:
             owner[i] = a
         group[a] += group.pop(b)
-    found = []
-    for members in (sorted(m) for m in group.values() if len(m) > 1):
-        left, right = np.triu_indices(len(members), 1)
-        similarity = float(min(copies(np.asarray(members)[left], np.asarray(members)[right])[1].min(), 1.0))
-        found.append(NearDuplicate(tuple(files[i] for i in members), round(similarity, 4),
-                                   tuple(class_names[labels[i]] for i in members)))
-    found.sort(key=lambda d: (len(set(d.classes)) < 2, -d.similarity, d.files))
-    return tuple(found[: max(50, n // 5) if limit is None else limit])
+    return [sorted(m) for m in group.values() if 1 < len(m) <= LARGEST_GROUP], copies
 
 
 def _nearest(x, k):

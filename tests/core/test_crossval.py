@@ -1,5 +1,5 @@
 """cross_validate: every tested photo is predicted by a head that never learned from it, the candidate
-with the least out-of-fold log loss is chosen, and copy_groups keeps near-copies together.
+with the least out-of-fold log loss is chosen, and folds_for keeps near-copies (near_copies.copy_groups) together.
 Synthetic features only: no VGG16 here."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from quasar_core import crossval
-from quasar_core.crossval import COPY_SIMILARITIES, LARGEST_GROUP_SHARE, copy_groups, cross_validate
+from quasar_core.crossval import cross_validate
 from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
 from quasar_core.head import fit_head, softmax
+from quasar_core.near_copies import FEATURE_SIMILARITY, LARGEST_GROUP, copy_groups
 from quasar_core.progress import TrainingHooks
 
 STRENGTHS = (0.01, 0.1, 1.0)
@@ -178,68 +179,23 @@ def test_a_folds_object_from_elsewhere_is_used_as_it_is():
     np.testing.assert_allclose(result.logits[test], head.logits(views[0, test]), rtol=1e-4, atol=1e-4)
 
 
-# --------------------------------------------------------------------------- copy groups
+# --------------------------------------------------------------------------- folds
 
 
 def distinct_photos(n, d=64, seed=0):
     return np.abs(np.random.default_rng(seed).normal(0, 1, (n, d))).astype(np.float32)  # ReLU-like
 
 
-def test_near_copies_share_a_group_and_others_do_not():
+def test_near_copies_share_a_fold_in_every_dealing():
+    from quasar_core.config import TrainConfig
+
     rng = np.random.default_rng(1)
-    photos = distinct_photos(150)
+    photos = distinct_photos(60)
     copies = photos[[0, 0, 3]] * 1.3 + np.abs(rng.normal(0, 0.01, (3, 64))).astype(np.float32)  # rescaled, re-encoded
-    groups = copy_groups(np.concatenate([photos, copies]))
-    assert groups.dtype == np.int64 and len(groups) == 153
-    assert groups[150] == groups[151] == groups[0] and groups[152] == groups[3] != groups[0]
-    assert len(set(groups[:150])) == 150  # distinct photos stay apart
-
-
-def test_groups_never_swallow_a_large_share_of_the_photos():
-    """Look-alike features (tiny images, random weights): a stricter threshold, or no groups at all."""
-    rng = np.random.default_rng(0)
-    for noise in (0.3, 0.03, 0.001):
-        alike = (5 + rng.normal(0, noise, (60, 64))).astype(np.float32)
-        groups = copy_groups(alike)
-        assert np.bincount(groups).max() <= max(2, int(LARGEST_GROUP_SHARE * 60))
-    identical = np.ones((30, 64), np.float32) + rng.normal(0, 1e-6, (30, 64)).astype(np.float32)
-    assert copy_groups(identical).tolist() == list(range(30))  # nothing tells copies from look-alikes
-    assert copy_groups(identical[:1]).tolist() == [0] and copy_groups(identical[:0]).tolist() == []
-
-
-def test_groups_are_the_components_of_every_pair_above_the_threshold():
-    """Drawn from each photo's nearest neighbours, the groups are those of the whole similarity graph."""
-    from scipy.sparse.csgraph import connected_components
-
-    rng = np.random.default_rng(2)
-    photos = distinct_photos(400)
-    copies = photos[rng.integers(0, 400, 40)] * rng.uniform(0.8, 1.3, (40, 1)).astype(np.float32) \
-        + np.abs(rng.normal(0, 0.02, (40, 64))).astype(np.float32)
-    features = np.concatenate([photos, copies])
-    z = crossval.power_normalise(features)
-    whole = connected_components(z @ z.T >= COPY_SIMILARITIES[0], directed=False)[1]
-    groups = copy_groups(features)
-    assert len(set(groups)) == len(set(whole)) < len(features)
-    assert all(len(set(groups[whole == g])) == 1 for g in set(whole))
-
-
-def test_look_alike_photos_at_scale_cost_neighbours_not_pairs(monkeypatch):
-    """12,000 synthetic photos that all looked alike took 1.8 GB (a radius graph holds every pair)."""
-    import sklearn.neighbors
-
-    asked = []
-    real = sklearn.neighbors.NearestNeighbors.kneighbors
-
-    def counting(self, *args, **kwargs):
-        asked.append(self.n_neighbors)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "kneighbors", counting)
-    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "radius_neighbors_graph",
-                        lambda *a, **k: pytest.fail("a radius graph holds n x n pairs when photos look alike"))
-    alike = (5 + np.random.default_rng(0).normal(0, 1e-3, (6000, 64))).astype(np.float32)
-    assert copy_groups(alike).tolist() == list(range(6000))
-    assert asked == [crossval.MAX_COPIES]
+    features, targets = np.concatenate([photos, copies]), np.concatenate([np.repeat(np.arange(3), 20), [1, 2, 0]])
+    folds = crossval.folds_for(features, targets, TrainConfig())
+    for dealing in folds.partitions():
+        assert len({dealing.assignment[i] for i in (0, 60, 61)}) == 1 and dealing.assignment[3] == dealing.assignment[62]
 
 
 def test_folds_follow_the_training_rule(monkeypatch):
@@ -263,6 +219,8 @@ def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):
 
     features = keras_network(base)(dataset.images(size=32))
     unit = features / np.linalg.norm(features, axis=1, keepdims=True)
-    assert (unit @ unit.T).min() > min(COPY_SIMILARITIES) - 0.05  # the look-alike case, for real
-    folds = cross_validation_folds(dataset.targets(), n_folds=5, seed=0, groups=copy_groups(features))
+    assert (unit @ unit.T).min() > FEATURE_SIMILARITY - 0.05  # the look-alike case, for real
+    groups = copy_groups(features)
+    assert np.bincount(groups).max() <= LARGEST_GROUP  # alike to one another, not copies of one another
+    folds = cross_validation_folds(dataset.targets(), n_folds=5, seed=0, groups=groups)
     assert folds.n_folds == 5 and len(folds.tested) == len(dataset)

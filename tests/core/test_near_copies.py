@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from quasar_core.data.images import resize
-from quasar_core.near_copies import (CROPS, THUMBNAIL_SIDE, check_thumbnails, near_duplicates, thumbnails)
+from quasar_core.near_copies import (CROPS, LARGEST_GROUP, NEIGHBOURS, THUMBNAIL_SIDE, check_thumbnails, copy_groups,
+                                     near_duplicates, power_normalise, thumbnails)
 
 SIDE = 48
 
@@ -116,3 +117,68 @@ def test_a_datasets_thumbnails_are_kept_in_the_feature_cache(dataset, tmp_path, 
     np.testing.assert_allclose(first[3], thumbnails(dataset.pixels(3)), atol=1e-6)
     monkeypatch.setattr(type(dataset), "pixels", lambda self, index: pytest.fail("decoded again"))
     np.testing.assert_array_equal(dataset_thumbnails(dataset, cache=cache), first)
+
+
+# --------------------------------------------------------------------------- copy groups (the folds')
+
+
+def distinct_features(n, d=64, seed=0):
+    return np.abs(np.random.default_rng(seed).normal(0, 1, (n, d))).astype(np.float32)  # ReLU-like
+
+
+def test_copy_groups_are_the_doctors_groups_one_number_a_photo():
+    rng = np.random.default_rng(1)
+    photos = distinct_features(150)
+    copies = photos[[0, 0, 3]] * 1.3 + np.abs(rng.normal(0, 0.01, (3, 64))).astype(np.float32)  # rescaled, re-encoded
+    features = np.concatenate([photos, copies])
+    groups = copy_groups(features)
+    assert groups.dtype == np.int64 and len(groups) == 153
+    assert groups[150] == groups[151] == groups[0] == 0 and groups[152] == groups[3] == 3
+    assert len(set(groups[:150])) == 150  # distinct photos stay apart
+    names = [f"p{i}" for i in range(153)]
+    found = near_duplicates(power_normalise(features), np.zeros(153, int), ["x"], names)
+    assert sorted(d.files for d in found) == [("p0", "p150", "p151"), ("p3", "p152")]
+    assert copy_groups(features[:1]).tolist() == [0] and copy_groups(features[:0]).tolist() == []
+
+
+def test_copy_groups_see_pixels_too_when_given_thumbnails():
+    photos, labels, files, pairs = photos_with_copies()
+    features = np.abs(np.random.default_rng(2).normal(0, 1, (len(photos), 16)))  # features tell nothing here
+    thumbs = np.stack([thumbnails(p) for p in photos])
+    assert len(set(copy_groups(features))) == len(photos)
+    groups = copy_groups(features, thumbs=thumbs)
+    index = {name: i for i, name in enumerate(files)}
+    for a, b in pairs:
+        assert groups[index[a]] == groups[index[b]]
+    assert len(set(groups)) == len(photos) - len(pairs)  # the look-alikes keep their own groups
+
+
+def test_look_alike_features_are_not_fused_into_groups():
+    """Features of tiny images or random weights make every photo alike: judged against each photo's own
+    look-alikes, no pair stands out, so the folds keep every photo apart."""
+    rng = np.random.default_rng(0)
+    for noise in (0.3, 0.03):
+        alike = (5 + rng.normal(0, noise, (60, 64))).astype(np.float32)
+        assert np.bincount(copy_groups(alike)).max() == 1
+    for noise in (0.001, 1e-6):  # alike to within float32 rounding: any pairs found are small, never a swarm
+        alike = (5 + rng.normal(0, noise, (60, 64))).astype(np.float32)
+        assert np.bincount(copy_groups(alike)).max() <= LARGEST_GROUP
+
+
+def test_look_alike_photos_at_scale_cost_neighbours_not_pairs(monkeypatch):
+    """12,000 synthetic photos that all looked alike took 1.8 GB once (a radius graph holds every pair)."""
+    import sklearn.neighbors
+
+    asked = []
+    real = sklearn.neighbors.NearestNeighbors.kneighbors
+
+    def counting(self, *args, **kwargs):
+        asked.append(self.n_neighbors)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "kneighbors", counting)
+    monkeypatch.setattr(sklearn.neighbors.NearestNeighbors, "radius_neighbors_graph",
+                        lambda *a, **k: pytest.fail("a radius graph holds n x n pairs when photos look alike"))
+    alike = (5 + np.random.default_rng(0).normal(0, 1e-3, (6000, 64))).astype(np.float32)
+    assert np.bincount(copy_groups(alike)).max() <= LARGEST_GROUP
+    assert asked == [NEIGHBOURS]
