@@ -139,7 +139,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     folds: int = setting(10, label="Cross-validation folds", low=2, high=10, section="Checking",
                          help="Every photo is tested once by a model that did not learn from it; the accuracy shown "
-                              "comes from these tests.")
+                              "comes from these tests. Above 1,000 photos, at most 5 folds.")
     cv_repeats: int = setting(3, label="Cross-validation repeats", low=1, high=5, section="Checking",
                               help="Up to 1,000 photos, they are dealt into new folds this many times and the tests "
                                    "averaged: a steadier number, a fraction of a second more per repeat.")

@@ -134,20 +134,30 @@ def cross_validate(views: np.ndarray, targets, folds: Folds, *, n_classes: int, 
     return CrossValidation(folds, best["strength"], candidates, logits[best["strength"]], tuple(repeats))
 
 
-# Above this many photos the folds are dealt once: one dealing's luck and the folds' smaller share of the
-# photos matter less (on 200 photos they moved the estimate by points), and each dealing costs the folds
-# again (at 2,000 photos 0.9 s, times the settings Compare tries).
-DEAL_AGAIN_UP_TO = 1000
+# Above this many photos, at most MANY_PHOTOS_FOLDS folds dealt once: the folds' smaller share of the
+# photos and one dealing's luck matter less there (on 200 photos they moved the estimate by points),
+# while every fold and dealing costs its fits again, times the six settings Compare tries (at 2,000
+# photos 10 folds dealt once made Compare 3.2x a training, against 2.4x with 5).
+MANY_PHOTOS = 1000
+MANY_PHOTOS_FOLDS = 5
+
+
+def fold_plan(n_photos: int, config) -> tuple[int, int]:
+    """(folds, dealings) of the cross-validation of `n_photos` photos under `config` (before the smallest
+    class caps the folds)."""
+    if n_photos > MANY_PHOTOS:
+        return min(config.folds, MANY_PHOTOS_FOLDS), 1
+    return config.folds, config.cv_repeats
 
 
 def folds_for(features, targets, config) -> Folds:
     """The folds a training (and Compare, on the same photos) is measured on: stratified k-fold cross-
-    validation (dealt `config.cv_repeats` times up to DEAL_AGAIN_UP_TO photos), or one held-out share
-    above `config.max_cv_photos` photos or when fine-tuning; near-copies stay on one side."""
+    validation as `fold_plan` says, or one held-out share above `config.max_cv_photos` photos or when
+    fine-tuning; near-copies stay on one side."""
     targets = np.asarray(targets, dtype=np.int64)
     groups = copy_groups(features)  # near_copies' groups: a copy never tests the model that learned from its twin
     if len(targets) > config.max_cv_photos or config.fine_tunes:
         return holdout_folds(targets, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
-    return cross_validation_folds(targets, n_folds=min(config.folds, int(np.bincount(targets).min())),
-                                  seed=config.seed, groups=groups,
-                                  repeats=config.cv_repeats if len(targets) <= DEAL_AGAIN_UP_TO else 1)
+    folds, dealings = fold_plan(len(targets), config)
+    return cross_validation_folds(targets, n_folds=min(folds, int(np.bincount(targets).min())),
+                                  seed=config.seed, groups=groups, repeats=dealings)

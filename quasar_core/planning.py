@@ -16,7 +16,7 @@ from pathlib import Path
 
 from quasar_core.backbone import BLOCKS
 from quasar_core.config import TrainConfig
-from quasar_core.crossval import DEAL_AGAIN_UP_TO
+from quasar_core.crossval import fold_plan
 from quasar_core.errors import ResourceLimitError
 from quasar_core.features.extract import batch_size_for
 from quasar_core.features.networks import keras_network
@@ -94,10 +94,9 @@ def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: f
     features = uncached * (per_photo + decode)
     features += uncached * (views - 1) / views * AUGMENT_SECONDS
     cross_validates = not (config.fine_tunes or n_photos > config.max_cv_photos)
-    folds = config.folds if cross_validates else 1
-    again = config.cv_repeats - 1 if cross_validates and n_photos <= DEAL_AGAIN_UP_TO else 0
+    folds, dealings = fold_plan(n_photos, config) if cross_validates else (1, 1)
     # 5 strengths on the first dealing of the folds, the chosen one on each further dealing, the kept head
-    fits = folds * (len(STRENGTHS) + again) + 1
+    fits = folds * (len(STRENGTHS) + dealings - 1) + 1
     head = fits * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
     if config.fine_tunes:
@@ -255,7 +254,8 @@ def plan(dataset, config: TrainConfig, *, rate_at_224: float, precision, cached_
     if config.fine_tunes or n > config.max_cv_photos:
         method = f"a held-out test of about {round(n * config.holdout_fraction)} of your {n} photos"
     else:
-        method = f"{config.folds}-fold cross-validation: every one of your {n} photos is tested once"
-        if config.cv_repeats > 1 and n <= DEAL_AGAIN_UP_TO:
-            method += f", {config.cv_repeats} times over with the photos dealt into new folds"
+        folds, dealings = fold_plan(n, config)
+        method = f"{folds}-fold cross-validation: every one of your {n} photos is tested once"
+        if dealings > 1:
+            method += f", {dealings} times over with the photos dealt into new folds"
     return Plan(time_estimate, table, precision.precision, precision.reason, n, cached_views, method)

@@ -209,8 +209,9 @@ def test_folds_follow_the_training_rule(monkeypatch):
     assert crossval.folds_for(features, targets, TrainConfig(max_cv_photos=59)).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(mode="fine-tune")).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(folds=3)).n_folds == 3
-    monkeypatch.setattr(crossval, "DEAL_AGAIN_UP_TO", 59)  # more photos than that: dealt once
-    assert crossval.folds_for(features, targets, TrainConfig()).describe() == "10-fold cross-validation over 60 photos"
+    monkeypatch.setattr(crossval, "MANY_PHOTOS", 59)  # more photos than that: at most 5 folds, dealt once
+    assert crossval.folds_for(features, targets, TrainConfig()).describe() == "5-fold cross-validation over 60 photos"
+    assert crossval.folds_for(features, targets, TrainConfig(folds=3)).describe() == "3-fold cross-validation over 60 photos"
 
 
 def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):

@@ -49,8 +49,8 @@ def test_time_estimate_by_hand():
     assert result.head_seconds == pytest.approx((10 * 5 + 10 * 2 + 1) * HEAD_FIT_SECONDS)
     once = estimate(config.replace(cv_repeats=1, folds=5), 300, megapixels=2.0)
     assert once.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS)
-    many = estimate(config, 2000, megapixels=2.0)  # above crossval.DEAL_AGAIN_UP_TO: the folds dealt once
-    assert many.head_seconds == pytest.approx((10 * 5 + 1) * HEAD_FIT_SECONDS * 2000 / 300)
+    many = estimate(config, 2000, megapixels=2.0)  # above crossval.MANY_PHOTOS: 5 folds dealt once
+    assert many.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS * 2000 / 300)
     assert result.fine_tune_seconds == 0
     assert result.total_seconds == pytest.approx(result.feature_seconds + result.head_seconds
                                                  + planning.FIXED_OVERHEAD_SECONDS)
