@@ -19,3 +19,11 @@ def garden_jpeg() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def features_with_copies(n: int, copied=(0, 0, 3), *, d: int = 64, seed: int = 0) -> np.ndarray:
+    """`n` distinct ReLU-like feature rows, then a near-copy of each row in `copied` (rescaled by 1.3, a
+    little noise: as re-encoded, resized photos look to VGG16)."""
+    photos = np.abs(np.random.default_rng(seed).normal(0, 1, (n, d))).astype(np.float32)
+    noise = np.abs(np.random.default_rng(seed + 1).normal(0, 0.01, (len(copied), d))).astype(np.float32)
+    return np.concatenate([photos, photos[list(copied)] * 1.3 + noise])

@@ -15,6 +15,7 @@ from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
 from quasar_core.head import fit_head, softmax
 from quasar_core.near_copies import FEATURE_SIMILARITY, LARGEST_GROUP, copy_groups
 from quasar_core.progress import TrainingHooks
+from tests.pictures import features_with_copies
 
 STRENGTHS = (0.01, 0.1, 1.0)
 
@@ -189,10 +190,8 @@ def distinct_photos(n, d=64, seed=0):
 def test_near_copies_share_a_fold_in_every_dealing():
     from quasar_core.config import TrainConfig
 
-    rng = np.random.default_rng(1)
-    photos = distinct_photos(60)
-    copies = photos[[0, 0, 3]] * 1.3 + np.abs(rng.normal(0, 0.01, (3, 64))).astype(np.float32)  # rescaled, re-encoded
-    features, targets = np.concatenate([photos, copies]), np.concatenate([np.repeat(np.arange(3), 20), [1, 2, 0]])
+    features = features_with_copies(60)  # rows 60 and 61 copy row 0, row 62 copies row 3
+    targets = np.concatenate([np.repeat(np.arange(3), 20), [1, 2, 0]])
     folds = crossval.folds_for(features, targets, TrainConfig())
     for dealing in folds.partitions():
         assert len({dealing.assignment[i] for i in (0, 60, 61)}) == 1 and dealing.assignment[3] == dealing.assignment[62]

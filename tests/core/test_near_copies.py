@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from quasar_core.data.images import resize
+from tests.pictures import features_with_copies
 from quasar_core.near_copies import (CROPS, LARGEST_GROUP, NEIGHBOURS, THUMBNAIL_SIDE, check_thumbnails, copy_groups,
                                      near_duplicates, power_normalise, thumbnails)
 
@@ -122,15 +123,8 @@ def test_a_datasets_thumbnails_are_kept_in_the_feature_cache(dataset, tmp_path, 
 # --------------------------------------------------------------------------- copy groups (the folds')
 
 
-def distinct_features(n, d=64, seed=0):
-    return np.abs(np.random.default_rng(seed).normal(0, 1, (n, d))).astype(np.float32)  # ReLU-like
-
-
 def test_copy_groups_are_the_doctors_groups_one_number_a_photo():
-    rng = np.random.default_rng(1)
-    photos = distinct_features(150)
-    copies = photos[[0, 0, 3]] * 1.3 + np.abs(rng.normal(0, 0.01, (3, 64))).astype(np.float32)  # rescaled, re-encoded
-    features = np.concatenate([photos, copies])
+    features = features_with_copies(150)  # rows 150 and 151 copy row 0, row 152 copies row 3
     groups = copy_groups(features)
     assert groups.dtype == np.int64 and len(groups) == 153
     assert groups[150] == groups[151] == groups[0] == 0 and groups[152] == groups[3] == 3
