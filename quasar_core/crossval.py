@@ -142,12 +142,12 @@ MANY_PHOTOS = 1000
 MANY_PHOTOS_FOLDS = 5
 
 
-def fold_plan(n_photos: int, config) -> tuple[int, int]:
-    """(folds, dealings) of the cross-validation of `n_photos` photos under `config` (before the smallest
-    class caps the folds)."""
-    if n_photos > MANY_PHOTOS:
-        return min(config.folds, MANY_PHOTOS_FOLDS), 1
-    return config.folds, config.cv_repeats
+def fold_plan(n_photos: int, config, *, smallest_class: int | None = None) -> tuple[int, int]:
+    """(folds, dealings) of the cross-validation of `n_photos` photos under `config`; no more folds than
+    the smallest class has photos, when given."""
+    folds, dealings = (min(config.folds, MANY_PHOTOS_FOLDS), 1) if n_photos > MANY_PHOTOS else \
+        (config.folds, config.cv_repeats)
+    return (folds if smallest_class is None else max(2, min(folds, smallest_class))), dealings
 
 
 def folds_for(features, targets, config) -> Folds:
@@ -158,6 +158,5 @@ def folds_for(features, targets, config) -> Folds:
     groups = copy_groups(features)  # near_copies' groups: a copy never tests the model that learned from its twin
     if len(targets) > config.max_cv_photos or config.fine_tunes:
         return holdout_folds(targets, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
-    folds, dealings = fold_plan(len(targets), config)
-    return cross_validation_folds(targets, n_folds=min(folds, int(np.bincount(targets).min())),
-                                  seed=config.seed, groups=groups, repeats=dealings)
+    folds, dealings = fold_plan(len(targets), config, smallest_class=int(np.bincount(targets).min()))
+    return cross_validation_folds(targets, n_folds=folds, seed=config.seed, groups=groups, repeats=dealings)

@@ -254,7 +254,8 @@ def plan(dataset, config: TrainConfig, *, rate_at_224: float, precision, cached_
     if config.fine_tunes or n > config.max_cv_photos:
         method = f"a held-out test of about {round(n * config.holdout_fraction)} of your {n} photos"
     else:
-        folds, dealings = fold_plan(n, config)
+        counts = np.bincount(dataset.targets()) if n else np.zeros(1, int)
+        folds, dealings = fold_plan(n, config, smallest_class=int(counts[counts > 0].min()) if counts.any() else None)
         method = f"{folds}-fold cross-validation: every one of your {n} photos is tested once"
         if dealings > 1:
             method += f", {dealings} times over with the photos dealt into new folds"

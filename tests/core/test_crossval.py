@@ -208,6 +208,9 @@ def test_folds_follow_the_training_rule(monkeypatch):
     assert crossval.folds_for(features, targets, TrainConfig(max_cv_photos=59)).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(mode="fine-tune")).method == "holdout"
     assert crossval.folds_for(features, targets, TrainConfig(folds=3)).n_folds == 3
+    few = np.concatenate([np.repeat([0, 1], 28), [2, 2, 2, 2]])  # a class of 4: 4 folds, said alike before training
+    assert crossval.folds_for(features, few, TrainConfig()).n_folds == 4
+    assert crossval.fold_plan(60, TrainConfig(), smallest_class=4) == (4, 3)
     monkeypatch.setattr(crossval, "MANY_PHOTOS", 59)  # more photos than that: at most 5 folds, dealt once
     assert crossval.folds_for(features, targets, TrainConfig()).describe() == "5-fold cross-validation over 60 photos"
     assert crossval.folds_for(features, targets, TrainConfig(folds=3)).describe() == "3-fold cross-validation over 60 photos"

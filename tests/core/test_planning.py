@@ -161,7 +161,8 @@ def test_plan_counts_cached_views_and_tables_other_sizes(dataset):
     seconds = [row["seconds"] for row in fresh.sizes]
     assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
     assert (fresh.precision, fresh.precision_reason) == ("float32", FLOAT32.reason)
-    assert fresh.method == ("10-fold cross-validation: every one of your 24 photos is tested once, 3 times over with "
+    # 8 photos a class: 8 folds, as crossval.folds_for will make them
+    assert fresh.method == ("8-fold cross-validation: every one of your 24 photos is tested once, 3 times over with "
                             "the photos dealt into new folds")
     odd = plan(dataset, config.replace(image_size=300), rate_at_224=RATE, precision=FLOAT32)
     assert 300 in [row["image_size"] for row in odd.sizes]
