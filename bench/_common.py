@@ -65,6 +65,17 @@ def finish_args(args):
     return args
 
 
+def begin(args) -> tuple[float, dict]:
+    """A script's start once its arguments are parsed: --quick's defaults, the weights checked, the machine
+    printed. Returns (perf_counter at the start, machine_info())."""
+    finish_args(args)
+    started = time.perf_counter()
+    weights_path()
+    info = machine_info()
+    print_machine(info)
+    return started, info
+
+
 def quiet(args) -> float:
     """wait_for_quiet with the script's flags; returns other processes' CPU share just before measuring."""
     return wait_for_quiet(args.max_wait, args.quiet_threshold)

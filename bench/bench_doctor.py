@@ -162,11 +162,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.flowers_per_class, args.sample_per_class, args.copies, args.strangers = 12, 12, 4, 2
-    common.finish_args(args)
-    started = time.perf_counter()
-    common.weights_path()
-    info = common.machine_info()
-    common.print_machine(info)
+    started, info = common.begin(args)
     base_loader = common.shared_base_loader()
     results = {"machine": info, "datasets": {}}
     with common.work_dir(args, "quasar-bench-doctor-") as work:

@@ -124,10 +124,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.datasets, args.splits, args.train_per_class, args.unseen, args.image_size = "fashion", 2, 10, 10, 32
-    common.finish_args(args)
-    started = time.perf_counter()
-    info = common.machine_info()
-    common.print_machine(info)
+    started, info = common.begin(args)
     base_loader = common.shared_base_loader()
     from quasar_core.features.cache import FeatureCache
 

@@ -86,11 +86,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.splits, args.train_per_class, args.test_per_class, args.image_size = 2, 8, 10, 64
-    common.finish_args(args)
-    started = time.perf_counter()
-    common.weights_path()
-    info = common.machine_info()
-    common.print_machine(info)
+    started, info = common.begin(args)
     base_loader = common.shared_base_loader()
     from quasar_core.features.cache import FeatureCache
 
