@@ -1,7 +1,8 @@
 """The data doctor: the photos that hurt a classifier, found from VGG16's cached pooled features.
 
-Measured on 5 classes x 50 photos with 10 % of labels flipped (numbers and commands:
-/work/scratch/doctor/RESULTS.md); each finding is ranked and capped to what a person can check.
+Measured on 5 classes x 50 photos with 10 % of labels flipped (a study of 2026-12-01 whose scratch
+files are gone; bench/bench_doctor.py and bench/bench_doctor_bound.py measure the whole check again);
+each finding is ranked and capped to what a person can check.
 
 * **Label issues** — confident learning (cleanlab) on out-of-fold probabilities from an
   ensemble: the mean of a standardised logistic regression (C=0.01, k folds), a leave-one-out
