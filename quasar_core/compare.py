@@ -24,6 +24,7 @@ from quasar_core.evaluation import wilson_interval
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, network_provider
 from quasar_core.features.precision import choose_precision
+from quasar_core.near_copies import fold_thumbnails
 from quasar_core.planning import seconds_per_photo
 from quasar_core.progress import TrainingHooks, is_cancelled
 from quasar_core.wording import estimate
@@ -70,7 +71,8 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
             return _summary(results, cancelled=True, folds=folds)
         per_photo = (time.perf_counter() - started) / max(feature_pass.computed, 1) if feature_pass.computed else None
         if folds is None:  # the same folds for every setting (and as the training's): comparable photo by photo
-            folds = folds_for(views[0], targets, config.replace(mode="feature-extraction"))
+            folds = folds_for(views[0], targets, config.replace(mode="feature-extraction"),
+                              thumbs=fold_thumbnails(dataset, cache=cache))
         for fraction in fractions:
             if is_cancelled(cancel):
                 return _summary(results, cancelled=True, folds=folds)

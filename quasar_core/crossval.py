@@ -150,12 +150,13 @@ def fold_plan(n_photos: int, config, *, smallest_class: int | None = None) -> tu
     return (folds if smallest_class is None else max(2, min(folds, smallest_class))), dealings
 
 
-def folds_for(features, targets, config) -> Folds:
+def folds_for(features, targets, config, *, thumbs=None) -> Folds:
     """The folds a training (and Compare, on the same photos) is measured on: stratified k-fold cross-
     validation as `fold_plan` says, or one held-out share above `config.max_cv_photos` photos or when
-    fine-tuning; near-copies stay on one side."""
+    fine-tuning; near-copies (by features, and by `thumbs` when given: near_copies.fold_thumbnails) stay
+    on one side."""
     targets = np.asarray(targets, dtype=np.int64)
-    groups = copy_groups(features)  # near_copies' groups: a copy never tests the model that learned from its twin
+    groups = copy_groups(features, thumbs=thumbs)  # a copy never tests the model that learned from its twin
     if len(targets) > config.max_cv_photos or config.fine_tunes:
         return holdout_folds(targets, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
     folds, dealings = fold_plan(len(targets), config, smallest_class=int(np.bincount(targets).min()))

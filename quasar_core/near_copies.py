@@ -24,10 +24,10 @@ ones). Pairs are looked for among each photo's nearest neighbours by features an
 (n x 20 pairs, not n x n) and merged into groups, most similar first, only while every two photos of
 a group are copies by one of the two tests (complete linkage: look-alikes must not chain).
 
-The same groups keep near-copies in one fold (``copy_groups``, for crossval.folds_for): a copy
-must never test the model that learned from its twin. Because each pair is judged against the
-photos' own look-alikes, features that make every photo alike (tiny images, random weights)
-do not fuse the photos into one group.
+The same groups keep near-copies in one fold (``copy_groups``, for crossval.folds_for, with the pixels'
+evidence for small photos: ``fold_thumbnails``): a copy must never test the model that learned from its
+twin. Because each pair is judged against the photos' own look-alikes, features that make every photo
+alike (tiny images, random weights) do not fuse the photos into one group.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quasar_core.data.images import resize_square
+from quasar_core.errors import DatasetError
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 
 FEATURE_SIMILARITY = 0.925
@@ -89,6 +90,23 @@ def dataset_thumbnails(dataset, *, cache: FeatureCache | None = None) -> np.ndar
                 cache.put(sample.digest, THUMBNAIL_SPEC, kept)
         found.append(kept)
     return np.stack(found) if found else np.zeros((0, len(CROPS), THUMBNAIL_SIDE**2), np.float32)
+
+
+# Copies of photos this small look alike to VGG16 (see above): only the pixels tell them apart, and decoding
+# them again costs next to nothing. Larger photos' copies are found by their features (flowers: 16 of 16),
+# and their thumbnails would cost the first training ~0.1 s a 12-megapixel photo.
+PIXEL_EVIDENCE_SIDE = 64
+
+
+def fold_thumbnails(dataset, *, cache: FeatureCache | None = None) -> np.ndarray | None:
+    """The thumbnails the folds' copy groups use: dataset_thumbnails for photos of median shorter side up
+    to PIXEL_EVIDENCE_SIDE, else None (features only)."""
+    if not len(dataset) or dataset.median_source_side() > PIXEL_EVIDENCE_SIDE:
+        return None
+    try:
+        return dataset_thumbnails(dataset, cache=cache)
+    except DatasetError:  # a photo gone since its features were cached: the features still keep most copies
+        return None
 
 
 def check_thumbnails(thumbs, n: int):

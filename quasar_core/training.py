@@ -25,6 +25,7 @@ from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, int8_agreement, network_provider
 from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision, float_beside
 from quasar_core.head import Head, assemble_model, fit_head, fit_temperature
+from quasar_core.near_copies import fold_thumbnails
 from quasar_core.head import with_features as model_with_features
 from quasar_core.progress import TrainingHooks, is_cancelled
 from quasar_core import backbone, tuning
@@ -75,7 +76,7 @@ class TransferClassifier:
         if views is None:
             return None
         self._views, self.features_ = views, views[0]
-        self.folds_ = self._folds(self.features_) if folds is None else self._imposed(folds)  # copies kept together
+        self.folds_ = self._folds(self.features_, dataset) if folds is None else self._imposed(folds)  # copies kept together
         self.validation_ = self._timed("head", self._cross_validate, views)  # every photo tested once
         return None if self.validation_ is None else self
 
@@ -126,8 +127,8 @@ class TransferClassifier:
         self.timings_["features"] = self.timings_.get("features", 0.0) - feature_pass.load_seconds
         return views
 
-    def _folds(self, features) -> Folds:
-        return folds_for(features, self.targets_, self.config)
+    def _folds(self, features, dataset) -> Folds:
+        return folds_for(features, self.targets_, self.config, thumbs=fold_thumbnails(dataset, cache=self.cache))
 
     def _imposed(self, folds: Folds) -> Folds:
         """Given folds; fine-tuning, too costly fold by fold, is measured on the first folds' photos only (a

@@ -411,3 +411,40 @@ def test_from_learned_with_tuned_layers(fine_tuned, dataset, base_loader):
 def test_softmax_of_the_out_of_fold_logits_are_probabilities(fitted):
     p = softmax(fitted["classifier"].validation_.logits)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_copies_of_small_photos_share_a_fold_by_their_pixels(tiny_config, base_loader, tmp_path):
+    """40 px photos: re-encoded, cropped, resized copies (one filed in another class) are kept with their
+    originals in every dealing, by near_copies.fold_thumbnails, where the features alone do not link them."""
+    import io
+
+    from PIL import Image
+
+    from quasar_core.data import Limits, load_uploads
+    from quasar_core.near_copies import fold_thumbnails
+    from tests.conftest import CLASSES, PER_CLASS, png_bytes, shape_image
+
+    def copy_of(label, n):
+        image = shape_image(label, n)
+        w, h = image.size
+        image = image.crop((2, 2, w - 2, h - 2)).resize((round(0.85 * w), round(0.85 * h)), Image.BILINEAR)
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=70)
+        return out.getvalue()
+
+    items = [(f"{label}_{n:02d}.png", png_bytes(shape_image(label, n)), label)
+             for label in CLASSES for n in range(PER_CLASS)]
+    planted = [("circle", 1, "circle"), ("square", 2, "square"), ("triangle", 3, "circle")]
+    items += [(f"copy_{label}_{n:02d}.jpg", copy_of(label, n), filed) for label, n, filed in planted]
+    dataset = load_uploads(items, limits=Limits())
+    cache = FeatureCache(tmp_path / "features")
+    classifier = TransferClassifier(tiny_config, cache=cache, base_loader=base_loader).validate(dataset)
+    index = {sample.name.rsplit("/", 1)[-1]: i for i, sample in enumerate(dataset.samples)}
+    pairs = [(index[f"{label}_{n:02d}.png"], index[f"copy_{label}_{n:02d}.jpg"]) for label, n, _ in planted]
+    by_features = copy_groups(classifier.features_)
+    assert any(by_features[a] != by_features[b] for a, b in pairs)  # the pixels are what links them
+    by_pixels = copy_groups(classifier.features_, thumbs=fold_thumbnails(dataset, cache=cache))
+    assert all(by_pixels[a] == by_pixels[b] for a, b in pairs)
+    dealings = classifier.folds_.partitions()
+    assert len(dealings) == 3
+    assert all(d.assignment[a] == d.assignment[b] for d in dealings for a, b in pairs)
