@@ -120,23 +120,25 @@ def test_a_datasets_thumbnails_are_kept_in_the_feature_cache(dataset, tmp_path, 
     np.testing.assert_array_equal(dataset_thumbnails(dataset, cache=cache), first)
 
 
-def test_the_folds_use_the_pixels_of_small_photos_only_and_do_without_them_when_a_photo_is_gone(dataset, monkeypatch):
+def test_the_folds_use_the_pixels_of_small_photos_only_and_do_without_them_when_a_photo_is_gone(monkeypatch):
     from quasar_core.data import Limits, load_uploads
     from quasar_core.errors import DatasetError
     from quasar_core.near_copies import PIXEL_EVIDENCE_SIDE, fold_thumbnails
     from tests.conftest import CLASSES, PER_CLASS, png_bytes, shape_image
 
-    assert max(dataset.samples[0].original_size) <= PIXEL_EVIDENCE_SIDE
-    assert fold_thumbnails(dataset).shape == (len(dataset), len(CROPS), THUMBNAIL_SIDE**2)
-    large = load_uploads([(f"{label}_{n}.png", png_bytes(shape_image(label, n, side=PIXEL_EVIDENCE_SIDE + 16)), label)
-                          for label in CLASSES for n in range(PER_CLASS)], limits=Limits())
-    assert fold_thumbnails(large) is None  # their features find their copies; decoding them again would cost
+    def photos(side):  # a dataset of its own: the shared one may be patched by other tests
+        return load_uploads([(f"{label}_{n}.png", png_bytes(shape_image(label, n, side=side)), label)
+                             for label in CLASSES for n in range(PER_CLASS)], limits=Limits())
 
-    def gone(self, index):
-        raise DatasetError(f"{self.samples[index].name} can no longer be read; load the photos again.")
+    small = photos(PIXEL_EVIDENCE_SIDE - 24)
+    assert fold_thumbnails(small).shape == (len(small), len(CROPS), THUMBNAIL_SIDE**2)
+    assert fold_thumbnails(photos(PIXEL_EVIDENCE_SIDE + 16)) is None  # features find their copies; pixels would cost
 
-    monkeypatch.setattr(type(dataset), "pixels", gone)
-    assert fold_thumbnails(dataset) is None
+    def gone(index):
+        raise DatasetError(f"{small.samples[index].name} can no longer be read; load the photos again.")
+
+    monkeypatch.setattr(small, "pixels", gone)
+    assert fold_thumbnails(small) is None
 
 
 # --------------------------------------------------------------------------- copy groups (the folds')
