@@ -25,8 +25,8 @@ from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, int8_agreement, network_provider
 from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision, float_beside
 from quasar_core.head import Head, assemble_model, fit_head, fit_temperature
-from quasar_core.near_copies import fold_thumbnails
 from quasar_core.head import with_features as model_with_features
+from quasar_core.near_copies import fold_thumbnails
 from quasar_core.progress import TrainingHooks, is_cancelled
 from quasar_core import backbone, tuning
 
@@ -76,7 +76,8 @@ class TransferClassifier:
         if views is None:
             return None
         self._views, self.features_ = views, views[0]
-        self.folds_ = self._folds(self.features_, dataset) if folds is None else self._imposed(folds)  # copies kept together
+        # copies kept together, by their pixels too for small photos
+        self.folds_ = self._folds(self.features_, dataset) if folds is None else self._imposed(folds)
         self.validation_ = self._timed("head", self._cross_validate, views)  # every photo tested once
         return None if self.validation_ is None else self
 
