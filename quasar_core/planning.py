@@ -176,25 +176,60 @@ def estimate_training_memory(config: TrainConfig, n_photos: int) -> int:
     return int((pass_activations + features + fine_tune + 150 * 1024**2) * 1.25)
 
 
-def memory_limit_bytes() -> int:
-    """What the process may use: QUASAR_MEMORY_LIMIT_MB, else the cgroup limit, else physical RAM."""
+def memory_limit_bytes(*, proc_cgroup: str | Path = "/proc/self/cgroup",
+                       cgroup_root: str | Path = "/sys/fs/cgroup") -> int:
+    """What the process may use: QUASAR_MEMORY_LIMIT_MB, else the smallest cgroup limit, else physical RAM.
+
+    The roots are parameters so a test can point them at a fake file tree.
+    """
     configured = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
     if configured:
         try:
             return int(float(configured) * 1024**2)
         except ValueError:
             raise ValueError(f"{MEMORY_LIMIT_ENV} must be a number of megabytes, got {configured!r}.") from None
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:
-            return int(text)
+    limits = _cgroup_memory_limits(Path(proc_cgroup), Path(cgroup_root))
+    if limits:
+        return min(limits)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * 1024**3
+
+
+def _cgroup_memory_limits(proc_cgroup: Path, root: Path) -> list[int]:
+    """Every memory limit set on the process's own cgroup or an ancestor (v2 and v1), and at the top level.
+
+    A container's limit may sit on the process's own cgroup rather than the top level (Community Cloud
+    sets it on a v1 sub-cgroup), so its path from /proc/self/cgroup is walked up to the root.
+    "max" and v1's huge sentinel (about 2**63) mean no limit.
+    """
+    files = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, cgroup_path = rest.partition(":")
+        parts = [part for part in cgroup_path.split("/") if part not in ("", ".", "..")]
+        if hierarchy == "0" and controllers == "":  # v2 (unified; under unified/ on hybrid systems)
+            bases, name = [root, root / "unified"], "memory.max"
+        elif "memory" in controllers.split(","):  # v1's memory controller
+            bases, name = [root / "memory"], "memory.limit_in_bytes"
+        else:
+            continue
+        for base in bases:
+            files += [base.joinpath(*parts[:depth]) / name for depth in range(len(parts), 0, -1)]
+    limits = []
+    for path in dict.fromkeys(files):  # once each, in order
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            limits.append(int(text))
+    return limits
 
 
 def current_rss_bytes() -> int:

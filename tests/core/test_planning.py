@@ -233,3 +233,55 @@ def test_a_memory_limit_that_is_not_a_number_is_refused(monkeypatch):
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
     with pytest.raises(ValueError, match="'lots'"):
         check_memory(TrainConfig(), 10)
+
+
+# --- the container's memory limit, from a fake cgroup file tree ------------------------------------------
+LIMIT_2_7_GB = int(2.7 * 1024**3)
+NO_LIMIT_V1 = "9223372036854771712"  # v1's sentinel for "no limit"
+
+
+def _tree(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return root
+
+
+def test_a_limit_on_the_process_own_v1_cgroup_is_seen(tmp_path, monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    cgroups = _tree(tmp_path / "sys", {"memory/memory.limit_in_bytes": NO_LIMIT_V1,
+                                       "memory/process_api/abc/memory.limit_in_bytes": str(LIMIT_2_7_GB)})
+    proc = _tree(tmp_path, {"cgroup": "5:devices:/\n4:memory:/process_api/abc\n1:cpu:/\n0::/"}) / "cgroup"
+    assert memory_limit_bytes(proc_cgroup=proc, cgroup_root=cgroups) == LIMIT_2_7_GB
+
+
+def test_a_limit_on_a_v2_parent_cgroup_is_seen_and_the_smallest_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    cgroups = _tree(tmp_path / "sys", {"memory.max": "max", "app/memory.max": str(LIMIT_2_7_GB),
+                                       "app/worker/memory.max": "max",
+                                       "app/worker/job/memory.max": str(4 * 1024**3)})
+    proc = _tree(tmp_path, {"cgroup": "0::/app/worker/job"}) / "cgroup"
+    assert memory_limit_bytes(proc_cgroup=proc, cgroup_root=cgroups) == LIMIT_2_7_GB
+
+
+def test_a_v2_limit_under_unified_on_a_hybrid_system_is_seen(tmp_path, monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    cgroups = _tree(tmp_path / "sys", {"unified/app/memory.max": str(LIMIT_2_7_GB)})
+    proc = _tree(tmp_path, {"cgroup": "4:memory:/\n0::/app"}) / "cgroup"
+    assert memory_limit_bytes(proc_cgroup=proc, cgroup_root=cgroups) == LIMIT_2_7_GB
+
+
+def test_no_cgroup_limit_falls_back_to_the_machine(tmp_path, monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    cgroups = _tree(tmp_path / "sys", {"memory.max": "max", "memory/memory.limit_in_bytes": NO_LIMIT_V1,
+                                       "memory/a/memory.limit_in_bytes": NO_LIMIT_V1})
+    proc = _tree(tmp_path, {"cgroup": "4:memory:/a\n0::/../../etc"}) / "cgroup"
+    machine = memory_limit_bytes(proc_cgroup=tmp_path / "missing", cgroup_root=tmp_path / "none")
+    assert memory_limit_bytes(proc_cgroup=proc, cgroup_root=cgroups) == machine > 0
+
+
+def test_the_environment_overrides_the_cgroup(tmp_path, monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "512")
+    cgroups = _tree(tmp_path / "sys", {"memory.max": str(LIMIT_2_7_GB)})
+    assert memory_limit_bytes(proc_cgroup=tmp_path / "missing", cgroup_root=cgroups) == 512 * 1024**2
