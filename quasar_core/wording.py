@@ -8,6 +8,22 @@ def percent(fraction: float, digits: int = 1) -> str:
     return f"{fraction * 100:.{digits}f} %"
 
 
+SURE_TOP = 0.99  # a confidence shown to a person never reads "100 %": above this it is "more than 99 %"
+SURE_BOTTOM = 0.01  # ...nor "0 %": below this it is "less than 1 %"
+
+
+def confidence(fraction: float, digits: int = 1) -> str:
+    """A prediction's confidence as a person reads it: "87.3 %", "more than 99 %", "less than 1 %".
+
+    A model is never 100 % sure (nor 0 %); the numbers themselves stay as they are in JSON.
+    """
+    if fraction > SURE_TOP:
+        return f"more than {SURE_TOP * 100:.0f} %"
+    if fraction < SURE_BOTTOM:
+        return f"less than {SURE_BOTTOM * 100:.0f} %"
+    return percent(fraction, digits)
+
+
 def percent_range(low: float, high: float, digits: int = 0) -> str:
     """(0.901, 0.953) -> "90–95 %"."""
     return f"{low * 100:.{digits}f}–{high * 100:.{digits}f} %"

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from quasar_core.wording import duration, estimate, join_words, percent, percent_range, plural
+from quasar_core.wording import confidence, duration, estimate, join_words, percent, percent_range, plural
 
 
 @pytest.mark.parametrize("fraction, digits, text", [(0.9474, 1, "94.7 %"), (1.0, 1, "100.0 %"), (0.0, 0, "0 %"),
                                                     (0.12345, 2, "12.35 %"), (0.995, 0, "100 %")])
 def test_percent_has_a_space_before_the_sign(fraction, digits, text):
     assert percent(fraction, digits) == text
+
+
+@pytest.mark.parametrize("fraction, digits, text", [
+    (1.0, 1, "more than 99 %"), (0.9996, 1, "more than 99 %"), (0.995, 0, "more than 99 %"), (0.991, 1, "more than 99 %"),
+    (0.99, 1, "99.0 %"), (0.873, 1, "87.3 %"), (0.5, 0, "50 %"), (0.01, 1, "1.0 %"),
+    (0.0099, 1, "less than 1 %"), (0.0, 0, "less than 1 %")])
+def test_a_confidence_never_reads_100_or_0_percent(fraction, digits, text):
+    assert confidence(fraction, digits) == text
+    assert "100" not in confidence(fraction, digits) and confidence(fraction, digits) not in ("0 %", "0.0 %")
 
 
 def test_percent_range_and_estimate():
