@@ -3,7 +3,7 @@ import streamlit as st
 
 from quasar_core import charts, predicting as answers
 from quasar_core.errors import QuasarError
-from quasar_core.wording import percent
+from quasar_core.wording import confidence as sure
 from ui import explaining, layout, nav, predicting, state
 
 SHOWN_IN_DETAIL = 12
@@ -29,7 +29,7 @@ def where_it_looked(run, content: bytes, name: str, best: str) -> None:
         picture.info(str(exc))
     else:
         picture.image(result["overlay"], width="stretch",
-                      caption=f"Where it looked for {explained} ({percent(result['probability'])}); red mattered most")
+                      caption=f"Where it looked for {explained} ({sure(result['probability'])}); red mattered most")
 
 
 def answer(run, result: dict, content: bytes, *, explain: bool) -> None:
@@ -41,7 +41,7 @@ def answer(run, result: dict, content: bytes, *, explain: bool) -> None:
                        f"closest is {layout.md(result['label'])}, but the photo is unlike the ones it learned from.")
         else:
             confidence = result["probabilities"][result["label"]]
-            st.markdown(f"It is most likely **{layout.md(result['label'])}** ({percent(confidence)} sure).")
+            st.markdown(f"It is most likely **{layout.md(result['label'])}** ({sure(confidence)} sure).")
         st.plotly_chart(charts.probability_bars(result["probabilities"], unknown=result["unknown"]),
                         key=f"probability_bars_{explaining.photo_id(content)}")
     if explain:

@@ -14,7 +14,7 @@ from pathlib import Path
 from quasar_core.errors import QuasarError
 from quasar_core.flags import candidates_from_args, config_from_args
 from quasar_core.progress import TqdmProgress
-from quasar_core.wording import percent
+from quasar_core.wording import confidence, percent
 
 
 def _progress():
@@ -150,7 +150,7 @@ def cmd_explain(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(result["overlay"]).save(args.out)
     print(f"Wrote {args.out}: where the model looked for '{result['class_name']}' "
-          f"(probability {percent(result['probability'])}).")
+          f"(probability {confidence(result['probability'])}).")
     return 0
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from quasar_core.familiarity import drift_summary
 from quasar_core.runs.learned import classifier_of
-from quasar_core.wording import join_words, percent
+from quasar_core.wording import confidence as confidence_words, join_words
 
 
 def classify_photos(run, photos, *, base_loader=None) -> list[dict]:
@@ -43,8 +43,8 @@ def answer_words(result: dict, labels: list[str]) -> str:
     """"ants (97.0 %)", or "does not look like any of: ants, bees (closest: ants, 61 %)"."""
     confidence = result["probabilities"][result["label"]]
     if result["unknown"]:
-        return f"does not look like any of: {', '.join(labels)} (closest: {result['label']}, {percent(confidence, 0)})"
-    return f"{result['label']} ({percent(confidence)})"
+        return f"does not look like any of: {', '.join(labels)} (closest: {result['label']}, {confidence_words(confidence, 0)})"
+    return f"{result['label']} ({confidence_words(confidence)})"
 
 
 def drift_sentence(results: list[dict]) -> str | None:

@@ -13,7 +13,7 @@ from quasar_core.errors import DatasetError
 from quasar_core.runs.folder import Run
 from quasar_core.runs.report import describe
 from quasar_core.runs.report import trained_when as trained_when_words
-from quasar_core.wording import percent, plural
+from quasar_core.wording import confidence, plural
 from ui import comparing, job_control, nav, state, workspace
 
 MAX_LISTED_PROBLEMS = 30
@@ -222,7 +222,7 @@ def prediction_gallery(run: Run, predictions: list[dict], *, limit: int = 24, pe
                 # Just the file's own name (the class is said below it), so the caption wraps at its spaces
                 # instead of breaking a long path mid-word; the full name is in the tooltip.
                 st.caption(f"{md(base)}\n\nReally **{md(prediction['true'])}**, predicted "
-                           f"**{md(prediction['predicted'])}** ({percent(prediction['confidence'], 0)} sure)",
+                           f"**{md(prediction['predicted'])}** ({confidence(prediction['confidence'], 0)} sure)",
                            help=None if base == name else md(name))
     if len(predictions) > limit:
         st.caption(f"Showing the first {limit} of {len(predictions)}.")

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from quasar_core.charts._style import (
     BLACK, BLUE, GREY, LIGHT_GREY, VERMILLION, base_layout, empty_message, legend_below,
 )
-from quasar_core.wording import percent, plural
+from quasar_core.wording import confidence, plural
 
 NO_PREDICTION_TEXT = "No prediction yet"
 NO_NEW_PHOTOS_TEXT = "No new photos yet"
@@ -39,10 +39,10 @@ def probability_bars(probabilities: Mapping[str, float], *, top: int = 5, unknow
             x=values,
             y=names,
             orientation="h",
-            text=[percent(p) for p in values],
+            text=[confidence(p) for p in values],  # never "100.0 %"
             textposition="outside",
             cliponaxis=False,
-            customdata=[percent(p, 3) for p in values],
+            customdata=[confidence(p, 3) for p in values],
             hovertemplate="%{y}: %{customdata}<extra></extra>",
             marker_color=[LIGHT_GREY] * len(values) if unknown else [BLUE] + [GREY] * (len(values) - 1),
             textfont=dict(color=GREY) if unknown else None,
@@ -58,7 +58,7 @@ def probability_bars(probabilities: Mapping[str, float], *, top: int = 5, unknow
     if len(items) > len(ranked):
         title += f" (top {len(ranked)} of {len(items)} classes)"
     base_layout(fig, title, subtitle)
-    fig.update_layout(height=max(250, 90 + 45 * len(names) + (20 if subtitle else 0)), margin=dict(r=70))
+    fig.update_layout(height=max(250, 90 + 45 * len(names) + (20 if subtitle else 0)), margin=dict(r=110))  # room for "more than 99 %"
     fig.update_xaxes(title_text="Probability", range=[0, 1], tickformat=".0%", dtick=0.25)
     fig.update_yaxes(type="category", autorange="reversed")
     if not items:

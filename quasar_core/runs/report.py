@@ -19,7 +19,7 @@ from quasar_core.explain import explain_image
 from quasar_core.insights import all_hints
 from quasar_core.runs.folder import FILES, Run
 from quasar_core.runs.learned import classifier_of, familiarity_of
-from quasar_core.wording import percent, plural
+from quasar_core.wording import confidence, percent, plural
 
 MAX_ERROR_EXAMPLES = 6
 MAX_LISTED_PROBLEMS = 50
@@ -140,7 +140,7 @@ def model_card_html(run_dir: str | Path, *, with_grad_cam: bool = True) -> str:
                 f"<figure><img src='{_png_data_uri(e['image'])}' alt='example'>"
                 + (f"<img src='{_png_data_uri(e['overlay'])}' alt='where the model looked'>" if "overlay" in e else "")
                 + f"<figcaption>{html.escape(e['name'])}: really <b>{html.escape(e['true'])}</b>, predicted "
-                  f"<b>{html.escape(e['predicted'])}</b> ({percent(e['confidence'], 0)})</figcaption></figure>"
+                  f"<b>{html.escape(e['predicted'])}</b> ({confidence(e['confidence'], 0)} sure)</figcaption></figure>"
                 for e in examples)
             sections.append("<h2>Example mistakes, and where the model looked</h2>"
                             "<p>The coloured overlay (Grad-CAM) shows the regions that pushed the model towards "

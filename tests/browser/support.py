@@ -55,6 +55,8 @@ VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SHOT_HEIGHT = 12_000
 GALLERY_LIMIT = 24  # photos ui.layout.prediction_gallery shows at most
 ACCURACY = r"about \d{1,3} % \(\d{1,3}–\d{1,3} %\)"  # wording.estimate: "about 93 % (90–95 %)"
+SURE = r"(\d{1,2}\.\d|more than 99|less than 1) %"  # wording.confidence: never "100.0 %"
+SURE_WHOLE = r"(\d{1,2}|more than 99|less than 1) %"  # the same without decimals
 TRAINED = re.compile(r"Trained: the classifier learned from every photo\. It took")
 # Words of a program, not of a person, that no page may show; and a second way to write a percentage.
 RAW_WORDS = ("fine_tune_learning_rate", "class_weights", "holdout_fraction", "{'", "None.", "[Errno", "Traceback")
@@ -348,7 +350,7 @@ def cell_photos(page: Page, matrix) -> None:
     expect(page.get_by_text(said, exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"Its mistakes|No mistakes"))).to_have_count(0)
     gallery = page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"Really \w+, predicted \w+ \(\d"))
-    captions = gallery.filter(has_text=re.compile(rf"Really {true_label}, predicted {predicted_label} \(\d{{1,3}} % sure\)"))
+    captions = gallery.filter(has_text=re.compile(rf"Really {true_label}, predicted {predicted_label} \({SURE_WHOLE} sure\)"))
     shown = min(count, GALLERY_LIMIT)
     expect(captions).to_have_count(shown)
     expect(gallery).to_have_count(shown)  # only that cell's photos

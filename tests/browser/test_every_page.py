@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser.support import (ACCURACY, PAGE_MS, PREDICT_PHOTO, Page, SAMPLE_CLASSES, TRAINED, TRAIN_MS,
+from tests.browser.support import (ACCURACY, SURE, PAGE_MS, PREDICT_PHOTO, Page, SAMPLE_CLASSES, TRAINED, TRAIN_MS,
                                    advanced_settings, button, chart, colourful_picture, expect, heading, keyed,
                                    keyed_prefix, needs_weights, pins, reads_well, screenshot, seen, settled,
                                    sidebar, sidebar_to, table, wait_for_training)
@@ -111,7 +111,7 @@ def test_every_page_after_the_sample(page: Page, server, tmp_path):
     expect(page.get_by_role("heading", name="Do the new photos look like the training photos?")).to_be_visible()
     expect(page.get_by_text("1 of 2 new photos looks different from what the model learned")).to_be_visible()
     expect(chart(page, "familiarity_histogram")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^It is most likely [\w -]+ \(\d{1,3}\.\d % sure\)\.$"))).to_have_count(1)
+    expect(page.get_by_text(re.compile(rf"^It is most likely [\w -]+ \({SURE} sure\)\.$"))).to_have_count(1)
     unknown = page.get_by_test_id("stAlert").filter(has_text="This doesn't look like any of your classes")
     expect(unknown).to_have_count(1)
     expect(unknown).to_contain_text(f"({', '.join(SAMPLE_CLASSES)}). The closest is ")

@@ -50,6 +50,8 @@ def test_the_answer_in_words():
     unknown = {"image": "dog.jpg", "label": "a", "probabilities": {"a": 0.61, "b": 0.39}, "unknown": True,
                "familiarity": 0.0}
     assert answer_words(unknown, ["a", "b"]) == "does not look like any of: a, b (closest: a, 61 %)"
+    certain = {**known, "probabilities": {"ants": 0.9996, "bees": 0.0004}}  # never "100.0 %"
+    assert answer_words(certain, ["ants", "bees"]) == "ants (more than 99 %)"
 
 
 def test_the_drift_sentence_and_the_unknown_names(run, loader, shapes):

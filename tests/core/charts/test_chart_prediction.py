@@ -29,6 +29,13 @@ def test_probability_bars_top_and_order():
     assert fig.layout.title.text == "How sure the model is (top 3 of 6 classes)"
 
 
+def test_probability_bars_never_read_100_percent():
+    bar = charts.probability_bars({"cat": 0.9996, "dog": 0.0004}).data[0]
+    assert list(bar.text) == ["more than 99 %", "less than 1 %"]
+    assert list(bar.customdata) == ["more than 99 %", "less than 1 %"]
+    assert list(bar.x) == [0.9996, 0.0004]  # the numbers stay as they are
+
+
 def test_probability_bars_defaults_and_ties():
     fig = charts.probability_bars({"a": 0.25, "b": 0.5, "c": 0.25})
     assert list(fig.data[0].y) == ["b", "a", "c"]  # ties keep the given order

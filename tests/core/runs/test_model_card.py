@@ -128,7 +128,7 @@ def test_the_mistakes_show_the_photo_and_what_was_predicted(card):
     mistake = run.metrics.mistakes()[0]
     gallery = section(page, "Example mistakes, and where the model looked")
     assert (f"{html.escape(mistake['name'])}: really <b>{mistake['true']}</b>, predicted <b>{mistake['predicted']}</b>"
-            " (93 %)") in gallery
+            " (93 % sure)") in gallery
 
 
 def test_text_from_the_data_is_escaped(tmp_path, base_loader, shapes):
