@@ -1,4 +1,4 @@
-"""Command line: ``quasar train|evaluate|predict|explain|report|export|compare|doctor`` (also ``python -m quasar_core``).
+"""Command line: ``quasar train|evaluate|predict|explain|report|export|compare|doctor|project`` (also ``python -m quasar_core``).
 
 Every training flag is made from the setting's declaration in config.py (help, range, default).
 Progress goes through the progress seam into tqdm bars on stderr (photos/s and ETA for the
@@ -74,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--image-size", type=int, default=None,
                         help="default: the Quick preset's size for these photos (at most 128 px)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
+
+    project = sub.add_parser("project", help="save a workspace (photos, decisions, settings, runs) to one file, or "
+                                             "open one")
+    project_actions = project.add_subparsers(dest="project_action", required=True)
+    save = project_actions.add_parser("save", help="write a project file (.zip)")
+    save.add_argument("workspace", help="a dashboard workspace folder (runs/<id>) or a folder of runs")
+    save.add_argument("--out", required=True, help="project file to write (.zip)")
+    save.add_argument("--features-only", action="store_true",
+                      help="leave the photos out and keep their saved VGG16 features and thumbnails (a smaller file; "
+                           "the photos cannot be shown again)")
+    open_ = project_actions.add_parser("open", help="restore a project file into a workspace folder")
+    open_.add_argument("file", help="a project file written by `quasar project save` or the dashboard")
+    open_.add_argument("--into", required=True, help="workspace folder to restore into (created; its photos and "
+                                                     "settings are replaced, its other runs kept)")
     for name, command in commands.COMMANDS.items():
         sub.choices[name].set_defaults(run=command)
     return parser

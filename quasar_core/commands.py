@@ -206,5 +206,24 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_project(args) -> int:
+    from quasar_core.features.cache import default_cache_dir
+    from quasar_core.project import open_project, save_project
+    from quasar_core.runs.folder import default_runs_root
+
+    if args.project_action == "save":
+        print(save_project(args.workspace, args.out, features_only=args.features_only).words())
+        return 0
+    into = Path(args.into).resolve()
+    # A dashboard workspace (under the runs root) keeps its own feature cache; elsewhere the CLI's cache.
+    cache_root = None if into.parent == default_runs_root() else default_cache_dir()
+    opened = open_project(args.file, into, cache_root=cache_root)
+    print(opened.words())
+    if opened.current_run is not None:
+        print(f"Its current model: {opened.current_run}")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
-            "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare, "doctor": cmd_doctor}
+            "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare, "doctor": cmd_doctor,
+            "project": cmd_project}

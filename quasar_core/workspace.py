@@ -29,6 +29,9 @@ RUNS_BUDGET_ENV = "QUASAR_WORKSPACE_RUNS_MB"
 DEFAULT_RUNS_BUDGET_MB = 300
 WORKSPACE_CACHE_ENV = "QUASAR_WORKSPACE_CACHE_MB"
 DEFAULT_WORKSPACE_CACHE_MB = 1024
+# What _workspace/ keeps beside photos/ (a project file carries them all: quasar_core.project).
+KEPT_FILES = ("dataset.json", "settings.json", "decisions.json", "check.json", "pinned.json")
+DECISION_ACTIONS = ("move", "remove", "keep")
 
 
 @dataclass(frozen=True)
