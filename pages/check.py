@@ -67,7 +67,8 @@ def progress_view() -> None:
         st.progress(snap.progress.fraction, text=job_control.progress_text(snap.progress, fine_tunes=False))
 
 
-if layout.need(original is not None, "Load your photos first.", nav.UPLOAD, "Upload photos"):
+if layout.need(original is not None, "There are no photos to check yet. Load your photos first.", nav.UPLOAD,
+               "Upload photos"):
     config = state.config() or preset_named(state.preset()).config(original)
     with st.container(horizontal=True):
         start = st.button("Check my photos", key="start_check", type="primary", disabled=active)

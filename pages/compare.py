@@ -65,9 +65,8 @@ def live_view(run) -> None:
                    "Compare again to start over.")
 
 
-if layout.need(run is not None and run.has_model, "There is no trained model to compare yet: train one, or reopen "
-               "one of your past runs.", nav.TRAIN, "Train a model"):
-    st.caption(f"Model: {layout.md(layout.describe_run(run))}")
+if layout.need_model(run is not None and run.has_model, "how much ImageNet helped it"):
+    layout.model_line(run)
     shares = join_words([f"{f * 100:.0f} %" for f in sorted(set(comparing.FRACTIONS))])
     st.markdown(f"VGG16 reads your photos twice — once with its ImageNet weights (mostly remembered from the "
                 f"training) and once with random weights — and a model learns from {shares} of them with each. "

@@ -18,16 +18,14 @@ run = state.current_run()
 if run is not None and run.has_model and run.metrics is None:
     why = ("it was opened from a file without one, so there are no photos to measure it on" if run.opened_from_file
            else "its training stopped before the model was measured")
+    layout.model_line(run)
     st.info(f"This model has no evaluation: {why}. Try it on your own photos instead, or train a model here to "
             "evaluate it.")
     nav.link(nav.PREDICT, "Try it on new photos")
-elif layout.need(run is not None and run.metrics is not None,
-                 "There is no evaluated model yet: train one, or reopen one of your past runs.",
-                 nav.TRAIN, "Train a model"):
+    nav.link(nav.TRAIN, "Train a model")
+elif layout.need_model(run is not None and run.metrics is not None, "its results"):
     evaluation = run.metrics
-    st.caption(f"Model: {layout.md(layout.describe_run(run))}")
-    if run.opened_from_file:
-        st.caption(layout.md(layout.opened_words(run)))
+    layout.model_line(run)
     st.metric("Accuracy on photos the model being tested never saw",
               estimate(evaluation.accuracy, evaluation.accuracy_interval))
     st.markdown(layout.md(evaluation.summary()))

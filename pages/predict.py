@@ -71,11 +71,8 @@ def offer_checked_export(run, format: str) -> None:
 
 
 run = state.current_run()
-if layout.need(run is not None and run.has_model, "There is no trained model yet: train one, or reopen one of "
-               "your past runs.", nav.TRAIN, "Train a model"):
-    st.caption(f"Model: {layout.md(layout.describe_run(run))}")
-    if run.opened_from_file:
-        st.caption(layout.md(layout.opened_words(run)))
+if layout.need_model(run is not None and run.has_model, "its answers"):
+    layout.model_line(run)
     photos = st.file_uploader("Upload photos (one, or many to check whether new photos are like the old)",
                               key="predict_upload", accept_multiple_files=True) or []
     uploads = [(photo.name, photo.getvalue()) for photo in photos]

@@ -39,7 +39,8 @@ with st.container(border=True):
             state.set_current_run(opened)
             nav.go(nav.PREDICT)
 
-if layout.need(bool(listed), "No runs yet in this workspace.", nav.TRAIN, "Train a model"):
+if layout.need(bool(listed), "No runs yet in this workspace: train a model and it is listed here.", nav.TRAIN,
+               "Train a model", (nav.UPLOAD, "Or load your photos first")):
     for run in listed:
         is_current = current is not None and current.path.resolve() == run.path.resolve()
         training = busy_dir is not None and run.path.resolve() == busy_dir

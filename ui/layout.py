@@ -33,7 +33,6 @@ def page_intro(title: str, purpose: str, *, page: nav.PageInfo | None = None) ->
     st.title(title)
     st.markdown(purpose)
     _running_job_banner(page)
-    _reopen_offer()
 
 
 def _running_job_banner(page: nav.PageInfo | None) -> None:
@@ -52,19 +51,14 @@ def _running_job_banner(page: nav.PageInfo | None) -> None:
             nav.link(nav.COMPARE, "Follow it on the Compare page")
 
 
-def _reopen_offer() -> None:
-    """After a reload the session is new: offer the workspace's latest model again."""
-    if state.current_run() is not None or state.job_id() is not None or state.reopen_offer_dismissed():
-        return
-    latest = next((run for run in workspace.current().runs() if run.has_model), None)
-    if latest is None:
-        return
-    with st.container(border=True):
-        st.markdown(f"Welcome back. Your latest model is saved: **{md(describe_run(latest))}**.")
-        with st.container(horizontal=True, key="reopen_offer_buttons"):
-            st.button("Reopen it", key="reopen_latest_run", type="primary",
-                      on_click=state.set_current_run, args=(latest,))
-            st.button("Not now", key="dismiss_reopen_offer", on_click=state.dismiss_reopen_offer)
+def model_line(run: Run) -> None:
+    """"Model: …" and the way to another of the workspace's models (a reopened workspace opens on its latest,
+    ui.workspace.latest_model); for a model opened from a file, where it came from."""
+    with st.container(horizontal=True, vertical_alignment="center", key="model_line"):
+        st.caption(f"Model: {md(describe_run(run))}")
+        nav.link(nav.RUNS, "Switch model")
+    if run.opened_from_file:
+        st.caption(md(opened_words(run)))
 
 
 def describe_run(run: Run) -> str:
@@ -90,12 +84,26 @@ def opened_words(run: Run) -> str:
     return text + f"Its accuracy when it was trained: {run.metrics.headline()}."
 
 
-def need(condition: bool, message: str, page: nav.PageInfo, label: str) -> bool:
-    """When `condition` is false, say what is missing and link to the page that provides it."""
+def need(condition: bool, message: str, page: nav.PageInfo, label: str,
+         *more: tuple[nav.PageInfo, str]) -> bool:
+    """When `condition` is false, say what is missing and link to the page that provides it (and to `more`)."""
     if not condition:
         st.info(message)
-        nav.link(page, label)
+        for where, words in ((page, label), *more):
+            nav.link(where, words)
     return condition
+
+
+def need_model(condition: bool, what: str) -> bool:
+    """need() for a page that shows a model: what to do, and where, when there is none (`what` it would show)."""
+    if condition:
+        return True
+    others = any(run.has_model for run in workspace.current().runs())
+    if others:  # e.g. the current one was deleted, or has no evaluation
+        return need(False, f"Choose one of your models to see {what}, or train a new one.", nav.RUNS,
+                    "Choose a model in Past runs", (nav.TRAIN, "Train a model"))
+    return need(False, f"There is no model yet. Train one on your photos (a minute or two), and {what} show here.",
+                nav.TRAIN, "Train a model", (nav.UPLOAD, "Or load your photos first"))
 
 
 # --- photos --------------------------------------------------------------------------------------

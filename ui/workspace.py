@@ -94,6 +94,15 @@ def _restore(workspace: Workspace) -> None:
         state.set_preset(preset if preset in BY_NAME else state.DEFAULT_PRESET)
         state.set_config(config)
         state.set_settings_chosen(chosen)
+    latest = latest_model(workspace)
+    if latest is not None:  # a reopened workspace opens on its latest model, without a click
+        state.set_current_run(latest)
+
+
+def latest_model(workspace: Workspace):
+    """The workspace's newest run that finished with a model (else its newest usable model; None if none)."""
+    usable = [run for run in workspace.runs() if run.has_model]
+    return next((run for run in usable if run.state == "done"), usable[0] if usable else None)
 
 
 def _reattach_running_jobs(workspace_id: str) -> None:

@@ -24,7 +24,6 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     workspace_id = workspace.new_id()
     folder = copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
 
     # The photos are gone after a refresh: said plainly, with the way to get them back.
     at.switch_page(nav.COMPARE.path).run()
@@ -101,7 +100,6 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
 
     # A new session finds the comparison in the run folder and shows it straight away.
     again = new_app({"workspace": workspace_id}).run()
-    again.button(key="reopen_latest_run").click().run()
     again.switch_page(nav.COMPARE.path).run()
     assert not again.exception
     assert "comparison_chart" in charts_by_key(again)
@@ -115,7 +113,6 @@ def test_compare_stop_and_opened_models(sample_run_template, isolated_runs, monk
     workspace_id = workspace.new_id()
     copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.UPLOAD.path).run()
     at.button(key="load_sample").click().run()
     at.switch_page(nav.COMPARE.path).run()

@@ -25,7 +25,6 @@ def test_mistake_captions_show_the_base_name_with_the_full_name_as_a_tooltip(iso
         prediction["name"] = LONG_NAMES[prediction["name"]]
     (folder / "metrics.json").write_text(json.dumps(metrics))
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.EVALUATE.path).run()
     assert not at.exception and not at.error
 
@@ -52,7 +51,6 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
     folder = copy_run(sample_run_template, isolated_runs, workspace_id)
     run = Run.open(folder)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.EVALUATE.path).run()
     assert not at.exception and not at.error
     words = shown_text(at)
@@ -83,7 +81,6 @@ def test_best_accuracy_runs_show_the_settings_tried(isolated_runs):
               "chosen": True}]
     (folder / "selection.json").write_text(json.dumps(table))
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.EVALUATE.path).run()
     assert not at.exception and not at.error
     assert "Settings Best accuracy tried" in shown_text(at)

@@ -25,7 +25,6 @@ def open_copy(template, isolated_runs):
     workspace_id = workspace.new_id()
     folder = copy_run(template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     return at, folder
 
 
@@ -73,7 +72,6 @@ def test_evaluate_without_hints_says_so(sample_run_template, isolated_runs):
     (fake / "metrics.json").write_text(json.dumps(metrics))
     (fake / "history.json").write_text(json.dumps([{**UNDERFIT_HISTORY[0], "accuracy": 0.9, "train_accuracy": 0.95}]))
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.EVALUATE.path).run()
     assert not at.exception
     assert "Nothing to worry about" in shown_text(at)

@@ -43,31 +43,48 @@ def test_bad_workspace_in_url_is_replaced():
         workspace.runs_root("..")
 
 
-def test_refresh_keeps_workspace_and_offers_latest_run(isolated_runs):
+def test_refresh_opens_on_the_latest_model_without_a_click(isolated_runs):
     first = new_app().run()
     workspace_id = first.query_params["workspace"]
-    write_fake_run(isolated_runs / workspace_id / "20260101-120000-aaaa0000", accuracy=0.75)
+    write_fake_run(isolated_runs / workspace_id / "20260101-120000-aaaa0000", accuracy=0.6)
+    write_fake_run(isolated_runs / workspace_id / "20260102-120000-aaaa0001", accuracy=0.75)
+    write_fake_run(isolated_runs / workspace_id / "20260103-120000-aaaa0002", with_model=False)  # no model
 
     refreshed = new_app({"workspace": workspace_id}).run()  # a refresh is a new session, same URL
     assert refreshed.query_params["workspace"] == workspace_id
-    assert "Welcome back" in shown_text(refreshed)
-    refreshed.button(key="reopen_latest_run").click().run()
     run = refreshed.session_state[state.RUN_KEY]
-    assert run is not None and run.name == "20260101-120000-aaaa0000"
-    assert "Welcome back" not in shown_text(refreshed)
+    assert run is not None and run.name == "20260102-120000-aaaa0001"  # the newest with a model
+    assert [b.key for b in refreshed.button] == ["try_sample"]  # Home's own: nothing to click to reopen it
 
     refreshed.switch_page(nav.EVALUATE.path).run()
-    assert not refreshed.exception
+    assert not refreshed.exception and not refreshed.error
     assert refreshed.metric[0].value == "about 75 % (55–95 %)"
+    assert "Model: pets.zip · 2 classes · 32 px · 75 % (55–95 %)" in shown_text(refreshed)
+    assert "Switch model" in [link.label for link in refreshed.get("page_link")]  # to Past runs
+    assert "There is no model yet" not in shown_text(refreshed)
+
+    refreshed.switch_page(nav.PREDICT.path).run()
+    assert not refreshed.exception and not refreshed.error
+    assert "Model: pets.zip · 2 classes · 32 px · 75 % (55–95 %)" in shown_text(refreshed)
 
 
-def test_offer_can_be_dismissed(isolated_runs):
+def test_nothing_yet_says_what_to_do_and_links_there(isolated_runs):
     workspace_id = workspace.new_id()
-    write_fake_run(isolated_runs / workspace_id / "20260101-120000-bbbb0000")
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="dismiss_reopen_offer").click().run()
-    assert "Welcome back" not in shown_text(at)
-    assert state.RUN_KEY not in at.session_state
+    for page in (nav.EVALUATE, nav.PREDICT, nav.COMPARE):
+        at.switch_page(page.path).run()
+        assert not at.exception and not at.error
+        assert "There is no model yet. Train one on your photos" in shown_text(at)
+        assert "Train a model" in [link.label for link in at.get("page_link")]
+    at.switch_page(nav.RUNS.path).run()
+    assert "No runs yet in this workspace: train a model" in shown_text(at)
+    assert "Train a model" in [link.label for link in at.get("page_link")]
+
+    # The current model deleted elsewhere, another one kept: the way to choose it.
+    write_fake_run(isolated_runs / workspace_id / "20260101-120000-ffff0000")
+    at.switch_page(nav.EVALUATE.path).run()
+    assert "Choose one of your models" in shown_text(at)
+    assert "Choose a model in Past runs" in [link.label for link in at.get("page_link")]
 
 
 def test_workspaces_do_not_see_each_other(isolated_runs):
@@ -85,7 +102,7 @@ def test_past_runs_reopen_and_delete(isolated_runs):
     older = write_fake_run(isolated_runs / workspace_id / "20260101-120000-dddd0000", accuracy=0.5)
     newer = write_fake_run(isolated_runs / workspace_id / "20260102-120000-eeee0000", accuracy=0.9)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="dismiss_reopen_offer").click().run()
+    assert at.session_state[state.RUN_KEY].name == newer.name  # opened on the latest
     at.switch_page(nav.RUNS.path).run()
     text = shown_text(at)
     assert text.index("90 % (70–100 %)") < text.index("50 % (30–70 %)")  # newest first
@@ -177,7 +194,6 @@ def test_confusion_cell_click_shows_that_cells_photos(isolated_runs):
     workspace_id = workspace.new_id()
     write_fake_run(isolated_runs / workspace_id / "20260101-120000-abab0000")
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.EVALUATE.path).run()
     assert "Its mistakes" in shown_text(at)
 

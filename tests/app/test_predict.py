@@ -31,7 +31,6 @@ def predict_page(sample_run_template, isolated_runs):
     workspace_id = workspace.new_id()
     copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     return at.switch_page(nav.PREDICT.path).run()
 
 

@@ -32,7 +32,6 @@ def session_with_everything(sample_run_template, isolated_runs):
         {"setting": setting_words(config), "accuracy": 0.9 + 0.01 * number, "photos": 300, "fine_tunes": False,
          "chosen": number == 1} for number, config in enumerate(tried)]))
     at = new_app({"workspace": workspace_id}).run()
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.UPLOAD.path).run()
     at.button(key="load_sample").click().run()
     return at
@@ -90,8 +89,6 @@ def test_runs_and_the_model_line_name_the_dataset(isolated_runs):
     workspace_id = workspace.new_id()
     write_fake_run(isolated_runs / workspace_id / "20260101-120000-abab0000", accuracy=0.75)
     at = new_app({"workspace": workspace_id}).run()
-    assert f"Welcome back. Your latest model is saved: {LINE}." in shown_text(at)
-    at.button(key="reopen_latest_run").click().run()
     at.switch_page(nav.RUNS.path).run()
     assert f"{LINE} (current)" in shown_text(at)
     assert re.search(r"Finished · trained \d\d \w{3} \d{4}, \d\d:\d\d · classes: cat, dog", shown_text(at))
