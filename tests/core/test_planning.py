@@ -168,6 +168,17 @@ def test_plan_counts_cached_views_and_tables_other_sizes(dataset):
     assert 300 in [row["image_size"] for row in odd.sizes]
 
 
+def test_the_chosen_sizes_row_is_the_estimate_itself(dataset):
+    """Configure's caption and its table's chosen row are one number (cached features, Best's candidates)."""
+    config = TrainConfig(weights="none", image_size=96)
+    for chosen in (plan(dataset, config, rate_at_224=RATE, precision=FLOAT32, cached_views=len(dataset)),
+                   plan(dataset, config, rate_at_224=RATE, precision=FLOAT32, cached_views=5),
+                   plan(dataset, config, rate_at_224=RATE, precision=FLOAT32,
+                        candidates=[config, config.replace(augment=True)])):
+        [row] = [row for row in chosen.sizes if row["image_size"] == 96]
+        assert row["seconds"] == chosen.time.total_seconds
+
+
 def test_plan_says_when_a_holdout_measures_accuracy(dataset):
     tuned = plan(dataset, TrainConfig(mode="fine-tune"), rate_at_224=RATE, precision=FLOAT32)
     assert tuned.method == "a held-out test of about 5 of your 24 photos"
