@@ -41,6 +41,8 @@ CHECK_REPORT_KEY = _PREFIX + "check_report"
 GRAD_CAMS_KEY = _PREFIX + "grad_cams"
 EXPORTS_KEY = _PREFIX + "exports"
 NOTICE_KEY = _PREFIX + "notice"
+PROJECT_ROUND_KEY = _PREFIX + "project_upload_round"
+PROJECT_NOTICE_KEY = _PREFIX + "project_notice"
 
 DEFAULT_PRESET = "Quick look"
 DEFAULT_CLASS_ROWS = 2
@@ -212,6 +214,26 @@ def set_notice(text: str) -> None:
 
 def take_notice() -> str | None:
     return st.session_state.pop(NOTICE_KEY, None)
+
+
+# --- the project file (sidebar) ---------------------------------------------------------------------
+def project_upload_round() -> int:
+    """How many project files this session opened: the Open project uploader's key changes with it, so a
+    file already opened is not offered again."""
+    return int(st.session_state.get(PROJECT_ROUND_KEY, 0))
+
+
+def next_project_upload_round() -> None:
+    st.session_state[PROJECT_ROUND_KEY] = project_upload_round() + 1
+
+
+def set_project_notice(text: str) -> None:
+    """What opening a project restored, shown once in the sidebar after the rerun that follows."""
+    st.session_state[PROJECT_NOTICE_KEY] = text
+
+
+def take_project_notice() -> str | None:
+    return st.session_state.pop(PROJECT_NOTICE_KEY, None)
 
 
 # --- upload form ----------------------------------------------------------------------------------
