@@ -22,6 +22,9 @@ WEIGHTS_ENV = "QUASAR_VGG16_WEIGHTS"
 # keras.applications.vgg16.preprocess_input in "caffe" mode: RGB -> BGR, minus the ImageNet mean.
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 BLOCKS = 5
+# The layers whose outputs, averaged over positions and square-rooted, are a photo's features: block4_pool
+# is computed on the way to block5 anyway, so the richer features cost no VGG16 arithmetic (bench/README).
+FEATURE_LAYERS = ("block4_pool", "block5_pool")
 KERAS_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # what VGG16(weights="imagenet") downloads
 
 
@@ -158,21 +161,27 @@ def clone_layer(layer, *, dtype=None, trainable=True):
     return clone
 
 
-def apply_stack(base, tensor, *, start_after: str | None, stop_at: str | None, dtype=None, trainable=True):
+def apply_stack(base, tensor, *, start_after: str | None, stop_at: str | None, dtype=None, trainable=True,
+                tapped: dict | None = None):
     """Run `tensor` through clones of the base's layers after `start_after` up to `stop_at`.
 
     Returns the output tensor and the (clone, original) pairs, whose weights the caller copies
-    once the graph is built.
+    once the graph is built. `tapped`, when given, receives every layer's output by layer name
+    (the input under `start_after`'s name), for features taken on the way.
     """
     layers = conv_layers(base)
     names = [layer.name for layer in layers]
     first = names.index(start_after) + 1 if start_after else 0
     last = names.index(stop_at) if stop_at else len(layers) - 1
     pairs = []
+    if tapped is not None and start_after:
+        tapped[start_after] = tensor
     for layer in layers[first : last + 1]:
         clone = clone_layer(layer, dtype=dtype, trainable=trainable)
         tensor = clone(tensor)
         pairs.append((clone, layer))
+        if tapped is not None:
+            tapped[layer.name] = tensor
     return tensor, pairs
 
 

@@ -127,8 +127,10 @@ class TrainConfig:
                                   help="Counts mistakes on rare classes more, so a big class does not dominate.")
     fine_tune_epochs: int = setting(5, label="Fine-tuning epochs", low=0, high=100, section="Fine-tuning",
                                     help="Passes over the photos that also adjust VGG16's top blocks.")
-    fine_tune_blocks: int = setting(1, label="Blocks to adjust", low=1, high=5, section="Fine-tuning",
-                                    help="How many of VGG16's 5 blocks, from the top, may change.")
+    # At most 4: adjusting all 5 blocks would fine-tune from the raw photo, with no cached activations to start
+    # from (the fine-tuning runs on what the frozen blocks computed once).
+    fine_tune_blocks: int = setting(1, label="Blocks to adjust", low=1, high=4, section="Fine-tuning",
+                                    help="How many of VGG16's 5 blocks, from the top, may change (up to 4).")
     fine_tune_learning_rate: float = setting(1e-5, label="Fine-tuning learning rate", low=1e-7, high=1.0,
                                              exclusive_high=True, steps=LEARNING_RATES, section="Fine-tuning",
                                              help="Keep it small (0.00001) so VGG16 keeps what it knows.")

@@ -1,15 +1,17 @@
 """The new top of the network: a softmax regression on VGG16's pooled features, and the full model.
 
-The head is scikit-learn's LogisticRegression on standardised features, fitted by L-BFGS to
-its optimum: on cached features a fit takes tens of milliseconds, so the folds can choose its
-regularisation instead of a guess. Measured on flowers-128 (250 photos to learn from, 1,250
-unseen, 4 seeds): regularisation chosen by the folds 0.626 accuracy, scikit-learn's default
-(C=1, the plain linear probe) 0.610, a 256-unit hidden layer 0.629 at 40 times the cost.
+The head square-roots the pooled features of block4_pool and block5_pool (a power
+normalisation: a few strong channels no longer drown the rest), standardises them and applies
+scikit-learn's LogisticRegression, fitted by L-BFGS to its optimum: on cached features a fit
+takes tens of milliseconds, so the folds can choose its regularisation instead of a guess
+(bench/README has the comparisons behind these choices).
 
 ``assemble_model`` turns a head (and fine-tuned blocks) into the deployable Keras model from
 stock layers only — resize (antialiased, like data.images.resize), VGG16's preprocessing as a
-fixed 1x1 convolution, VGG16, average pooling, Normalization, Dense — so it loads with
-``safe_mode=True`` anywhere TensorFlow runs.
+fixed 1x1 convolution, VGG16, average pooling of each feature layer, the square root (a Keras
+operation, serialised as such), Normalization, Dense — so it loads with ``safe_mode=True``
+anywhere TensorFlow runs. Runs saved before the richer features (block5_pool alone, no square
+root) load and rebuild as they were: a head records its layers and whether it roots.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quasar_core.backbone import IMAGENET_BGR_MEAN, apply_stack
+from quasar_core.backbone import FEATURE_LAYERS, IMAGENET_BGR_MEAN, apply_stack
 
 # Candidate values of LogisticRegression's C (inverse regularisation), weakest last.
 STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -26,20 +28,31 @@ STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3)
 # never fires in training would otherwise blow up a held-out photo that fires it.
 VARIANCE_FLOOR = 1e-2
 MAX_ITER = 500
+LEGACY_LAYERS = ("block5_pool",)  # runs saved before the richer features
+# Added under the square root: its slope at 0 stays finite (a channel that never fires while fine-tuning).
+ROOT_EPSILON = np.float32(1e-6)
+
+
+def rooted(features, root: bool = True) -> np.ndarray:
+    """The head's view of pooled features: their square root (they are >= 0 after ReLU and max pooling)."""
+    x = np.asarray(features, dtype=np.float32)
+    return np.sqrt(np.maximum(x, 0) + ROOT_EPSILON) if root else x
 
 
 @dataclass
 class Head:
-    """Standardise, then a linear layer; probabilities are softmax(logits / temperature)."""
+    """Square root, standardise, then a linear layer; probabilities are softmax(logits / temperature)."""
 
-    mean: np.ndarray  # (d,)
+    mean: np.ndarray  # (d,) of the rooted features
     scale: np.ndarray  # (d,) standard deviation, floored
     kernel: np.ndarray  # (d, classes)
     bias: np.ndarray  # (classes,)
     temperature: float = 1.0
+    layers: tuple[str, ...] = FEATURE_LAYERS  # whose averages, side by side, are the features
+    root: bool = True
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        x = (np.asarray(features, dtype=np.float32) - self.mean) / self.scale
+        x = (rooted(features, self.root) - self.mean) / self.scale
         return x @ self.kernel + self.bias
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -47,12 +60,17 @@ class Head:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "scale": self.scale, "kernel": self.kernel, "bias": self.bias,
-                "temperature": np.float32(self.temperature)}
+                "temperature": np.float32(self.temperature), "layers": np.array(self.layers),
+                "root": np.bool_(self.root)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "Head":
+        keys = set(arrays.keys()) if hasattr(arrays, "keys") else set(arrays)
+        legacy = "layers" not in keys  # saved before the richer features
         return cls(*(np.asarray(arrays[k], dtype=np.float32) for k in ("mean", "scale", "kernel", "bias")),
-                   temperature=float(arrays["temperature"]))
+                   temperature=float(arrays["temperature"]),
+                   layers=LEGACY_LAYERS if legacy else tuple(str(name) for name in np.asarray(arrays["layers"])),
+                   root=False if legacy else bool(arrays["root"]))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,11 +82,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def fit_head(features, targets, *, n_classes: int, strength: float, class_weights: bool = True,
              warm: "Head | None" = None) -> Head:
-    """A head learned from (n, d) features and their class ids (every class must appear)."""
+    """A head learned from (n, d) pooled features (FEATURE_LAYERS', not yet rooted) and their class ids
+    (every class must appear)."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(features, dtype=np.float32)
+    x = rooted(features)
     y = np.asarray(targets, dtype=np.int64)
     present = np.unique(y)
     if len(present) < 2:
@@ -116,6 +135,24 @@ def fit_temperature(logits, targets) -> float:
 # --------------------------------------------------------------------------- Keras models
 
 
+def feature_layers(tapped: dict, head: Head):
+    """The features tensor of a Keras graph (each of the head's layers averaged, side by side) and the
+    head's input (rooted). `tapped` maps layer names to tensors (backbone.apply_stack)."""
+    import keras
+
+    pools = [keras.layers.GlobalAveragePooling2D(name="pool" if len(head.layers) == 1 else f"{layer}_average")(
+        tapped[layer]) for layer in head.layers]
+    features = pools[0] if len(pools) == 1 else keras.layers.Concatenate(name="features")(pools)
+    # A Keras operation, not a Lambda: it is saved by name and loads under safe_mode.
+    return features, (keras.ops.sqrt(keras.ops.relu(features) + float(ROOT_EPSILON)) if head.root else features)
+
+
+def feature_output(model):
+    """The layer whose output is a model's pooled features ("features"; "pool" in runs saved before them)."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer("features" if "features" in names else "pool").output
+
+
 def head_layers(head: Head, *, prefix: str = ""):
     """Normalization + Dense(softmax) holding the head, temperature folded into the Dense layer."""
     import keras
@@ -151,8 +188,9 @@ def assemble_model(base, head: Head, *, image_size: int, tuned: dict | None = No
                                    name="resize")(inputs)
     preprocess = keras.layers.Conv2D(3, 1, name="vgg16_preprocess", trainable=False)
     tensor = preprocess(tensor)
-    tensor, pairs = apply_stack(base, tensor, start_after=None, stop_at=None, trainable=False)
-    tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
+    tapped: dict = {}
+    tensor, pairs = apply_stack(base, tensor, start_after=None, stop_at=None, trainable=False, tapped=tapped)
+    _, tensor = feature_layers(tapped, head)
     normalization, dense = head_layers(head)
     outputs = dense(normalization(tensor))
     model = keras.Model(inputs, outputs, name="quasar_vgg16_classifier")
@@ -168,4 +206,4 @@ def with_features(model):
     """The same model answering (probabilities, pooled features): one pass for "none of these" too."""
     import keras
 
-    return keras.Model(model.inputs[0], [model.outputs[0], model.get_layer("pool").output], name="with_features")
+    return keras.Model(model.inputs[0], [model.outputs[0], feature_output(model)], name="with_features")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from quasar_core.backbone import apply_stack, copy_weights
 from quasar_core.config import TrainConfig
 from quasar_core.distribute import fit_distributed, make_strategy
-from quasar_core.head import Head, head_layers, set_head_weights
+from quasar_core.head import Head, feature_layers, head_layers, set_head_weights
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_progress_callback
 
 CHECKPOINT_INFO = "checkpoint.json"
@@ -53,13 +53,14 @@ def tune_network(base, boundary: str, activation_shape, head: Head):
     import keras
 
     inputs = keras.Input(shape=tuple(activation_shape), name="activations")
-    tensor, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True)
-    tensor = keras.layers.GlobalAveragePooling2D(name="pool")(tensor)
+    tapped: dict = {}
+    _, pairs = apply_stack(base, inputs, start_after=boundary, stop_at=None, trainable=True, tapped=tapped)
+    _, tensor = feature_layers(tapped, head)
     normalization, dense = head_layers(head)
     normalization.trainable = False
     model = keras.Model(inputs, dense(normalization(tensor)), name="fine_tune")
     copy_weights(pairs)
-    set_head_weights(dense, Head(head.mean, head.scale, head.kernel, head.bias, 1.0))
+    set_head_weights(dense, replace(head, temperature=1.0))
     return model, pairs, dense
 
 
@@ -98,7 +99,7 @@ class FineTuner:
         if is_cancelled(self.cancel):
             return None
         kernel, bias = dense.get_weights()
-        head = Head(start.mean, start.scale, kernel, bias, 1.0)
+        head = replace(start, kernel=kernel, bias=bias, temperature=1.0)
         return TunedModel(head, {original.name: clone.get_weights() for clone, original in pairs}, model)
 
     def _checkpoint(self, checkpoint_dir, activation_shape):
@@ -150,5 +151,5 @@ def recover_tuned(base, head: Head, checkpoint_dir) -> tuple[Head, dict[str, lis
     model, pairs, dense = tune_network(base, info["boundary"], info["activation_shape"], head)
     model.load_weights(path / CHECKPOINT_WEIGHTS)
     kernel, bias = dense.get_weights()
-    return (Head(head.mean, head.scale, kernel, bias, head.temperature),
+    return (replace(head, kernel=kernel, bias=bias),
             {original.name: clone.get_weights() for clone, original in pairs})

@@ -37,7 +37,7 @@ class FeatureSpec:
     weights_id: str  # backbone.weights_id(): a hash of the weights file, or "random-<seed>"
     image_size: int
     precision: str  # the precision that ran (never "auto")
-    layer: str = "pooled"  # "pooled" (block5_pool averaged, 512 floats) or a boundary layer name
+    layer: str = "pooled-block4-block5"  # extract.POOLED (block4_pool and block5_pool averaged) or a boundary layer
     view: int = 0  # 0: the photo itself; 1..: an augmented copy
     augmentation: str = ""  # the augmentation settings and seed that made views 1.. (empty for view 0)
 

@@ -34,7 +34,9 @@ from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancell
 # are sized to keep that under this budget, which is what bounds the pass's peak memory.
 PASS_BUDGET_BYTES = 192 * 1024**2
 MAX_BATCH = 32
-POOLED = "pooled"
+# The cache's name for the pooled features (backbone.FEATURE_LAYERS averaged): a new name whenever they change,
+# so features of another kind are never read back.
+POOLED = "pooled-block4-block5"
 
 
 def batch_size_for(image_size: int) -> int:

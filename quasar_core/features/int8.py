@@ -4,7 +4,8 @@ The frozen VGG16 base is a fixed stack (13 Conv 3x3 + ReLU, a 2x2 max pool after
 5 blocks), so it is written out directly with `onnx.helper` from the same weights file Keras
 loads (read with h5py) instead of converting a Keras model: no TensorFlow import (8 s here),
 no tf2onnx. The "caffe" preprocessing is inside the graph: the model takes RGB 0..255 NHWC
-float32 images and returns the global average of block5_pool, [N, 512].
+float32 images and returns the global averages of block4_pool and block5_pool side by side,
+[N, 1024] (backbone.FEATURE_LAYERS: the same features as the Keras feature network).
 
 The int8 model is quantized statically (QDQ, per-channel weights, MinMax calibration on the
 shipped `calibration/` photos) once per (weights, variant) and cached on disk under a
@@ -32,7 +33,8 @@ LAYER_NAMES = tuple(f"block{b}_conv{c}" for b, n in enumerate(BLOCKS, 1) for c i
 _CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 KERNEL_SHAPES = tuple((3, 3, i, o) for i, o in zip((3,) + _CHANNELS[:-1], _CHANNELS))
 BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.vgg16.preprocess_input ("caffe")
-FEATURES = 512
+FEATURE_POOLS = ("block4_pool", "block5_pool")  # backbone.FEATURE_LAYERS, without importing Keras' side
+FEATURES = 512 * len(FEATURE_POOLS)
 MIN_IMAGE_SIZE = 32  # five 2x2 pools; Keras' VGG16 refuses less too
 MAX_IMAGE_SIZE = 1024
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
@@ -61,7 +63,7 @@ QUANT_VARIANT = "u8s8-rr"
 # min cosine 0.94 on flowers), so all 32 are used, one at a time (batches of 8 at 224 px took a
 # 2.25 GB peak in ORT's float convolutions; one at a time 0.66 GB).
 CALIBRATION_SIZE = 64
-RECIPE = 3  # bump when the graph, the calibration set or the quantization settings change
+RECIPE = 4  # bump when the graph, the calibration set or the quantization settings change
 
 
 def cpu_int8_instructions(*, cpuinfo: str = "/proc/cpuinfo") -> list[str]:
@@ -153,7 +155,7 @@ def _check_conv_weights(conv_weights) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def build_float_model(conv_weights, *, image_size: int | None):
-    """VGG16's conv base as an ONNX model: images [N,S,S,3] RGB 0..255 -> features [N,512].
+    """VGG16's conv base as an ONNX model: images [N,S,S,3] RGB 0..255 -> features [N,1024].
 
     `image_size=None` leaves the height and width open (any size from MIN_IMAGE_SIZE); a session
     is opened for one size (Int8FeatureNetwork's `image_size`)."""
@@ -190,10 +192,13 @@ def build_float_model(conv_weights, *, image_size: int | None):
         pool = f"block{block}_pool"
         nodes.append(helper.make_node("MaxPool", [x], [pool], kernel_shape=[2, 2], strides=[2, 2], name=pool))
         x = pool
-    nodes += [
-        helper.make_node("GlobalAveragePool", [x], ["pooled"], name="global_average"),
-        helper.make_node("Flatten", ["pooled"], ["features"], axis=1, name="flatten"),
-    ]
+    for pool in FEATURE_POOLS:
+        nodes += [
+            helper.make_node("GlobalAveragePool", [pool], [f"{pool}/average"], name=f"{pool}/global_average"),
+            helper.make_node("Flatten", [f"{pool}/average"], [f"{pool}/features"], axis=1, name=f"{pool}/flatten"),
+        ]
+    nodes.append(helper.make_node("Concat", [f"{pool}/features" for pool in FEATURE_POOLS], ["features"], axis=1,
+                                  name="features"))
     graph = helper.make_graph(
         nodes, "vgg16_features",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT,
@@ -273,7 +278,7 @@ class _Reader:
 
 
 class Int8FeatureNetwork:
-    """An ONNX Runtime session of a model from this module: (n,S,S,3) RGB 0..255 -> (n,512)."""
+    """An ONNX Runtime session of a model from this module: (n,S,S,3) RGB 0..255 -> (n,FEATURES)."""
 
     def __init__(self, model_path, *, threads: int | None = None, image_size: int | None = None):
         if image_size is not None:

@@ -65,7 +65,8 @@ def load_rgb(path):
 
 def main(paths):
     model = keras.saving.load_model(HERE / "%(model)s", safe_mode=True, compile=False)
-    both = keras.Model(model.inputs[0], [model.outputs[0], model.get_layer("pool").output])
+    pooled = "features" if any(layer.name == "features" for layer in model.layers) else "pool"  # "pool": older runs
+    both = keras.Model(model.inputs[0], [model.outputs[0], model.get_layer(pooled).output])
     labels = json.loads((HERE / "%(labels)s").read_text(encoding="utf-8"))
     reference = HERE / "%(familiarity)s"
     arrays = dict(np.load(reference)) if reference.is_file() else None
@@ -211,14 +212,13 @@ def _fixed_size(model, image_size: int):
     import keras
 
     try:
-        first = model.layers.index(model.get_layer("resize")) + 1
+        resized = model.get_layer("resize").output
     except ValueError:  # not a Quasar model: exported as it is
         return model
+    # Keras builds a model from an inner tensor by cloning the graph after it (the two feature taps included).
+    after_resize = keras.Model(resized, model.outputs[0])
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    tensor = inputs
-    for layer in model.layers[first:]:  # a chain: preprocessing, VGG16, pooling, the head
-        tensor = layer(tensor)
-    return keras.Model(inputs, tensor, name=f"{model.name}_{image_size}px")
+    return keras.Model(inputs, after_resize(inputs), name=f"{model.name}_{image_size}px")
 
 
 def _predict_zip(archive_path: Path, images: np.ndarray, scratch: Path) -> np.ndarray:

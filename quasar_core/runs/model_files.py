@@ -25,6 +25,7 @@ ALLOWED_CLASSES = frozenset({
     "GlobalAveragePooling2D", "Flatten", "Dropout", "Dense", "Normalization", "Activation",
     "DTypePolicy", "FloatDTypePolicy", "GlorotUniform", "Zeros", "Ones", "L2", "HeNormal", "HeUniform",
     "GlorotNormal", "VarianceScaling", "RandomNormal", "RandomUniform",
+    "Concatenate", "Relu", "Add", "Sqrt",  # the features side by side, square-rooted (Keras operations, no code)
     "__keras_tensor__",  # a reference between layers in a functional graph, not an object
 })
 MAX_CONFIG_BYTES = 16 * 1024**2

@@ -179,7 +179,7 @@ def write_fake_run(folder: Path, *, labels=("cat", "dog"), accuracy: float = 0.7
         (folder / name).write_text(json.dumps(content), encoding="utf-8")
     if with_model:
         rng = np.random.default_rng(0)
-        write_arrays(folder / FILES.HEAD, Head(np.zeros(512, np.float32), np.ones(512, np.float32),
-                                               rng.normal(size=(512, len(labels))).astype(np.float32),
+        write_arrays(folder / FILES.HEAD, Head(np.zeros(1024, np.float32), np.ones(1024, np.float32),
+                                               rng.normal(size=(1024, len(labels))).astype(np.float32),
                                                np.zeros(len(labels), np.float32)).to_arrays())
     return folder

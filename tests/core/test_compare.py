@@ -11,6 +11,7 @@ import pytest
 
 from quasar_core import compare
 from quasar_core.compare import compare_transfer, conclusion
+from quasar_core.features.extract import POOLED
 from quasar_core.data.split import subsample
 from quasar_core.evaluation import wilson_interval
 
@@ -46,7 +47,7 @@ def compared(dataset, tiny_config, base_loader):
 def test_two_feature_passes_only(compared, dataset):
     photos = {}
     for weights, layer, n in compared["calls"]:
-        assert layer == "pooled"
+        assert layer == POOLED
         photos[weights] = photos.get(weights, 0) + n
     assert photos == {"none": 2 * len(dataset)}  # "imagenet" is the config's weights: random here, twice
     assert compared["messages"] == ["Reading the photos through VGG16 with ImageNet weights (1 of 2)",

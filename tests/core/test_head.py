@@ -9,7 +9,7 @@ import pytest
 from quasar_core.data.images import resize_square
 from quasar_core.features.networks import keras_network
 from quasar_core.head import (VARIANCE_FLOOR, Head, assemble_model, fit_head, fit_temperature, preprocess_weights,
-                              softmax, with_features)
+                              rooted, softmax, with_features)
 
 SIZE = 32
 
@@ -19,12 +19,14 @@ def clusters(n_per_class, classes, *, d=16, seed=0, spread=1.5):
     centres = rng.normal(0, 1, (classes, d)) * 3
     x = np.concatenate([centres[c] + rng.normal(0, spread, (n_per_class, d)) for c in range(classes)])
     y = np.repeat(np.arange(classes), n_per_class)
-    return (x * rng.uniform(0.5, 4, d) + rng.normal(0, 5, d)).astype(np.float32), y  # unequal scales and offsets
+    # unequal scales and offsets, and >= 0 like pooled features after ReLU (squared: the head roots them)
+    return ((x * rng.uniform(0.5, 4, d) + rng.normal(0, 5, d)) ** 2).astype(np.float32), y
 
 
 def sklearn_probabilities(x, y, x_new, *, strength, class_weights=True):
     from sklearn.linear_model import LogisticRegression
 
+    x, x_new = rooted(x), rooted(x_new)
     mean, std = x.mean(axis=0), x.std(axis=0)
     model = LogisticRegression(C=strength, max_iter=500, class_weight="balanced" if class_weights else None)
     model.fit((x - mean) / std, y)
@@ -47,8 +49,8 @@ def test_probabilities_equal_scikit_learns_on_standardised_features(classes, cla
     new, _ = clusters(4, classes, seed=99)
     head = fit_head(x, y, n_classes=classes, strength=0.1, class_weights=class_weights)
     assert head.kernel.shape == (16, classes) and head.bias.shape == (classes,) and head.temperature == 1.0
-    np.testing.assert_allclose(head.mean, x.mean(axis=0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(head.scale, x.std(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(head.mean, rooted(x).mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(head.scale, rooted(x).std(axis=0), rtol=1e-4)
     expected = sklearn_probabilities(x, y, new, strength=0.1, class_weights=class_weights)
     np.testing.assert_allclose(head.probabilities(new), expected, atol=2e-5)
     assert head.probabilities(new).dtype == np.float32
@@ -94,11 +96,12 @@ def test_a_feature_that_never_fired_is_not_blown_up_on_a_new_photo():
     x = rng.random((20, 4)).astype(np.float32)
     x[:, 3] = 0.0  # never fires in training
     head = fit_head(x, np.arange(20) % 2, n_classes=2, strength=0.1)
-    typical = x[:, :3].var(axis=0).mean()
-    assert head.scale[3] == pytest.approx(np.sqrt(VARIANCE_FLOOR * x.var(axis=0).mean()), rel=1e-3)
-    standardised = (np.array([0.5, 0.5, 0.5, 1.0], np.float32) - head.mean) / head.scale
+    r = rooted(x)  # what the head standardises
+    typical = r[:, :3].var(axis=0).mean()
+    assert head.scale[3] == pytest.approx(np.sqrt(VARIANCE_FLOOR * r.var(axis=0).mean()), rel=1e-3)
+    standardised = (rooted(np.array([0.5, 0.5, 0.5, 1.0], np.float32)) - head.mean) / head.scale
     assert np.abs(standardised).max() < 1.0 / np.sqrt(VARIANCE_FLOOR * typical * 3 / 4)
-    np.testing.assert_allclose(standardised[:3], (0.5 - x[:, :3].mean(0)) / x[:, :3].std(0), rtol=1e-3)
+    np.testing.assert_allclose(standardised[:3], (rooted(0.5) - r[:, :3].mean(0)) / r[:, :3].std(0), rtol=1e-3)
 
 
 def test_softmax_is_stable_and_the_arrays_round_trip():

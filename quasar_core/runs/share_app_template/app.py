@@ -98,7 +98,8 @@ def load_model(files):
     import keras
 
     model = keras.saving.load_model(files[0][0], safe_mode=True, compile=False)
-    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("pool").output])
+    pooled = "features" if any(layer.name == "features" for layer in model.layers) else "pool"  # "pool": older runs
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer(pooled).output])
 
 
 @st.cache_resource(show_spinner=False)

@@ -209,7 +209,7 @@ def test_network_provider_shares_the_keras_networks(base, base_loader, monkeypat
 
     network_for = network_provider(weights="none", image_size=SIZE, precision="float32", base_loader=base_loader,
                                    cache=None)
-    assert network_for("pooled") is networks.keras_network(base, precision="float32")
+    assert network_for(extract.POOLED) is networks.keras_network(base, precision="float32")
     boundary = network_for("block4_pool")
     assert boundary is networks.keras_network(base, precision="float32", stop_at="block4_pool", pooled=False)
     assert boundary(np.zeros((1, SIZE, SIZE, 3), np.float32)).shape == (1, SIZE // 16, SIZE // 16, 512)
@@ -222,8 +222,8 @@ def test_network_provider_shares_the_keras_networks(base, base_loader, monkeypat
     cache = FeatureCache(tmp_path / "cache" / "features")
     network_for = network_provider(weights="none", image_size=SIZE, precision="int8", base_loader=base_loader,
                                    cache=cache)
-    assert network_for("pooled") == "int8 network"
-    assert network_for("pooled") == "int8 network"  # opened once: the int8 check and the pass share it
+    assert network_for(extract.POOLED) == "int8 network"
+    assert network_for(extract.POOLED) == "int8 network"  # opened once: the int8 check and the pass share it
     assert built == [{"weights_path": "/weights/vgg16.h5", "weights_id": "random-0", "image_size": SIZE,
                       "models_dir": tmp_path / "cache" / "int8-models"}]
     # Boundary activations for fine-tuning stay float32 (TensorFlow's bf16 was slower, precision.float_beside).
@@ -239,7 +239,7 @@ def test_the_pass_through_vgg16_equals_the_network_on_resized_photos(dataset, ba
     network_for = network_provider(weights="none", image_size=SIZE, precision="float32", base_loader=base_loader,
                                    cache=None)
     features = FeaturePass(spec=SPEC, network_for=network_for, cache=None).features(dataset, [0, 9, 20])
-    assert features.shape == (1, 3, 512)
+    assert features.shape == (1, 3, 1024)
     expected = networks.keras_network(base)(dataset.images([0, 9, 20], size=SIZE))
     np.testing.assert_allclose(features[0], expected, rtol=1e-5, atol=1e-6)
 

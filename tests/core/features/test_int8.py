@@ -56,10 +56,11 @@ def write_keras3(path: Path, pairs, order=None) -> Path:
 
 
 def numpy_features(pairs, images: np.ndarray) -> np.ndarray:
-    """VGG16 + caffe preprocessing + global average, in float64 numpy (im2col convolutions)."""
+    """VGG16 + caffe preprocessing + global averages of block4_pool and block5_pool side by side, in float64
+    numpy (im2col convolutions)."""
     x = images.astype(np.float64)[..., ::-1] - np.array(int8.BGR_MEAN)
-    layer = 0
-    for convs in int8.BLOCKS:
+    layer, pooled = 0, []
+    for block, convs in enumerate(int8.BLOCKS, 1):
         for _ in range(convs):
             kernel, bias = pairs[layer]
             n, h, w, c = x.shape
@@ -69,7 +70,9 @@ def numpy_features(pairs, images: np.ndarray) -> np.ndarray:
             layer += 1
         n, h, w, c = x.shape
         x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-    return x.mean(axis=(1, 2))
+        if f"block{block}_pool" in int8.FEATURE_POOLS:
+            pooled.append(x.mean(axis=(1, 2)))
+    return np.concatenate(pooled, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +200,8 @@ def test_float_model_matches_keras_vgg16(tmp_path, weights, photos, float_net):
         k0, b0 = vgg.get_layer(name).get_weights()
         assert np.array_equal(k, k0) and np.array_equal(b, b0), name
     preprocessed = keras.applications.vgg16.preprocess_input(photos.copy())
-    expected = keras.ops.convert_to_numpy(vgg(preprocessed)).mean(axis=(1, 2))
+    pools = keras.Model(vgg.inputs[0], [vgg.get_layer(name).output for name in int8.FEATURE_POOLS])
+    expected = np.concatenate([keras.ops.convert_to_numpy(out).mean(axis=(1, 2)) for out in pools(preprocessed)], 1)
     np.testing.assert_allclose(float_net(photos), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 

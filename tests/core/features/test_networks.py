@@ -4,6 +4,8 @@ of its weights); the numbers are Keras' VGG16 + average pooling on preprocessed 
 from __future__ import annotations
 
 import numpy as np
+
+from quasar_core.backbone import FEATURE_LAYERS
 import pytest
 
 from quasar_core.features import networks
@@ -43,14 +45,16 @@ def test_the_whole_float32_base_is_not_copied(base, built):
 def test_any_image_size_through_one_network(base):
     network = keras_network(base)
     for size in (32, 48, 64):
-        assert network(pixels(2, size)).shape == (2, 512)
+        assert network(pixels(2, size)).shape == (2, 1024)
 
 
 def test_output_equals_keras_vgg16_and_average_pooling_on_preprocessed_input(base):
     import keras
 
     images = pixels(3, 64, seed=1)
-    expected = np.asarray(base(keras.applications.vgg16.preprocess_input(images.copy()))).mean(axis=(1, 2))
+    pools = keras.Model(base.inputs[0], [base.get_layer(name).output for name in FEATURE_LAYERS])
+    expected = np.concatenate([np.asarray(out).mean(axis=(1, 2))
+                               for out in pools(keras.applications.vgg16.preprocess_input(images.copy()))], axis=1)
     got = keras_network(base)(images)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -98,3 +102,12 @@ def test_the_registry_is_bounded(monkeypatch):
     assert keras_network(bases[0]) is not made[0]  # the oldest went first
     networks.clear()
     assert networks._NETWORKS == {}
+
+
+def test_a_network_is_not_reused_for_another_base_with_the_same_id(base, monkeypatch):
+    """id() of a freed base may be given to the next one: the registry checks it is the same base."""
+    network = keras_network(base)
+    key = next(key for key, (ref, held) in networks._NETWORKS.items() if held is network)
+    networks._NETWORKS[key] = (lambda: None, network)  # as if the base it was built for were gone
+    assert keras_network(base) is not network
+    assert keras_network(base) is keras_network(base)
