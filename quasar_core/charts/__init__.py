@@ -28,13 +28,29 @@ from quasar_core.charts.prediction import (
 from quasar_core.charts.quality import (
     NO_BANDS_TEXT, confusion_matrix_figure, per_class_table, reliability_figure, selected_cell,
 )
+from quasar_core.charts.story import (
+    KEPT, LEADERBOARD_TITLE, LEARNING_TITLE, NO_LEARNING_TEXT, NO_SETTINGS_TEXT, accuracy_words, candidate_rows,
+    choice_row, kept_model_history, leaderboard_figure, learning_rows, learning_story_figure, status_line, tunes,
+)
 from quasar_core.charts.training import (
     NO_CANDIDATES_TEXT, NO_EPOCHS_TEXT, RUN_NAMES, fine_tune_rows, head_rows, selection_figure, training_curves,
 )
-from quasar_core.charts.types import ClassAdviceLike, ComparisonResult, FineTuneRow, HeadRow, HistoryRow
+from quasar_core.charts.types import (
+    CandidateRow, ChoiceRow, ClassAdviceLike, ComparisonResult, FineTuneRow, HeadRow, HistoryRow, LearningRow,
+)
 
 __all__ = [
-    # training
+    # the training's story (the Train page's picture)
+    "learning_story_figure",
+    "leaderboard_figure",
+    "learning_rows",
+    "candidate_rows",
+    "choice_row",
+    "kept_model_history",
+    "status_line",
+    "accuracy_words",
+    "tunes",
+    # training, for specialists
     "training_curves",
     "selection_figure",
     "fine_tune_rows",
@@ -58,9 +74,17 @@ __all__ = [
     "HeadRow",
     "FineTuneRow",
     "HistoryRow",
+    "LearningRow",
+    "CandidateRow",
+    "ChoiceRow",
     "ComparisonResult",
     "ClassAdviceLike",
     # texts
+    "LEARNING_TITLE",
+    "LEADERBOARD_TITLE",
+    "NO_LEARNING_TEXT",
+    "NO_SETTINGS_TEXT",
+    "KEPT",
     "NO_EPOCHS_TEXT",
     "NO_CANDIDATES_TEXT",
     "NO_BANDS_TEXT",

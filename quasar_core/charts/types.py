@@ -30,7 +30,44 @@ class FineTuneRow(TypedDict):
     label: NotRequired[str]  # "hold-out" or "kept model"
 
 
-HistoryRow = Union[HeadRow, FineTuneRow]
+class LearningRow(TypedDict):
+    """Accuracy on unseen photos when the models learned from a share of the photos (the check's end)."""
+
+    phase: Literal["learning"]
+    share: float  # 0.25, 0.5, 0.75 or 1.0 of the photos each model could learn from
+    photos: int  # photos learned from, on average per model
+    accuracy: float  # on photos each model never saw, 0..1
+    low: float  # 95 % interval
+    high: float
+    tested: int  # photos it was tested on
+
+
+class CandidateRow(TypedDict):
+    """One setting the Best preset tried, once scored (``quasar_core.selection``)."""
+
+    phase: Literal["candidate"]
+    setting: str  # plain words: "352 px, 1 augmented copy of each photo"
+    image_size: int
+    augment: bool
+    accuracy: float  # on photos it never saw, 0..1
+    low: float  # 95 % interval
+    high: float
+    photos: int  # photos it was tested on
+    seconds: float  # how long scoring it took
+
+
+class ChoiceRow(TypedDict):
+    """The Best preset's choice, after every candidate is scored."""
+
+    phase: Literal["choice"]
+    setting: str  # the winner's words
+    accuracy: float  # corrected for having picked the best of several
+    low: float
+    high: float
+    reason: str  # one plain sentence
+
+
+HistoryRow = Union[HeadRow, FineTuneRow, LearningRow, CandidateRow, ChoiceRow]
 
 
 class ComparisonResult(TypedDict):
