@@ -116,7 +116,8 @@ def test_a_saved_project_opens_into_an_empty_workspace_with_everything_equal(sav
 
     target = new_space(tmp_path, "b2")
     opened = open_project(tmp_path / "project.zip", target.root)
-    assert opened.photos == 15 and opened.decisions == 2 and opened.settings and sorted(opened.runs) == sorted(saved.runs)
+    assert opened.photos == 15 and opened.decisions == 2 and opened.settings
+    assert sorted(opened.runs) == sorted(saved.runs)
     assert opened.current_run == target.root / current
     assert "Opened 'project.zip' (saved " in opened.words() and "2 runs" in opened.words()
 
