@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="find the photos that hurt: wrong labels, near-copies, outliers")
     _data_argument(doctor)
     doctor.add_argument("--image-size", type=int, default=None,
-                        help="default: the default preset's size for these photos (at most 224 px)")
+                        help="default: the Quick preset's size for these photos (at most 128 px)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
 
     project = sub.add_parser("project", help="save a workspace (photos, decisions, settings, runs) to one file, or "
