@@ -46,11 +46,12 @@ def _save() -> None:
                             help="Keeps what the model saw in each photo, so you can train again, but the photos "
                                  "themselves cannot be shown after opening it.")
     run = state.current_run()
+    has_work = _has_work(here.root)
     st.download_button("Save project", key="save_project", icon=":material/download:", on_click="ignore",
                        data=functools.partial(project_file, here.root, leave_out, run.name if run else None),
                        file_name=f"quasar-project-{time.strftime('%Y-%m-%d')}.zip", mime="application/zip",
-                       disabled=not _has_work(here.root), help=None if _has_work(here.root) else
-                       "Nothing to save yet: load photos or train a model first.")
+                       disabled=not has_work,
+                       help=None if has_work else "Nothing to save yet: load photos or train a model first.")
 
 
 def _has_work(root: Path) -> bool:
@@ -90,7 +91,7 @@ def _take_in(opened: ProjectOpened) -> None:
     here = workspace.current()
     for name in opened.runs:  # a run of the same name was replaced: its model is no longer the one in memory
         forget(here.root / name)
-    workspace._restore(here)
+    workspace._restore(here)  # what a new session (a reload) does: photos, settings, latest model
     if here.settings() is None:
         state.set_config(None)
         state.set_settings_chosen(False)
