@@ -51,14 +51,14 @@ if layout.need(dataset is not None, "Load your photos to see how long training w
     else:
         cached = (f" The features of {plan.cached_views} photos are already computed, so they cost nothing."
                   if plan.cached_views else "")
-        best = " Best accuracy tries several settings, so it takes longer than this." \
-            if state.preset() == "Best accuracy" else ""
+        best = " It counts every setting Best accuracy tries." if state.preset() == "Best accuracy" else ""
         st.markdown(f"Estimated training time on this computer: **{duration(plan.time.total_seconds)}** for "
                     f"{plan.n_photos} photos.{cached}{best}")
         st.markdown(f"Accuracy will be measured by {layout.md(plan.method)}, and the model you keep learns from every "
                     "photo.")
         st.caption(f"VGG16's arithmetic: {layout.md(plan.precision_reason)}.")
-        st.markdown("**Image size trade-off**: bigger images show more detail but take longer.")
+        st.markdown("**Image size trade-off**: bigger images show more detail but take longer. The chosen row is "
+                    "the estimate above; the others are for photos not read at that size yet.")
         st.dataframe(
             [{"Image size": f"{row['image_size']} px", "Estimated time": duration(row["seconds"]),
               "Chosen": "✓" if row["image_size"] == config.image_size else ""} for row in plan.sizes],

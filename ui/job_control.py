@@ -126,7 +126,6 @@ def plan(dataset, config) -> planning.Plan:
     from quasar_core.features.cache import FeatureSpec
     from quasar_core.features.extract import FeaturePass
 
-    base = resources.shared_base(config.weights)
     precision = choose_precision(config.precision)
     spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size, precision.precision)
     probe = FeaturePass(spec=spec, network_for=None, cache=workspace.current().cache(),
@@ -134,7 +133,7 @@ def plan(dataset, config) -> planning.Plan:
     cached = probe.cached_count(dataset, views=config.views)
     candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" \
         else None
-    return planning.plan(dataset, config, rate_at_224=resources.forward_rate(base), precision=precision,
+    return planning.plan(dataset, config, rate_at_224=resources.forward_rate(config.weights), precision=precision,
                          cached_views=cached, candidates=candidates)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from quasar_core import backbone, planning
+from quasar_core import backbone, planning, speed
+from quasar_core.runs.folder import default_runs_root
 
 
 def shared_base(weights: str):
@@ -33,10 +34,24 @@ def _load_base(resolved_weights: str):
     return backbone.load_vgg16(resolved_weights)
 
 
-@st.cache_resource(show_spinner="Measuring how fast this computer runs VGG16 (once per server)…")
-def forward_rate(_base) -> float:
-    """VGG16 photos per second at 224 px on this machine, in float32 (measured once per server).
+def forward_rate(weights: str) -> float:
+    """VGG16 photos per second at 224 px on this machine, in float32: measured once, then remembered.
 
-    The speed does not depend on the weights' values, so whichever base comes first is measured.
+    Read back from a file beside the runs (quasar_core.speed), so a visit after the first, or a
+    restarted server, neither loads VGG16 nor measures it again; measured behind a spinner only when
+    this machine has no figure yet. The speed does not depend on the weights' values.
     """
-    return planning.measure_forward_rate(_base)
+    root = default_runs_root()
+    rate = speed.remembered(root)
+    if rate is None:
+        with st.spinner("Measuring how fast this computer runs VGG16 (once on this computer)…"):
+            rate = _measured_rate(weights)
+        speed.remember(root, rate)
+    return rate
+
+
+@st.cache_resource(show_spinner=False)
+def _measured_rate(_weights: str) -> float:
+    """Measured once per server even when the figure cannot be kept on disk (the first caller's base is used:
+    `_weights` is left out of the cache key)."""
+    return planning.measure_forward_rate(shared_base(_weights))

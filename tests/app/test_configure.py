@@ -134,3 +134,29 @@ def test_settings_chosen_is_ticked_only_when_the_user_chose():
     assert ticked(again, "Settings chosen")
     assert again.session_state[state.PRESET_KEY] == "Balanced"
     assert again.session_state[state.CONFIG_KEY].augment is True
+
+
+def test_the_estimate_is_one_number_in_the_sentence_and_the_chosen_row():
+    """Configure's sentence and its table's ticked row say the same time, features cached or not, for every preset;
+    VGG16's speed is measured once on this computer and read back afterwards (no spinner on the next visit)."""
+    import re
+
+    from quasar_core import speed
+    from quasar_core.runs.folder import default_runs_root
+
+    at = new_app().run()
+    at.switch_page(nav.UPLOAD.path).run()
+    at.button(key="load_sample").click().run()
+    at.switch_page(nav.CONFIGURE.path).run()
+    at.radio(key="setting.weights").set_value(weights_choice()).run()
+    assert speed.remembered(default_runs_root()) is not None  # kept beside the runs for the next visit
+    for name in ("Quick look", "Balanced", "Best accuracy"):
+        at.radio(key=settings_form.PRESET_KEY).set_value(name).run()
+        if name != "Quick look":
+            at.radio(key="setting.weights").set_value(weights_choice()).run()
+        assert not at.exception and not at.error
+        [said] = [m.value for m in at.markdown if m.value.startswith("Estimated training time on this computer")]
+        shown = re.search(r"\*\*(.+?)\*\*", said).group(1)
+        [table] = [frame.value for frame in at.dataframe]
+        [chosen] = [time for time, tick in zip(table["Estimated time"], table["Chosen"]) if tick == "✓"]
+        assert chosen == shown, (name, said, list(table["Estimated time"]))
