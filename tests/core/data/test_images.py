@@ -206,3 +206,31 @@ def test_resize_square_and_argument_checks():
                            ({"height": 2.5, "width": 5}, "height=2.5")):
         with pytest.raises(ValueError, match=quoted):
             resize(pixels, **kwargs)
+
+
+# --------------------------------------------------------------------------- the one decoder file
+
+
+def test_a_truncated_photo_is_refused_in_plain_words_first():
+    from tests.hostile import jpeg, truncated
+
+    for data in (truncated(jpeg(900, (64, 64))), truncated(png(901, (64, 64)))):
+        reason = reject_reason(data)
+        assert reason.startswith("this photo is cut short — the file is incomplete"), reason
+        assert reason.index("Pillow:") > reason.index("incomplete")  # the technical detail after
+
+
+def test_the_decoder_file_needs_nothing_from_quasar_core():
+    """photo_decoding.py is copied byte for byte into exports: numpy, Pillow and the standard library only."""
+    import ast
+    import sys
+
+    from quasar_core.data import photo_decoding
+
+    tree = ast.parse(open(photo_decoding.__file__, encoding="utf-8").read())
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module and node.level == 0}
+    assert modules - set(sys.stdlib_module_names) == {"numpy", "PIL"}, modules
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
