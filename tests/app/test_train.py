@@ -18,7 +18,7 @@ from quasar_core import jobs
 from quasar_core.config import TrainConfig
 from quasar_core.progress import Progress
 from quasar_core.runs.folder import write_json
-from ui import nav, workspace
+from ui import nav, state, workspace
 
 CURVES_LOOK_FINE = "No sign of over- or under-fitting."
 
@@ -26,10 +26,12 @@ STOPPED_EARLY = ("Stopped before the first model was learned: nothing was kept. 
                  "remembered, so the next training starts faster.")
 
 
-def stand_in_job(isolated_runs, finish, *, hold: threading.Event | None = None):
+def stand_in_job(isolated_runs, finish, *, hold: threading.Event | None = None, begin=None,
+                 workspace_id: str | None = None):
     """A job of a new workspace, 'running' in the features step (no candidate scored yet) until `hold` is set or
-    it is stopped; then `finish(run_dir, job, hooks)` writes its run folder and returns the final state."""
-    workspace_id = workspace.new_id()
+    it is stopped; then `finish(run_dir, job, hooks)` writes its run folder and returns the final state.
+    `begin(hooks)`, if given, runs before the wait (history rows and messages a page can show meanwhile)."""
+    workspace_id = workspace_id or workspace.new_id()
     run_dir = isolated_runs / workspace_id / "20260101-120000-abcd0000"
     job = jobs.TrainingJob(None, TrainConfig(image_size=32), run_dir, owner=workspace_id,
                            base_loader=None)
@@ -37,6 +39,8 @@ def stand_in_job(isolated_runs, finish, *, hold: threading.Event | None = None):
 
     def work(hooks):
         hooks.progress(Progress("features", 3, 24))  # reading the photos through VGG16
+        if begin is not None:
+            begin(hooks)
         hold.wait(60)
         return finish(run_dir, job, hooks)
 
@@ -160,4 +164,5 @@ def test_whenever_start_is_off_the_page_says_why(isolated_runs):
     at.switch_page(nav.TRAIN.path).run()
     assert at.button(key="start_training").disabled is False
     assert NO_PHOTOS not in shown_text(at) and "Start is off" not in shown_text(at)
-    assert "Settings: Quick look preset · 96 px · ImageNet weights" in shown_text(at)
+    assert f"Settings: {state.DEFAULT_PRESET} preset · " in shown_text(at)  # the default preset, whichever it is
+
