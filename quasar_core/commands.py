@@ -87,7 +87,7 @@ def cmd_evaluate(args) -> int:
     unknown = [label for label in dataset.labels if label not in run.labels]
     if unknown:
         print(f"note: classes not known to this model are left out: {', '.join(unknown)}", file=sys.stderr)
-    evaluation = evaluate_run(run, dataset, hooks=bar.hooks())
+    evaluation = evaluate_run(run, dataset, hooks=bar.hooks(), cache=_cache())
     bar.close()
     if args.json:
         print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
@@ -99,18 +99,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+PREDICT_CHUNK = 64  # photos decoded and answered at a time by `quasar predict` (memory does not grow with more)
+
+
 def cmd_predict(args) -> int:
     from quasar_core.predicting import classify_photos, drift_sentence, answer_words
 
     run = _open_run(args.run_dir)
-    photos, failed = [], 0
-    for path in args.images:
-        try:
-            photos.append((path, _read_photo(path)))
-        except QuasarError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed += 1
-    results = classify_photos(run, photos)
+    results, failed = [], 0
+    for start in range(0, len(args.images), PREDICT_CHUNK):  # a chunk of photos in memory at a time
+        photos = []
+        for path in args.images[start : start + PREDICT_CHUNK]:
+            try:
+                photos.append((path, _read_photo(path)))
+            except QuasarError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+        results += classify_photos(run, photos)
     if args.json:
         print(json.dumps(results, ensure_ascii=False))
     else:

@@ -11,6 +11,7 @@ import numpy as np
 
 from quasar_core.familiarity import drift_summary
 from quasar_core.runs.learned import classifier_of
+from quasar_core.runs.serving import served_model
 from quasar_core.wording import confidence as confidence_words, join_words
 
 
@@ -21,9 +22,9 @@ def classify_photos(run, photos, *, base_loader=None) -> list[dict]:
     """
     if not photos:
         return []
-    classifier = classifier_of(run, base_loader=base_loader)
-    probabilities, features = classifier.predict_proba([pixels for _, pixels in photos], with_features=True)
-    familiarity = getattr(classifier, "familiarity_", None)
+    served = served_model(run, base_loader=base_loader)  # the feature pass (int8 where trained so) + the head
+    probabilities, features = served.predict_proba([pixels for _, pixels in photos], with_features=True)
+    familiarity = served.familiarity_
     scores = unknown = None
     if familiarity is not None and features is not None:
         scores, unknown = familiarity.familiarity(features), familiarity.is_unknown(features)

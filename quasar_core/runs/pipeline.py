@@ -25,10 +25,10 @@ from quasar_core.errors import DatasetError, DiskFullError, QuasarError
 from quasar_core.evaluation import Evaluation, evaluate_predictions
 from quasar_core.features.cache import FeatureCache
 from quasar_core.head import Head
-from quasar_core.progress import PhaseTimer, Progress, TrainingHooks
+from quasar_core.progress import Progress, TrainingHooks
 from quasar_core.runs.folder import (FILES, Run, RunWriter, Status, disk_error, read_arrays, read_json, write_arrays,
                                      write_json)
-from quasar_core.runs.learned import classifier_of, flatten_tuned, save_head, save_learned
+from quasar_core.runs.learned import flatten_tuned, save_head, save_learned
 from quasar_core.selection import fit_best
 from quasar_core.training import TransferClassifier
 from quasar_core.tuning import recover_tuned
@@ -185,24 +185,22 @@ def recover_run(run_dir: str | Path, *, base_loader=None) -> Run:
     return Run.open(run.path)
 
 
-def evaluate_run(run: Run, dataset, *, hooks: TrainingHooks | None = None, base_loader=None) -> Evaluation:
-    """Score a run on labelled photos it may never have seen (the classes it knows only)."""
-    hooks = hooks or TrainingHooks()
-    classifier = classifier_of(run, base_loader=base_loader)
+def evaluate_run(run: Run, dataset, *, hooks: TrainingHooks | None = None, base_loader=None,
+                 cache: FeatureCache | None = None) -> Evaluation:
+    """Score a run on labelled photos it may never have seen (the classes it knows only).
+
+    The photos go through the batched feature pass, streamed, in the precision the training ran (int8
+    where it did), and the head's arrays answer (runs.serving): as the run learned, and memory does not
+    grow with the number of photos."""
+    from quasar_core.runs.serving import served_model
+
     keep = [i for i, s in enumerate(dataset.samples) if s.label in run.labels]
     if not keep:
         raise QuasarError(f"None of the classes in {dataset.report.source!r} are classes this model knows "
                           f"({', '.join(run.labels)}).")
-    timer = PhaseTimer(len(keep))
-    parts = []
-    for start in range(0, len(keep), 16):
-        chunk = keep[start : start + 16]
-        parts.append(classifier.predict_proba([dataset.pixels(i) for i in chunk]))
-        done = start + len(chunk)
-        hooks.progress(Progress("features", done, len(keep), elapsed_seconds=timer.elapsed(),
-                                eta_seconds=timer.eta(done)))
+    probabilities, _ = served_model(run, base_loader=base_loader, cache=cache).answer(dataset, keep, hooks=hooks)
     y_true = [run.labels.index(dataset.samples[i].label) for i in keep]
-    return evaluate_predictions(y_true, np.concatenate(parts), run.labels, [dataset.samples[i].name for i in keep],
+    return evaluate_predictions(y_true, probabilities, run.labels, [dataset.samples[i].name for i in keep],
                                 method=f"{len(keep)} photos of {Path(dataset.report.source).name}")
 
 
