@@ -1,9 +1,9 @@
 import streamlit as st
 
-from quasar_core import charts
+from quasar_core import charts, insights
 from quasar_core.errors import QuasarError
 from quasar_core.presets import preset_named
-from quasar_core.wording import percent, plural
+from quasar_core.wording import confidence, percent, plural
 from ui import checking, job_control, layout, nav, state
 
 POLL_SECONDS = 1.0
@@ -91,21 +91,35 @@ if layout.need(original is not None, "There are no photos to check yet. Load you
     if found is not None and not active:
         report = found.report
         st.subheader("What the check found")
-        st.markdown(layout.md(report.advice))
+        more_photos = insights.more_photos_hints(report.classes)
+        layout.hints(more_photos, none_text=insights.more_photos_summary(report.classes))
         made = checking.decisions()
-        flagged = {i.file: f"may be {i.suggested}, not {i.given}" for i in report.label_issues}
+        flagged = {i.file: f"may be {i.suggested}, not {i.given}" if insights.likely_wrong(i)
+                   else f"the model is unsure: {i.given} or {i.suggested}" for i in report.label_issues}
         flagged.update({o.file: "unlike the other photos" for o in report.outliers})
         for group in report.near_duplicates:
             flagged.update({name: "a near-copy of another photo" for name in group.files})
 
-        st.markdown(f"**Photos that may be in the wrong class** ({len(report.label_issues)})")
-        if report.label_issues:
-            grid(list(report.label_issues[:SHOWN_PER_FINDING]), lambda issue: (
-                photo(issue.file, f"{layout.file_base_name(issue.file)} — labelled {issue.given}, looks like "
-                                  f"{issue.suggested} ({percent(issue.score, 0)} likely wrong)"),
-                choices(issue.file, f"label_{issue.file}", move_to=issue.suggested)))
+        wrong = [issue for issue in report.label_issues if insights.likely_wrong(issue)]
+        unsure = [issue for issue in report.label_issues if not insights.likely_wrong(issue)]
+
+        def doubted(issue) -> None:
+            own = confidence(1 - issue.score, 0)
+            photo(issue.file, f"{layout.file_base_name(issue.file)} — labelled {issue.given}, looks like "
+                              f"{issue.suggested} (models that never saw it gave {issue.given} {own})")
+            choices(issue.file, f"label_{issue.file}", move_to=issue.suggested)
+
+        st.markdown(f"**Photos that may be in the wrong class** ({len(wrong)})")
+        if wrong:
+            st.caption("Models that never saw these photos hardly see their class in them: look at each.")
+            grid(wrong[:SHOWN_PER_FINDING], doubted)
         else:
-            st.success("None: every photo looks like its own class to models that never saw it.")
+            st.success("None: no photo looks clearly like another class to models that never saw it.")
+        if unsure:
+            st.markdown(f"**Photos the model is unsure about** ({len(unsure)})")
+            st.caption("These lean a little towards another class. Often the label is right and the photo is just "
+                       "hard (a small subject, a busy background): change one only if you see it is wrong.")
+            grid(unsure[:SHOWN_PER_FINDING], doubted)
 
         st.markdown(f"**Near-copies** ({len(report.near_duplicates)} groups)")
         for number, group in enumerate(report.near_duplicates[:SHOWN_PER_FINDING]):

@@ -8,7 +8,7 @@ map of all photos (the two main directions of their features, by PCA) for the pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from quasar_core.config import TrainConfig
 from quasar_core.doctor import DoctorReport, diagnose
 from quasar_core.features.cache import FeatureCache
 from quasar_core.near_copies import dataset_thumbnails
-from quasar_core.progress import TrainingHooks
+from quasar_core.progress import Progress, TrainingHooks
 from quasar_core.training import TransferClassifier
 
 
@@ -48,9 +48,28 @@ def photo_map(features: np.ndarray) -> np.ndarray:
     return PCA(n_components=2, random_state=0).fit_transform(x).astype(np.float32)
 
 
+def every_photo(hooks: TrainingHooks, total: int) -> TrainingHooks:
+    """Progress that counts every photo from the start: "photo 0 of 245" at once, and the photos whose features
+    were already cached counted as read (the feature pass itself reports only the photos it still computes)."""
+
+    def on_progress(progress: Progress) -> None:
+        if progress.phase == "features" and progress.total_steps < total:
+            progress = replace(progress, step=total - progress.total_steps + progress.step, total_steps=total)
+        hooks.progress(progress)
+
+    hooks.progress(starting_progress(total))
+    return TrainingHooks(on_progress, hooks.on_epoch_end, hooks.on_message)
+
+
+def starting_progress(total: int) -> Progress:
+    """Where a photo check stands before its first photo is read."""
+    return Progress("features", 0, total)
+
+
 def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, base_loader=None,
             hooks: TrainingHooks | None = None, cancel=None) -> Checkup | None:
     """What is probably wrong with these photos (None when cancelled)."""
+    hooks = every_photo(hooks or TrainingHooks(), len(dataset))
     classifier = TransferClassifier(config.replace(mode="feature-extraction", augment=False), cache=cache,
                                     base_loader=base_loader)
     if classifier.validate(dataset, hooks=hooks, cancel=cancel) is None:

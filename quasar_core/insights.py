@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from quasar_core.data.assembly import imbalance_warning
-from quasar_core.wording import percent
+from quasar_core.wording import join_words, percent
 
 FEW_PHOTOS = 30
 POOR_ACCURACY = 0.6
@@ -88,6 +88,82 @@ def accuracy_hint(evaluation, config=None, *, poor: float = POOR_ACCURACY) -> Hi
         f"yet. To do better: use bigger images{size}, check the photos' labels on the Check my photos page, and add "
         "more photos of each class.",
     )
+
+
+# --- the photo check (doctor.DoctorReport): advice only where its evidence holds -------------------------
+GOOD_ENOUGH = 0.97  # as doctor.GOOD_ENOUGH: a class this well recognised needs no more photos
+MAX_GROWTH = 3  # more than 3x the photos a class has is not advice anyone can follow
+ERROR_CUT = 0.75  # "cut its mistakes by a quarter", as the doctor's more_photos
+LIKELY_WRONG = 0.9  # a flagged photo whose own class got under 10 % from models that never saw it
+
+
+def _agresti_caffo(first: float, last: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % interval of the rise last - first, two shares of the same n photos (Agresti-Caffo: +1 right, +1 wrong
+    each, so 0 % and 100 % still have a width; treating them as independent makes it wider, never narrower)."""
+    a, b = (first * n + 1) / (n + 2), (last * n + 1) / (n + 2)
+    half = z * (a * (1 - a) / (n + 2) + b * (1 - b) / (n + 2)) ** 0.5
+    return (last - first) - half, (last - first) + half
+
+
+def _photos_for(curve, rise: float, count: int) -> int | None:
+    """Photos to add for a quarter fewer mistakes, if its mistakes fall as a power of the photos with this rise
+    from the curve's first to its last point (None: more than MAX_GROWTH x the class has, or no fall)."""
+    import math
+
+    (first_photos, first), (last_photos, _) = curve[0], curve[-1]
+    error_first = max(1 - first, 0.5 / count)
+    error_last = max(error_first - rise, 0.5 / count)
+    if rise <= 0 or last_photos <= first_photos or error_last >= error_first:
+        return None
+    alpha = math.log(error_first / error_last) / math.log(last_photos / first_photos)
+    needed = last_photos * (ERROR_CUT ** (-1 / alpha) - 1)
+    return None if needed > MAX_GROWTH * count else int(max(5, 5 * round(needed / 5)))
+
+
+def more_photos_hints(classes) -> list[Hint]:
+    """"More photos of X would likely help" for each class whose learning curve still rises at its end and whose
+    rise from the first to the last point is above zero by its 95 % interval; with the rise and the photos it
+    would take as ranges. `classes`: doctor.ClassAdvice (each class's recall learning from 25..100 % of its photos).
+    """
+    hints = []
+    for advice in classes:
+        curve = [(int(p), float(a)) for p, a in advice.curve]
+        if advice.accuracy >= GOOD_ENOUGH or len(curve) < 2 or advice.count < 1 or curve[-1][1] <= curve[-2][1]:
+            continue  # already good, or flat or falling at its end: more of the same photos may not help
+        low, high = _agresti_caffo(curve[0][1], curve[-1][1], advice.count)
+        if low <= 0:
+            continue  # the rise could be chance
+        learned = join_words([str(p) for p, _ in curve[:-1]]).replace(" and ", ", ") + f" and then {curve[-1][0]}"
+        recognised = join_words([percent(a, 0) for _, a in curve])
+        least = f"{low * 100:.0f}" if low >= 0.005 else "just above 0"
+        few, many = _photos_for(curve, high, advice.count), _photos_for(curve, low, advice.count)
+        if few is None:
+            amount = ""
+        elif many is None:
+            amount = f" It would likely take at least {few} more to cut its mistakes by a quarter."
+        elif few == many:
+            amount = f" About {few} more would likely cut its mistakes by a quarter."
+        else:
+            amount = f" Somewhere between {few} and {many} more would likely cut its mistakes by a quarter."
+        hints.append(Hint("more-photos", (
+            f"More photos of '{advice.label}' would likely help. Learning from {learned} of its photos, the model "
+            f"recognised {recognised} of them: still rising at the end (a rise of {least} to {high * 100:.0f} "
+            f"points, with 95 % confidence).{amount}")))
+    return hints
+
+
+def more_photos_summary(classes) -> str:
+    """One sentence when no class clearly needs more photos (more_photos_hints is empty)."""
+    if all(advice.accuracy >= GOOD_ENOUGH for advice in classes):
+        return "Every class is already recognised well; more photos are unlikely to change much."
+    return ("No class clearly needs more photos: no learning curve below is still rising by more than chance. "
+            "Clearer or more varied photos, or checking the labels, are more likely to help.")
+
+
+def likely_wrong(issue) -> bool:
+    """A flagged photo (doctor.LabelIssue) its own class hardly fits: models that never saw it gave its class under
+    10 %. The others are photos the model is merely unsure of: often the label is right and the photo is hard."""
+    return issue.score >= LIKELY_WRONG
 
 
 def all_hints(history, evaluation=None, counts=None, config=None) -> list[Hint]:

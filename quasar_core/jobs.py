@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from quasar_core.checkup import checkup
+from quasar_core.checkup import checkup, starting_progress
 from quasar_core.compare import FRACTIONS, compare_transfer
 from quasar_core.config import TrainConfig
 from quasar_core.errors import QuasarError
@@ -151,6 +151,7 @@ class CheckJob(TrainingJob):
     def __init__(self, dataset, config: TrainConfig, workspace, *, owner: str, base_loader, cache=None):
         super().__init__(dataset, config, workspace.folder, owner=owner, base_loader=base_loader, cache=cache)
         self.workspace = workspace
+        self.progress = starting_progress(len(dataset))  # "photo 0 of 245" from the first second, queued or not
 
     def _work(self, hooks: TrainingHooks) -> str:
         result = checkup(self.dataset, self.config, cache=self.cache, base_loader=self.base_loader, hooks=hooks,

@@ -158,3 +158,45 @@ def test_check_needs_photos_and_says_so(isolated_runs):
     assert not at.exception and not at.error
     assert "Load your photos first." in shown_text(at)
     assert all(button.key != "start_check" for button in at.button)
+
+
+def test_advice_only_where_the_curve_still_rises_and_unsure_is_not_wrong(isolated_runs):
+    """A class whose learning curve falls at its end gets no "more photos" advice, whatever the doctor's own sentence
+    said; a rising one does, with its range; a photo the model is merely unsure of is listed as unsure, not wrong."""
+    import numpy as np
+
+    from quasar_core.checkup import Checkup
+    from quasar_core.doctor import ClassAdvice, DoctorReport, LabelIssue
+
+    at = new_app().run()
+    at.switch_page(nav.UPLOAD.path).run()
+    at.button(key="load_sample").click().run()
+    dataset = at.session_state[state.DATASET_KEY]
+    names = [s.name for s in dataset.samples]
+    bag, sneaker = (next(n for n in names if n.startswith(f"{label}/")) for label in ("Bag", "Sneaker"))
+    falling = ClassAdvice("Bag", 60, 0.85, ((15, 0.81), (30, 0.87), (45, 0.87), (60, 0.85)), 305)
+    rising = ClassAdvice("Sneaker", 60, 0.7, ((15, 0.3), (30, 0.5), (45, 0.6), (60, 0.7)), 40)
+    good = [ClassAdvice(label, 60, 0.99, ((15, 0.98), (30, 0.99), (45, 0.99), (60, 0.99)), None)
+            for label in dataset.labels if label not in ("Bag", "Sneaker")]
+    report = DoctorReport(label_issues=(LabelIssue(bag, "Bag", "Trouser", 0.96), LabelIssue(sneaker, "Sneaker",
+                                                                                             "Ankle boot", 0.72)),
+                          near_duplicates=(), outliers=(), classes=(falling, rising, *good),
+                          advice="About 305 more photos of 'Bag' may help: its accuracy rose from 81 % to 85 %.")
+    on_disk(at.query_params["workspace"]).keep_check(
+        Checkup(report, names, [s.label for s in dataset.samples], np.zeros((len(names), 2))).to_dict())
+
+    at.switch_page(nav.CHECK.path).run()
+    assert not at.exception and not at.error
+    words = shown_text(at)
+    assert "more photos of 'Bag'" not in words.lower() and "305" not in words  # its curve falls at its end
+    [advice] = [w.value.replace("\\", "") for w in at.warning if "More photos of" in w.value]
+    assert advice.startswith("More photos of 'Sneaker' would likely help.")
+    assert "still rising at the end (a rise of " in advice and "with 95 % confidence" in advice
+    assert "Photos that may be in the wrong class (1)" in words and "Photos the model is unsure about (1)" in words
+    captions = [c.value.replace("\\", "") for c in at.caption]  # in the page's order
+    at_wrong = next(i for i, c in enumerate(captions) if c.startswith("Models that never saw these photos"))
+    at_unsure = next(i for i, c in enumerate(captions) if c.startswith("These lean a little towards another class"))
+    [bag_at] = [i for i, c in enumerate(captions) if c.startswith(bag.split("/")[-1] + " — labelled Bag")]
+    [sneaker_at] = [i for i, c in enumerate(captions) if c.startswith(sneaker.split("/")[-1] + " — labelled Sneaker")]
+    assert at_wrong < bag_at < at_unsure < sneaker_at
+    assert "gave Sneaker 28 %" in words and "100 %" not in words

@@ -120,3 +120,48 @@ def test_all_hints_together_the_poor_score_first():
     assert kinds == ["poor", "underfitting", "confusion", "imbalance"]  # 8 of 10 "a" taken for "b"
     assert "poor" not in [h.kind for h in all_hints(history, scored(0.9), None)]
     assert [h.kind for h in all_hints(None)] == []
+
+
+# --------------------------------------------------------------------------- the photo check's advice
+
+
+def advice(label, curve, count=60):
+    from quasar_core.doctor import ClassAdvice
+
+    return ClassAdvice(label, count, curve[-1][1], tuple(curve), 40)
+
+
+def test_more_photos_only_where_the_curve_still_rises_beyond_chance():
+    falling = advice("ants", [(30, 0.81), (60, 0.87), (90, 0.87), (120, 0.85)], 120)  # the issue's 81 -> 87 -> 85
+    flat_end = advice("wasps", [(15, 0.3), (30, 0.5), (45, 0.6), (60, 0.6)])
+    chance = advice("flies", [(3, 0.6), (6, 0.6), (9, 0.62), (12, 0.7)], 12)  # rises, but 12 photos cannot say so
+    good = advice("moths", [(15, 0.97), (30, 0.98), (45, 0.98), (60, 0.99)])
+    assert insights.more_photos_hints([falling, flat_end, chance, good]) == []
+    rising = advice("bees", [(30, 0.62), (60, 0.70), (90, 0.75), (120, 0.81)], 125)
+    [hint] = insights.more_photos_hints([falling, rising])
+    assert hint.kind == "more-photos" and hint.text.startswith("More photos of 'bees' would likely help.")
+    assert "62 %, 70 %, 75 % and 81 %" in hint.text and "with 95 % confidence" in hint.text
+    assert "a rise of 8 to 30 points" in hint.text  # Agresti-Caffo: 19 points, give or take 11
+    assert "'ants'" not in hint.text
+
+
+def test_the_photos_it_would_take_are_a_range_or_a_floor():
+    steep = advice("wasps", [(40, 0.5), (80, 0.65), (120, 0.74), (160, 0.8)], 200)
+    [hint] = insights.more_photos_hints([steep])
+    assert "Somewhere between 50 and 170 more would likely cut its mistakes by a quarter." in hint.text
+    slow = advice("bees", [(30, 0.62), (60, 0.70), (90, 0.75), (120, 0.81)], 125)
+    assert "at least 35 more" in insights.more_photos_hints([slow])[0].text  # the slow end: over 3x its photos
+
+
+def test_the_summary_when_no_class_clearly_needs_more():
+    good = advice("moths", [(15, 0.97), (30, 0.98), (45, 0.98), (60, 0.99)])
+    assert insights.more_photos_summary([good]).startswith("Every class is already recognised well")
+    falling = advice("ants", [(30, 0.81), (60, 0.87), (90, 0.87), (120, 0.85)], 120)
+    assert insights.more_photos_summary([good, falling]).startswith("No class clearly needs more photos")
+
+
+def test_unsure_is_not_wrong():
+    from quasar_core.doctor import LabelIssue
+
+    assert insights.likely_wrong(LabelIssue("a.jpg", "ants", "bees", 0.95))
+    assert not insights.likely_wrong(LabelIssue("b.jpg", "ants", "bees", 0.72))  # its class still got 28 %

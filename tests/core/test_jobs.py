@@ -315,8 +315,13 @@ def test_a_check_job_keeps_its_result_in_the_workspace(queue, dataset, base, tmp
     from quasar_core.workspace import Workspace
 
     space = Workspace(tmp_path / "ws", workspace_id="ws1")
-    check = queue.submit(CheckJob(dataset, small_config(), space, owner="ws1", base_loader=lambda: base))
+    check = CheckJob(dataset, small_config(), space, owner="ws1", base_loader=lambda: base)
+    assert (check.progress.phase, check.progress.step, check.progress.total_steps) == ("features", 0, len(dataset))
+    seen = []  # every photo counted from the start, cached or not ("photo 237 of 237" for 245 photos was wrong)
+    check._on_progress = lambda progress, keep=check._on_progress: (seen.append(progress), keep(progress))
+    queue.submit(check)
     assert queue.wait(check, WAIT)
+    assert {p.total_steps for p in seen if p.phase == "features"} == {len(dataset)}
     assert (check.state, check.error) == ("done", None)
     found = space.check()
     assert set(found["report"]) >= {"label_issues", "near_duplicates", "outliers", "classes", "advice"}
