@@ -49,6 +49,9 @@ def test_zip_with_broken_files_keeps_the_good_ones():
     assert dataset.labels == ["cats", "dogs"] and len(dataset) == 12
     skipped = next(w.value for w in at.warning if "files were skipped" in w.value).replace("\\", "")
     assert "cats/broken.jpg" in skipped and "corrupt or truncated image" in skipped
+    # plain words first, the file named; Pillow's words only after them, as the detail
+    assert "**photos/cats/broken.jpg**: this photo is cut short — the file is incomplete" in skipped
+    assert skipped.index("the file is incomplete") < skipped.index("Pillow")
     assert "dogs/notes.jpg" in skipped and "not an image (the file is text)" in skipped
     assert "12 usable photos in 2 classes" in shown_text(at)
 
