@@ -5,16 +5,13 @@ For each fold and each candidate regularisation, a head learns from the other fo
 the least out-of-fold log loss is chosen. When the folds are dealt more than once, the chosen
 candidate learns again on each further dealing, and a photo's out-of-fold probabilities are
 the mean over dealings; those are what accuracy, the per-class table, the confusion matrix,
-the mistakes and the doctor are made from (the calibration learns from each dealing's logits:
+the mistakes and the photo check are made from (the calibration learns from each dealing's logits:
 the kept model is one head, not a mean). VGG16 is not run here at all: a fold costs tens of
 milliseconds.
 
-Why 10 folds dealt 3 times (bench/bench_folds.py, 40 splits of flowers-128, 200 photos to learn
-from, 500 unseen, int8 at 224 px): the kept head learns from every photo, a fold's from the others
-only, so the estimate leans low, and one dealing's luck moves it. Estimate minus unseen accuracy:
-5 folds -1.6 points (sd 5.1), within 5 points in 26 of 40 splits; 10 folds -0.8 (4.6), 32; 10
-folds dealt 3 times -0.2 (4.8), 30 (an earlier 40 splits: -2.1, -1.4, -1.0 points; 32, 36, 36).
-Ten folds are the clear gain; the dealings take most of the remaining lean out.
+Why 10 folds dealt 3 times: the kept head learns from every photo, a fold's from the others only,
+so the estimate leans low, and one dealing's luck moves it. Ten folds take the lean out better
+than five, and the dealings most of what remains (bench/bench_folds.py; figures in bench/README.md).
 """
 
 from __future__ import annotations
@@ -136,8 +133,8 @@ def cross_validate(views: np.ndarray, targets, folds: Folds, *, n_classes: int, 
 
 # Above this many photos, at most MANY_PHOTOS_FOLDS folds dealt once: the folds' smaller share of the
 # photos and one dealing's luck matter less there (on 200 photos they moved the estimate by points),
-# while every fold and dealing costs its fits again, times the six settings Compare tries (at 2,000
-# photos 10 folds dealt once made Compare 3.2x a training, against 2.4x with 5).
+# while every fold and dealing costs its fits again, times the six settings Compare tries (the
+# figures: bench/README.md).
 MANY_PHOTOS = 1000
 MANY_PHOTOS_FOLDS = 5
 

@@ -1,39 +1,29 @@
-"""The data doctor: the photos that hurt a classifier, found from VGG16's cached pooled features.
+"""The photo check's findings: the photos that hurt a classifier, found from VGG16's cached pooled features.
 
-Measured on 5 classes x 50 photos with 10 % of labels flipped (a study of 2026-12-01 whose scratch
-files are gone; bench/bench_doctor.py and bench/bench_doctor_bound.py measure the whole check again);
-each finding is ranked and capped to what a person can check.
+Each finding is ranked and capped to what a person can check. The measurements behind the choices
+below are in bench/README.md ("Why the engine is built as it is"); bench/bench_doctor.py and
+bench/bench_doctor_bound.py measure the whole check again.
 
 * **Label issues** — confident learning (cleanlab) on out-of-fold probabilities from an
   ensemble: the mean of a standardised logistic regression (C=0.01, k folds), a leave-one-out
   10-nearest-neighbour vote and a nearest-class-centroid softmax, the last two on power-normalised
-  features (signed square root, unit length). Share of flipped photos in the first 2 x flipped,
-  20 fresh seeds: flowers-128 0.64 for plain LR (C=1) by self-confidence -> 0.72 for the ensemble,
-  five similar clothes classes 0.74 -> 0.83, five distinct Fashion-MNIST classes 0.96 -> 0.99;
-  true label suggested 0.64 -> 0.65, 0.73 -> 0.78, 0.90 -> 0.96. No other choice beat it: tuned
-  C, 10 folds, cleanlab's other rankings and filters, calibrated or cleanlab-weighted ensembles,
-  label spreading, max-pooled features, augmented views, a second round without the flagged
-  photos. Flowers-128 is 62 % accurate even with clean labels: a head learning from 1,250 other
-  clean photos would find only 0.81. cleanlab lists the photos whose prediction is not their
-  label, ranked by self-confidence; ``score`` = 1 - cleanlab's label quality (1 - probability of
-  the given label), higher = more likely wrong; the suggestion is the most probable other class.
-  Caller's out-of-fold probabilities take the logistic regression's place (measured equal).
-  The suggestion is bounded by the features, not the method: on flowers-128 (bench_doctor_bound.py,
-  2026-12-03, 128 px int8, 10 % flipped) even a head that learned from 3,907 other clean photos
-  suggests the true class for only 0.79 of the flips it finds (0.76 for the doctor on 400 alone).
+  features (signed square root, unit length). The ensemble finds more of the wrong labels than
+  one logistic regression, and no other choice tried beat it. cleanlab lists the photos whose
+  prediction is not their label, ranked by self-confidence; ``score`` = 1 - cleanlab's label
+  quality (1 - probability of the given label), higher = more likely wrong; the suggestion is the
+  most probable other class. Caller's out-of-fold probabilities take the logistic regression's
+  place. How often the suggestion is right is bounded by the features, not by the method.
 * **Near-duplicates** — near_copies.py: power-normalised features with cosine >= 0.925, or
   aligned grey thumbnails far more alike than the photos' look-alikes (when the caller gives
   `thumbnails`: what finds copies of small grayscale photos, which look alike to VGG16), joined
-  into groups; groups spanning classes first, then by similarity. Planted copies of flower
-  photos (JPEG 60, x0.7, 5-10 % crop, brightness x0.9/1.1) scored >= 0.942 by features, worst
-  cases (10 % corner crop, x0.85/1.15) >= 0.931; distinct photos above 0.925: 1 pair in 1,500.
+  into groups; groups spanning classes first, then by similarity.
 * **Outliers** — mean distance to the 10 nearest photos against a typical photo's: ``score`` =
   1 - typical / its distance (0 = typical, 0.5 = twice as far); only photos above typical.
 * **Which class needs more photos** — each class's cross-validated recall learning from
   25/50/75/100 % of the photos; a power law fitted to its error gives the photos that would cut
   its mistakes by a quarter. A class is named alone only if its curve (25 -> 100 %) is steeper
-  than every other unfinished class's by 3 standard errors: on flowers the steepest curve did not
-  predict which class gains most from 30 more photos (Spearman ~0), so usually all are named.
+  than every other unfinished class's by 3 standard errors (the steepest curve alone did not
+  predict which class gains most from more photos), so usually all are named.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The head square-roots the pooled features of block4_pool and block5_pool (a powe
 normalisation: a few strong channels no longer drown the rest), standardises them and applies
 scikit-learn's LogisticRegression, fitted by L-BFGS to its optimum: on cached features a fit
 takes tens of milliseconds, so the folds can choose its regularisation instead of a guess
-(bench/README has the comparisons behind these choices).
+(the kept head against a plain LogisticRegression(): bench/README.md, "Why the engine is built
+as it is").
 
 ``assemble_model`` turns a head (and fine-tuned blocks) into the deployable Keras model from
 stock layers only — resize (antialiased, like data.images.resize), VGG16's preprocessing as a

@@ -1,22 +1,16 @@
-"""Near-copies the byte and pixel digests miss (re-encoded, resized, slightly cropped), for the data doctor.
+"""Near-copies the byte and pixel digests miss (re-encoded, resized, slightly cropped), for the photo check.
 
-Two kinds of evidence, either one enough:
+Two kinds of evidence, either one enough (the thresholds' measurements: bench/README.md, "Why the
+engine is built as it is"):
 
 * **VGG16's features**: power-normalised cosine >= FEATURE_SIMILARITY and 1 - cosine at most
   1 / FEATURE_GAP of 1 - the median of either photo's ten best matches (far more alike than its
   look-alikes). Finds copies of real photos even when colours or framing were edited; on small
-  grayscale photos (28 px clothes) a copy scored 0.58-0.86, other plain garments up to 0.95.
-  With 16 copies planted as below: flowers' copies above 0.925 had gaps >= 3.6; the clothes'
-  look-alike pairs above 0.925 gaps <= 2.8 (reported as copies before the gap).
+  grayscale photos (28 px clothes) a copy can score below two different plain garments.
 * **The pixels, aligned**: grey thumbnails of each photo's centre crops (CROPS) compared pair
   by pair at the best-matching crops, so a copy cropped a few percent still lines up with its
   original. A pair counts when it is this alike (>= PIXEL_SIMILARITY) *and* 1 - similarity is
-  at most 1 / PIXEL_GAP of 1 - the median of either photo's ten best matches. Measured
-  (2026-12-02) with 16 copies planted as bench_doctor plants them (85 % size, 4 % cropped a
-  side, JPEG 70): clothes (324 photos at 96 px), copies >= 0.984
-  aligned with a gap >= 12, no other pair above a gap of 6.5 (alike pairs of trousers reach
-  0.985); flowers (424), copies >= 0.9995 with gaps >= 680; the one other pair above 9 was the
-  same tulip field shot twice in other colours, a near-copy too.
+  at most 1 / PIXEL_GAP of 1 - the median of either photo's ten best matches.
 
 The look-alike level is the median of a photo's ten best matches, so a photo copied more than
 four times raises its own level and its copies are not reported (the digest still drops exact
@@ -93,8 +87,8 @@ def dataset_thumbnails(dataset, *, cache: FeatureCache | None = None) -> np.ndar
 
 
 # Copies of photos this small look alike to VGG16 (see above): only the pixels tell them apart, and decoding
-# them again costs next to nothing. Larger photos' copies are found by their features (flowers: 16 of 16),
-# and their thumbnails would cost the first training ~0.1 s a 12-megapixel photo.
+# them again costs next to nothing. Larger photos' copies are found by their features, and their
+# thumbnails would cost the first training ~0.1 s a 12-megapixel photo.
 PIXEL_EVIDENCE_SIDE = 64
 
 

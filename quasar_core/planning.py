@@ -28,22 +28,23 @@ _VGG16_CONVS = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (3, 128, 2
                 (3, 256, 256), (4, 256, 512), (4, 512, 512), (4, 512, 512), (5, 512, 512), (5, 512, 512),
                 (5, 512, 512)]
 MEMORY_LIMIT_ENV = "QUASAR_MEMORY_LIMIT_MB"
-# Writing the run (head, examples, evaluation) and starting the job: about a second here.
+# Measured costs on the machines of bench/README.md (the figures and their benches there, "Why the engine is
+# built as it is"). Writing the run (head, examples, evaluation) and starting the job:
 FIXED_OVERHEAD_SECONDS = 1.5
-HEAD_FIT_SECONDS = 0.02  # one logistic regression on a few hundred photos' features (measured: 12-60 ms)
+HEAD_FIT_SECONDS = 0.02  # one logistic regression on a few hundred photos' features
 DECODE_SECONDS_PER_MEGAPIXEL = 0.012  # Pillow decoding + THE resize, per source megapixel
-BACKWARD_FACTOR = 3.5  # a fine-tuning step / a forward pass (sample, block 5 at 96 px: 2.2 s an epoch, 2026-12-02)
-FINE_TUNE_FIT_SECONDS = 3.0  # building, compiling, tracing one fine-tuning model, its checkpoints (measured 1.1-4.9 s)
-AUGMENT_SECONDS = 0.009  # random layers on one photo (bench_estimates, Balanced - 2 x Quick: 0.0075-0.012 s)
+BACKWARD_FACTOR = 3.5  # a fine-tuning step / a forward pass
+FINE_TUNE_FIT_SECONDS = 3.0  # building, compiling, tracing one fine-tuning model, its checkpoints
+AUGMENT_SECONDS = 0.009  # random layers on one photo
 
 
 def speedup(precision: str) -> float:
     """How much faster than float32 VGG16 runs in `precision` on this CPU (measured in bench/)."""
     if precision == "bfloat16":
-        # native bf16 measured 1.7x float32 on a Zen 4 (issue 16) but 0.6x on an AVX512_BF16 Xeon (bench/,
-        # 2026-12-02): no gain is promised; emulated bf16 is slower than float32
+        # native bf16 was faster than float32 on one CPU and slower on another (bench/README.md): no gain
+        # is promised; emulated bf16 is slower than float32
         return 1.0 if cpu_supports_bfloat16() else 0.9
-    if precision == "int8":  # feature pass vs float32's (bench/): 2.6-2.9x with AVX2 alone, 3.8x with AVX-512 VNNI
+    if precision == "int8":  # feature pass vs float32's, with AVX2 alone or with VNNI (bench/README.md)
         return 4.0 if set(int8_instructions()) - {"avx2"} else 2.7
     return 1.0
 

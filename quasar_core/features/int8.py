@@ -2,7 +2,7 @@
 
 The frozen VGG16 base is a fixed stack (13 Conv 3x3 + ReLU, a 2x2 max pool after each of the
 5 blocks), so it is written out directly with `onnx.helper` from the same weights file Keras
-loads (read with h5py) instead of converting a Keras model: no TensorFlow import (8 s here),
+loads (read with h5py) instead of converting a Keras model: no TensorFlow import (seconds),
 no tf2onnx. The "caffe" preprocessing is inside the graph: the model takes RGB 0..255 NHWC
 float32 images and returns the global averages of block4_pool and block5_pool side by side,
 [N, 1024] (backbone.FEATURE_LAYERS: the same features as the Keras feature network).
@@ -47,21 +47,16 @@ VARIANTS = {
     "u8u8": ("QUInt8", "QUInt8", False),
     "s8s8": ("QInt8", "QInt8", False),
 }
-# Chosen by measurement on a 2-core AMD EPYC with AVX2 and no VNNI: without VNNI, MLAS multiplies
-# u8 x s8 with VPMADDUBSW, whose int16 pair sums saturate when 8-bit weights meet large
-# activations; 7-bit weights (reduce_range) cannot overflow (2 * 255 * 64 < 32767). Measured on
-# real photos against float: full-range u8s8 (and s8s8, run as u8s8 on x86) mean cosine 0.95,
-# min 0.35, probe accuracy -0.8 to -1.3 points; u8s8-rr 0.998 / 0.99, within 0.2 points, and as
-# fast (2.6-2.9x TF float32); u8u8 as accurate but only 1.5-1.7x. With VNNI, 7-bit weights cost
-# a little precision, not speed, so one variant everywhere keeps cache, tests and features alike.
+# 7-bit weights (reduce_range): without VNNI, MLAS multiplies u8 x s8 with VPMADDUBSW, whose int16
+# pair sums saturate when 8-bit weights meet large activations (full-range features then stray far
+# from float's); 7-bit weights cannot overflow (2 * 255 * 64 < 32767) and are as fast. With VNNI
+# they cost a little precision, not speed, so one variant everywhere keeps cache, tests and features
+# alike. The measurements behind this and CALIBRATION_SIZE: bench/README.md ("Why the engine is
+# built as it is"); bench/bench_int8.py measures int8 against float again.
 QUANT_VARIANT = "u8s8-rr"
-# Calibrating at 64 px gives the same scales' quality as at the size used: measured against float
-# features of 48 flower and 48 clothes photos at 224 and 128 px, mean cosine 0.9984-0.9989 for
-# calibration at 64, 96, 128 or 224 px (again on the Xeon, at 224 px: flowers 0.9983 / min 0.9960
-# at 64 px, 0.9984 / 0.9956 at 96; clothes 0.9987 / 0.9960 and 0.9986 / 0.9966), and
-# quantize_static took 8.1 s (224), 2.1 s (96), 1.5 s (64). Fewer photos do not pay (16 at 224 px:
-# min cosine 0.94 on flowers), so all 32 are used, one at a time (batches of 8 at 224 px took a
-# 2.25 GB peak in ORT's float convolutions; one at a time 0.66 GB).
+# Calibrating at 64 px gives scales as good as at the size used, in a fraction of the time. All 32
+# photos are used (fewer lost precision), one at a time (a batch's float activations are the
+# calibration's memory peak).
 CALIBRATION_SIZE = 64
 RECIPE = 4  # bump when the graph, the calibration set or the quantization settings change
 
