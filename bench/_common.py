@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # Photo sets and machine readings, used by the scripts as common.*:
-from _datasets import (DEFAULT_FASHION, FLOWERS_ENV, DEFAULT_FLOWERS, SHARED_FLOWERS_ZIP, PHOTO_SUFFIXES,
+from _datasets import (DEFAULT_FASHION, FLOWERS_ENV, SHARED_FLOWERS_ZIP, PHOTO_SUFFIXES, photos_dir,
                        write_fashion_sets, flowers_dir, write_flowers_sets, write_subset, count_photos)  # noqa: E402,F401
 from _machine import (proc_status_kib, rss_mb, peak_rss_mb, reset_peak_rss, system_busy_seconds,
                       own_cpu_seconds, cores, Stopwatch, others_busy_share, wait_for_quiet, RssSampler)  # noqa: E402,F401

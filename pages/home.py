@@ -2,7 +2,7 @@ import streamlit as st
 
 from quasar_core import sample
 from quasar_core.errors import QuasarError
-from quasar_core.presets import PRESETS
+from quasar_core.presets import DEFAULT
 from ui import layout, nav, state, workspace
 
 layout.page_intro(
@@ -41,10 +41,9 @@ if st.button("Try it with the sample dataset", key="try_sample", type="primary")
     except QuasarError as exc:
         st.error(str(exc))
     else:
-        quick = PRESETS["quick"]
-        state.set_preset(quick.name)
+        state.set_preset(DEFAULT.name)
         state.set_settings_chosen(True)
-        state.set_config(quick.config(dataset))
+        state.set_config(DEFAULT.config(dataset))
         workspace.keep_photos(dataset)
         state.request_autostart()
         nav.go(nav.TRAIN)

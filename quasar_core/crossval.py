@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from quasar_core.data.split import Folds, cross_validation_folds, holdout_folds
-from quasar_core.head import STRENGTHS, fit_head, softmax
+from quasar_core.evaluation import wilson_interval
+from quasar_core.head import STRENGTHS, fit_head, fit_temperature, softmax
 from quasar_core.near_copies import copy_groups
 from quasar_core.progress import Progress, TrainingHooks, is_cancelled
 
@@ -33,6 +34,7 @@ class CrossValidation:
     candidates: list[dict]  # per strength: {"strength", "accuracy", "log_loss", "train_accuracy"} (first dealing)
     logits: np.ndarray  # (n, classes) out-of-fold logits of the chosen candidate; NaN rows: never tested
     repeat_logits: tuple = ()  # the same from each further dealing of the folds
+    note: str = ""  # how the answers were chosen, when it is more than the folds (Best's choice among settings)
 
     @property
     def tested(self) -> np.ndarray:
@@ -52,6 +54,26 @@ class CrossValidation:
         tested = self.tested
         rows = np.concatenate([logits[tested] for logits in (self.logits, *self.repeat_logits)])
         return rows, np.tile(np.asarray(targets)[tested], 1 + len(self.repeat_logits))
+
+    def cross_fitted_probabilities(self, targets) -> np.ndarray:
+        """(n, classes) out-of-fold probabilities calibrated out of sample: each fold's photos by a temperature
+        fitted on the other folds' answers (a single held-out share: each half by the other half's), so the
+        calibration is judged on photos that did not fit it. NaN rows: never tested."""
+        targets = np.asarray(targets, dtype=np.int64)
+        tested = self.tested
+        groups = self.folds.assignment.copy()
+        if self.folds.n_folds < 2:  # a hold-out: two halves, by position
+            groups[tested] = np.arange(len(tested)) % 2
+        everyone = (self.logits, *self.repeat_logits)
+        result = np.full(self.logits.shape, np.nan, dtype=np.float32)
+        for group in np.unique(groups[tested]):
+            inside, outside = groups == group, (groups >= 0) & (groups != group)
+            if not outside.any():
+                outside = inside
+            temperature = fit_temperature(np.concatenate([logits[outside] for logits in everyone]),
+                                          np.tile(targets[outside], len(everyone)))
+            result[inside] = np.mean([softmax(logits[inside] / temperature) for logits in everyone], axis=0)
+        return result
 
     def to_dict(self) -> dict:
         return {"strength": self.strength, "candidates": self.candidates, "folds": self.folds.to_dict()}
@@ -158,3 +180,49 @@ def folds_for(features, targets, config, *, thumbs=None) -> Folds:
         return holdout_folds(targets, fraction=config.holdout_fraction, seed=config.seed, groups=groups)
     folds, dealings = fold_plan(len(targets), config, smallest_class=int(np.bincount(targets).min()))
     return cross_validation_folds(targets, n_folds=folds, seed=config.seed, groups=groups, repeats=dealings)
+
+
+LEARNING_SHARES = (0.25, 0.5, 0.75)
+
+
+def learning_curve(views, targets, validation: CrossValidation, *, n_classes: int, class_weights: bool = True,
+                   seed: int = 0, shares=LEARNING_SHARES) -> list[dict]:
+    """Accuracy on photos the models never saw when they learn from a share of the photos, at the chosen
+    strength on the first dealing's folds, then on all of them (the estimate itself): what more photos
+    bought. Rows {"phase": "learning", "share", "photos", "accuracy", "low", "high", "tested"}; none for a
+    hold-out (one model is no curve)."""
+    folds, targets = validation.folds, np.asarray(targets, dtype=np.int64)
+    tested = folds.tested
+    if folds.n_folds < 2 or not len(tested):
+        return []
+    first = folds.partitions()[0]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for share in shares:
+        right, learned = 0, []
+        for fold in range(first.n_folds):
+            train, test = first.split(fold)
+            keep = _stratified_share(train, targets, share, rng)
+            if len(np.unique(targets[keep])) < 2:
+                return []  # too few photos a class for this share: no curve rather than a wrong one
+            x = views[:, keep].reshape(-1, views.shape[-1])
+            head = fit_head(x, np.tile(targets[keep], views.shape[0]), n_classes=n_classes,
+                            strength=validation.strength, class_weights=class_weights)
+            right += int((head.logits(views[0, test]).argmax(1) == targets[test]).sum())
+            learned.append(len(keep))
+        rows.append(_learning_row(share, float(np.mean(learned)), right, len(tested)))
+    right = int((validation.probabilities()[tested].argmax(1) == targets[tested]).sum())
+    learned = np.mean([len(first.split(fold)[0]) for fold in range(first.n_folds)])
+    return rows + [_learning_row(1.0, float(learned), right, len(tested))]
+
+
+def _stratified_share(indices, targets, share, rng) -> np.ndarray:
+    picks = [rng.permutation(indices[targets[indices] == c])[: max(1, round(share * np.sum(targets[indices] == c)))]
+             for c in np.unique(targets[indices])]
+    return np.sort(np.concatenate(picks))
+
+
+def _learning_row(share, photos, right, tested) -> dict:
+    low, high = wilson_interval(right, tested)
+    return {"phase": "learning", "share": share, "photos": int(round(photos)), "accuracy": right / tested,
+            "low": low, "high": high, "tested": tested}

@@ -59,6 +59,10 @@ class Evaluation:
     method: str = "held-out photos"
     calibration_error: float | None = None
     reliability: list[dict] = field(default_factory=list)
+    # After the photo check moved or left out photos: how many, and the accuracy with each of them counted as
+    # a mistake (the other end: the photos it flagged may be ones the model gets wrong). None: no such changes.
+    check_changes: int | None = None
+    accuracy_counting_changes: float | None = None
 
     @property
     def n_images(self) -> int:
@@ -84,10 +88,20 @@ class Evaluation:
         interval = tuple(self.accuracy_interval) if self.accuracy_interval else None
         return f"{estimate(self.accuracy, interval)}, measured by {self.method}"
 
+    def check_note(self) -> str:
+        """"Measured after 7 photos flagged by the check were moved or left out: it may read high (…)"; "" if none."""
+        if not self.check_changes:
+            return ""
+        photos = "1 photo" if self.check_changes == 1 else f"{self.check_changes} photos"
+        return (f"Measured after {photos} flagged by the photo check {'was' if self.check_changes == 1 else 'were'} "
+                f"moved or left out: it may read high. Counting {'it' if self.check_changes == 1 else 'them'} as "
+                f"mistakes, it would be {percent(self.accuracy_counting_changes or 0.0, 0)}.")
+
     def summary(self) -> str:
         right = int(round(self.accuracy * self.n_images))
-        return (f"It named {right} of {self.n_images} photos correctly that the model testing them had never "
+        text = (f"It named {right} of {self.n_images} photos correctly that the model testing them had never "
                 f"seen: {self.headline()}.")
+        return f"{text} {self.check_note()}" if self.check_changes else text
 
     def calibration_sentence(self) -> str:
         """"When it says 90 %, it is right about 9 times in 10" — from the band nearest 90 %."""

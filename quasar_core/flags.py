@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from quasar_core.config import Augmentation, TrainConfig, declared
-from quasar_core.presets import PRESETS
+from quasar_core.presets import DEFAULT, PRESETS
 
 # The CLI's own flags for settings whose dataclass name reads badly on a command line.
 FLAG_NAMES = {"holdout_fraction": "--holdout", "max_cv_photos": "--max-cv-photos"}
@@ -20,7 +20,7 @@ def _flag(name: str) -> str:
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per declared setting; not given means "the preset's value" (shown as the default)."""
     group = parser.add_argument_group("training settings (each defaults to the preset's value)")
-    group.add_argument("--preset", choices=tuple(PRESETS), default="quick",
+    group.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT.key,
                        help="starting settings: " + "; ".join(f"{p.key}: {p.description}" for p in PRESETS.values())
                             + " (default: %(default)s)")
     for cls, prefix in ((TrainConfig, ""), (Augmentation, "augment-")):

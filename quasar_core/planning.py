@@ -16,7 +16,7 @@ from pathlib import Path
 
 from quasar_core.backbone import BLOCKS
 from quasar_core.config import TrainConfig
-from quasar_core.crossval import fold_plan
+from quasar_core.crossval import LEARNING_SHARES, fold_plan
 from quasar_core.errors import ResourceLimitError
 from quasar_core.features.extract import batch_size_for
 from quasar_core.features.networks import keras_network
@@ -96,8 +96,9 @@ def estimate_training_time(config: TrainConfig, n_photos: int, *, rate_at_224: f
     features += uncached * (views - 1) / views * AUGMENT_SECONDS
     cross_validates = not (config.fine_tunes or n_photos > config.max_cv_photos)
     folds, dealings = fold_plan(n_photos, config) if cross_validates else (1, 1)
-    # 5 strengths on the first dealing of the folds, the chosen one on each further dealing, the kept head
-    fits = folds * (len(STRENGTHS) + dealings - 1) + 1
+    # 5 strengths on the first dealing of the folds, the chosen one on each further dealing, the learning
+    # curve's three shares on the first dealing, the kept head
+    fits = folds * (len(STRENGTHS) + dealings - 1 + (len(LEARNING_SHARES) if folds > 1 else 0)) + 1
     head = fits * HEAD_FIT_SECONDS * max(1.0, n_photos * views / 300)
     fine_tune = 0.0
     if config.fine_tunes:
@@ -119,8 +120,11 @@ def estimate_best_time(candidates: list[TrainConfig], n_photos: int, *, rate_at_
                        uncached_views: int | None = None, megapixels: float = 0.1) -> TimeEstimate:
     """Best accuracy tries every candidate: their feature passes (shared where they share a size), heads
     and fine-tuning added up, and the winner's refit on the cached features (counted as the costliest
-    candidate's heads). `uncached_views` is for the first candidate; the others' are all counted."""
+    candidate's heads). Augmented candidates are tried only at the size that leads (selection.fit_best):
+    one of them runs, counted as their average. `uncached_views` is for the first candidate; the others'
+    are all counted."""
     features = head = fine_tune = refit = 0.0
+    augmented: list[TimeEstimate] = []
     passes: dict[int, int] = {}  # image size -> views already counted
     for number, config in enumerate(candidates):
         done = passes.get(config.image_size, 0)
@@ -129,11 +133,17 @@ def estimate_best_time(candidates: list[TrainConfig], n_photos: int, *, rate_at_
         part = estimate_training_time(config, n_photos, rate_at_224=rate_at_224, precision=precision,
                                       uncached_views=uncached, uncached_boundary_views=n_photos * config.views,
                                       megapixels=megapixels)
+        if not config.fine_tunes:
+            refit = max(refit, part.head_seconds)
+        if config.augment and not config.fine_tunes and number > 0:
+            augmented.append(part)
+            continue
         passes[config.image_size] = max(done, config.views)
         features, head, fine_tune = features + part.feature_seconds, head + part.head_seconds, \
             fine_tune + part.fine_tune_seconds
-        if not config.fine_tunes:
-            refit = max(refit, part.head_seconds)
+    if augmented:
+        features += sum(part.feature_seconds for part in augmented) / len(augmented)
+        head += sum(part.head_seconds for part in augmented) / len(augmented)
     return TimeEstimate(features, head + refit, fine_tune)
 
 
@@ -162,12 +172,12 @@ def _boundary_bytes(image_size: int, frozen_blocks: int) -> int:
 def estimate_training_memory(config: TrainConfig, n_photos: int) -> int:
     """Bytes a training job adds to the process at its peak (the shared VGG16 base excluded).
 
-    Photos are streamed, so they do not count; the pooled features (2 KB a photo and view) do,
+    Photos are streamed, so they do not count; the pooled features (4 KB a photo and view) do,
     and with fine-tuning the boundary activations and the training step.
     """
     size = config.image_size
     pass_activations = int(batch_size_for(size) * 3 * size * size * 64 * 4)
-    features = n_photos * config.views * 512 * 4 * 3  # cache, views and the folds' copies
+    features = n_photos * config.views * 1024 * 4 * 3  # cache, views and the folds' copies
     fine_tune = 0
     if config.fine_tunes:
         frozen = 5 - config.fine_tune_blocks

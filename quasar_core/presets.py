@@ -1,10 +1,12 @@
 """The presets, the same in the dashboard and on the command line (``--preset quick|balanced|best``).
 
-*Quick look* and *Balanced* are one setting each. *Best accuracy* tries candidates — the other
-presets' settings, a larger image size where the photos have the detail for it, augmentation,
-and fine-tuning VGG16's top block — scores each on the same photos the same way, keeps the
-winner and says which won and by how much. Since Quick look's settings are among the
-candidates, Best is never worse than Quick on that score.
+*Balanced* is the default everywhere (the dashboard preselects it, ``quasar train`` without
+flags uses it): photos at the size that suits them, up to 224 px. *Quick look* caps the size
+at 128 px for a first look. *Best accuracy* tries candidates — Balanced's setting, a larger
+image size where the photos have the detail for it, and an augmented copy of each photo at the
+size that leads — scores each on the same photos the same way before keeping any, keeps the
+winner and reports a number corrected for having chosen it (selection.py). Fine-tuning is not
+among Best's candidates, which must fit in a few minutes on a CPU: it stays a setting of its own.
 """
 
 from __future__ import annotations
@@ -45,21 +47,19 @@ class Preset:
         base = base or TrainConfig()
         suggested = suggest_image_size(dataset) if dataset is not None else 128
         if self.key == "quick":
-            return base.replace(image_size=min(suggested, QUICK_MAX_SIZE), augment=False, mode="feature-extraction")
-        return base.replace(image_size=suggested, augment=self.key == "balanced", mode="feature-extraction",
-                            augmentation=Augmentation(views=2))
+            suggested = min(suggested, QUICK_MAX_SIZE)
+        return base.replace(image_size=suggested, augment=False, mode="feature-extraction")
 
     def candidates(self, dataset, base: TrainConfig | None = None) -> list[TrainConfig]:
-        """What Best tries, cheapest first (a tie keeps the cheaper); one setting for the others."""
+        """What Best tries, cheapest first (a tie keeps the cheaper); one setting for the others. Best's
+        augmented candidates are tried only at the size that leads by then (selection.fit_best)."""
         if self.key != "best":
             return [self.config(dataset, base)]
-        quick, balanced = PRESETS["quick"].config(dataset, base), PRESETS["balanced"].config(dataset, base)
-        plain = balanced.replace(augment=False)
-        found = [quick, plain, balanced]
+        plain = PRESETS["balanced"].config(dataset, base)
         larger = large_size(dataset) if dataset is not None else None
-        if larger is not None:
-            found.append(plain.replace(image_size=larger))
-        found.append(plain.replace(mode="fine-tune", fine_tune_blocks=1, fine_tune_epochs=5))
+        sizes = [plain] + ([plain.replace(image_size=larger)] if larger is not None else [])
+        augmented = [config.replace(augment=True, augmentation=Augmentation(views=2)) for config in sizes]
+        found = sizes + augmented
         unique = []
         for config in found:
             if config not in unique:
@@ -69,14 +69,16 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", "Quick look",
-                    f"A first model in about a minute: photos at up to {QUICK_MAX_SIZE} px, no augmented copies."),
+                    f"A first look in the least time: photos at up to {QUICK_MAX_SIZE} px. Usually a few points "
+                    "less accurate than Balanced on real photos."),
     "balanced": Preset("balanced", "Balanced",
-                       "Photos at the size that suits them (up to 224 px) plus one augmented copy of each: about "
-                       "twice Quick look's time."),
+                       "The recommended start: photos at the size that suits them (up to 224 px)."),
     "best": Preset("best", "Best accuracy",
-                   "Tries Quick look's and Balanced's settings, a larger size where your photos have the detail, "
-                   "and fine-tuning; keeps the one that scores best on your photos. The slowest."),
+                   "Tries Balanced's setting, a larger size where your photos have the detail, and augmented copies "
+                   "of each photo; keeps the one that scores best on your photos and says how sure that is. "
+                   "Takes a few times Balanced's time."),
 }
+DEFAULT = PRESETS["balanced"]  # the dashboard's preselection and `quasar train` without --preset
 BY_NAME = {preset.name: preset for preset in PRESETS.values()}
 
 

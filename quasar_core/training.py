@@ -17,7 +17,7 @@ import numpy as np
 
 from quasar_core.backbone import BLOCKS, boundary_layer
 from quasar_core.config import TrainConfig
-from quasar_core.crossval import CrossValidation, cross_validate, folds_for
+from quasar_core.crossval import CrossValidation, cross_validate, folds_for, learning_curve
 from quasar_core.data.images import resize_square
 from quasar_core.data.split import Folds
 from quasar_core.familiarity import FamiliarityModel
@@ -55,22 +55,15 @@ class TransferClassifier:
         crash during fine-tuning keeps a usable model). `folds` imposes the folds (Best's
         candidates are scored on the same photos).
         """
-        if self.validate(dataset, hooks=hooks, cancel=cancel, folds=folds) is None:  # features, folds, numbers
+        if self.validate(dataset, hooks=hooks, cancel=cancel, folds=folds) is None:
             return self._stopped()
-        self.head_ = self._head(self._views, np.arange(len(dataset)))  # the kept model: every photo
-        if on_head is not None:
-            on_head(self)
-        if self.config.fine_tunes:
-            self._timed("fine-tune", self._fine_tune, dataset, checkpoint_dir)  # VGG16's top blocks too
-        self.head_.temperature = fit_temperature(*self.validation_.stacked_logits(self.targets_))  # calibrated
-        self.familiarity_ = FamiliarityModel(seed=self.config.seed).fit(self.features_, self.targets_)
-        self.cancelled_ = is_cancelled(cancel)
-        return self
+        return self.finish(dataset, checkpoint_dir=checkpoint_dir, on_head=on_head)
 
     def validate(self, dataset, *, hooks: TrainingHooks | None = None, cancel: threading.Event | None = None,
                  folds: Folds | None = None):
-        """The first half of the recipe: features, folds and out-of-fold predictions. Returns self, or None
-        when cancelled. Learned: ``features_``, ``folds_``, ``validation_`` (the data doctor needs no more)."""
+        """The measuring half of the recipe: every photo answered by models that never saw it. Returns self,
+        or None when cancelled. Learned: ``features_``, ``folds_``, ``validation_`` (the photo check and Best's
+        comparison of settings need no more)."""
         self._begin(dataset, hooks, cancel)
         views = self._timed("features", self._pooled_features, dataset)  # VGG16 once per photo and view
         if views is None:
@@ -79,7 +72,25 @@ class TransferClassifier:
         # copies kept together, by their pixels too for small photos
         self.folds_ = self._folds(self.features_, dataset) if folds is None else self._imposed(folds)
         self.validation_ = self._timed("head", self._cross_validate, views)  # every photo tested once
-        return None if self.validation_ is None else self
+        if self.validation_ is None:
+            return None
+        if self.config.fine_tunes:  # fine-tuning, measured on the photos set aside
+            self._activations = self._timed("fine-tune", self._fine_tune_estimate, dataset)
+        return self
+
+    def finish(self, dataset, *, checkpoint_dir=None, on_head=None) -> "TransferClassifier":
+        """The keeping half, after `validate`: the model that learns from every photo. Returns self."""
+        self._record_learning_curve()  # what more photos bought, for the Train page
+        self.head_ = self._head(self._views, np.arange(len(dataset)))  # the kept head: every photo
+        if on_head is not None:
+            on_head(self)
+        if self.config.fine_tunes and getattr(self, "_activations", None) is not None:
+            self._timed("fine-tune", self._fine_tune_kept, dataset, checkpoint_dir)  # VGG16's top blocks too
+        self.head_.temperature = fit_temperature(*self.validation_.stacked_logits(self.targets_))  # calibrated
+        self.familiarity_ = FamiliarityModel(seed=self.config.seed).fit(self.features_, self.targets_)
+        self._activations = self._tuner = None  # boundary activations are large: not kept with the model
+        self.cancelled_ = is_cancelled(self._cancel)
+        return self
 
     # --- the steps ------------------------------------------------------------------------
     def _begin(self, dataset, hooks, cancel):
@@ -91,6 +102,7 @@ class TransferClassifier:
         self.history_, self.timings_, self.cancelled_, self.tuned_, self.model_ = [], {}, False, None, None
         self._hooks_rows = TrainingHooks(self._hooks.on_progress, self._record, self._hooks.on_message)
         self._networks = {}  # precision -> network_for, shared by the int8 check and the feature pass
+        self._activations = self._tuner = None
         self.precision_ = choose_precision(self.config.precision, agreement=lambda: int8_agreement(
             dataset, np.arange(min(CHECK_PHOTOS, len(dataset))), weights=self.config.weights,
             int8_pass=self._feature_pass("int8", quiet=True),  # the feature pass then reads these from the cache
@@ -149,25 +161,36 @@ class TransferClassifier:
         return fit_head(x, y, n_classes=len(self.labels_), strength=self.validation_.strength,
                         class_weights=self.config.class_weights)
 
-    def _fine_tune(self, dataset, checkpoint_dir) -> None:
-        """Measure fine-tuning on the hold-out, then fine-tune the kept model on every photo."""
+    def _fine_tune_estimate(self, dataset):
+        """Fine-tune on the photos outside the held-out share and answer the held-out photos with it. Returns
+        the boundary activations (for the kept model), or None when stopped."""
         config = self.config
         boundary = boundary_layer(BLOCKS - config.fine_tune_blocks)
         activations = self._feature_pass(float_beside(self.precision_.precision)).features(
             dataset, np.arange(len(dataset)), views=config.views, layer=boundary)
         if activations is None:
-            return
+            return None
         learn, test = self.folds_.split(0)
-        tuner = tuning.FineTuner(config, self._base(), boundary, hooks=self._hooks_rows, cancel=self._cancel)
-        estimate = tuner.fit(activations, self.targets_, learn, start=self._head(self._views, learn),
-                             validation=test, checkpoint_dir=None, label="hold-out")
+        self._tuner = tuning.FineTuner(config, self._base(), boundary, hooks=self._hooks_rows, cancel=self._cancel)
+        estimate = self._tuner.fit(activations, self.targets_, learn, start=self._head(self._views, learn),
+                                   validation=test, checkpoint_dir=None, label="hold-out")
         if estimate is None:
-            return
+            return None
         self.validation_.logits[test] = estimate.logits(activations[0, test])
-        kept = tuner.fit(activations, self.targets_, np.arange(len(dataset)), start=self.head_,
-                         checkpoint_dir=checkpoint_dir, label="kept model")
+        return activations
+
+    def _fine_tune_kept(self, dataset, checkpoint_dir) -> None:
+        kept = self._tuner.fit(self._activations, self.targets_, np.arange(len(dataset)), start=self.head_,
+                               checkpoint_dir=checkpoint_dir, label="kept model")
         if kept is not None:
             self.head_, self.tuned_ = kept.head, kept.tuned
+            # "none of these" compares photos in the space the deployed model computes: the fine-tuned one
+            self.features_ = kept.features(self._activations[0])
+
+    def _record_learning_curve(self) -> None:
+        for row in learning_curve(self._views, self.targets_, self.validation_, n_classes=len(self.labels_),
+                                  class_weights=self.config.class_weights, seed=self.config.seed):
+            self._record(row)
 
     def _stopped(self) -> "TransferClassifier":
         """Cancelled before a head was learned: nothing to keep, say so plainly."""
@@ -219,7 +242,8 @@ class TransferClassifier:
             np.zeros((0, len(self.labels_)), np.float32)
         if not with_features:
             return probabilities
-        features = np.concatenate([np.asarray(o[1]) for o in outputs]) if outputs else np.zeros((0, 512), np.float32)
+        features = np.concatenate([np.asarray(o[1]) for o in outputs]) if outputs else \
+            np.zeros((0, 512 * len(self.head_.layers)), np.float32)
         return probabilities, features
 
     def predict(self, images) -> list[str]:

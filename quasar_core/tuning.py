@@ -19,7 +19,7 @@ import numpy as np
 from quasar_core.backbone import apply_stack, copy_weights
 from quasar_core.config import TrainConfig
 from quasar_core.distribute import fit_distributed, make_strategy
-from quasar_core.head import Head, feature_layers, head_layers, set_head_weights
+from quasar_core.head import Head, feature_layers, feature_output, head_layers, set_head_weights
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_progress_callback
 
 CHECKPOINT_INFO = "checkpoint.json"
@@ -31,6 +31,15 @@ class TunedModel:
     head: Head  # same standardisation, fine-tuned linear layer (temperature 1)
     tuned: dict[str, list[np.ndarray]]  # VGG16 layer name -> fine-tuned weights
     network: object  # the Keras model on boundary activations
+
+    def features(self, activations: np.ndarray) -> np.ndarray:
+        """The pooled features the fine-tuned model computes from boundary activations (the deployed model's
+        "features" output for the same photos: the space "none of these" must compare in)."""
+        import keras
+
+        pooled = keras.Model(self.network.inputs[0], feature_output(self.network))
+        return np.concatenate([np.asarray(pooled(activations[i : i + 32], training=False))
+                               for i in range(0, len(activations), 32)])
 
     def logits(self, activations: np.ndarray) -> np.ndarray:
         probabilities = np.concatenate([np.asarray(self.network(activations[i : i + 32], training=False))

@@ -100,7 +100,7 @@ def size_sentence(dataset, preset_name: str, config: TrainConfig) -> str:
         text += f"Quick look uses **{size} px**" + (", its limit, to stay quick" if size < suggested else "") + "."
     elif preset.key == "balanced":
         size = suggested
-        text += f"Balanced uses **{size} px**, with augmented copies of each photo."
+        text += f"Balanced uses **{size} px**."
     else:
         sizes = sorted({candidate.image_size for candidate in preset.candidates(dataset)})
         size = preset.config(dataset).image_size

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from quasar_core.presets import DEFAULT
+
 if TYPE_CHECKING:  # only for annotations
     from quasar_core.config import TrainConfig
     from quasar_core.data import Dataset
@@ -44,7 +46,7 @@ NOTICE_KEY = _PREFIX + "notice"
 PROJECT_ROUND_KEY = _PREFIX + "project_upload_round"
 PROJECT_NOTICE_KEY = _PREFIX + "project_notice"
 
-DEFAULT_PRESET = "Quick look"
+DEFAULT_PRESET = DEFAULT.name  # the same default as `quasar train` without flags
 DEFAULT_CLASS_ROWS = 2
 MAX_GRAD_CAMS = 48  # overlays kept per session (each at most ~100 KB)
 

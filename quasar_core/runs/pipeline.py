@@ -85,7 +85,7 @@ def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: Train
                                        "read so far are remembered, so the next training starts faster.")
             return Run.open(writer.path)
         hooks.progress(Progress("save", 0, 1))
-        evaluation = out_of_fold_evaluation(classifier, dataset)
+        evaluation = with_check_changes(out_of_fold_evaluation(classifier, dataset), doctor)
         _save_examples(writer, dataset, classifier, evaluation)
         writer.write(FILES.METRICS, evaluation.to_dict())
         writer.write(FILES.FOLDS, {**classifier.validation_.to_dict(), "names": [s.name for s in dataset.samples]})
@@ -131,13 +131,29 @@ def out_of_fold_evaluation(classifier: TransferClassifier, dataset) -> Evaluatio
     """The evaluation from the folds' predictions: every tested photo, predicted by a model that never saw it."""
     validation = classifier.validation_
     tested = validation.tested
-    probabilities = validation.probabilities(classifier.head_.temperature)[tested]
-    method = validation.folds.describe()
+    # calibrated out of sample: the reliability shown is judged on photos whose answers did not fit it
+    probabilities = validation.cross_fitted_probabilities(classifier.targets_)[tested]
+    method = validation.folds.describe() + validation.note
     if classifier.tuned_:
         method += ", fine-tuned on the others"
     return evaluate_predictions(
         classifier.targets_[tested], probabilities, classifier.labels_, [dataset.samples[i].name for i in tested],
         method=method, extra=[{"index": int(i), "fold": int(validation.folds.assignment[i])} for i in tested])
+
+
+def with_check_changes(evaluation: Evaluation, doctor: dict | None) -> Evaluation:
+    """The evaluation with what the photo check changed beside it: photos left out or moved make the next
+    number read high (the check flags photos the models get wrong), so the other end is given too — every
+    changed photo counted as a mistake."""
+    changes = [c for c in (doctor or {}).get("changes", []) if c.get("action") in ("remove", "move")]
+    if not changes:
+        return evaluation
+    moved = {c["file"] for c in changes if c["action"] == "move"}
+    left_out = len(changes) - len(moved)
+    right = [p for p in evaluation.predictions if p["true"] == p["predicted"] and p["name"] not in moved]
+    evaluation.check_changes = len(changes)
+    evaluation.accuracy_counting_changes = len(right) / (len(evaluation.predictions) + left_out)
+    return evaluation
 
 
 def _save_examples(writer: RunWriter, dataset, classifier, evaluation: Evaluation) -> None:

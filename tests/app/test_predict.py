@@ -13,7 +13,7 @@ from tests.app.support import charts_by_key, copy_run, new_app, sample_photo, sh
 from tests.pictures import garden_jpeg
 from ui import explaining, nav, workspace
 
-FLOWERS_ZIP = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "flowers-128" / "flowers.zip"
+FLOWERS_ZIP = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "flowers-full" / "flowers.zip"
 UNKNOWN = "This doesn't look like any of your classes (Ankle boot, Bag, Sneaker, T-shirt, Trouser). The closest is "
 
 

@@ -22,7 +22,7 @@ BAD_SETTINGS = [
     ("image_size", "64"), ("image_size", True),
     ("batch_size", 0), ("batch_size", 513), ("batch_size", 2.0),
     ("fine_tune_epochs", -1), ("fine_tune_epochs", 101), ("fine_tune_epochs", True),
-    ("fine_tune_blocks", 0), ("fine_tune_blocks", 6),
+    ("fine_tune_blocks", 0), ("fine_tune_blocks", 5), ("fine_tune_blocks", 6),
     ("fine_tune_learning_rate", 0), ("fine_tune_learning_rate", 1.0), ("fine_tune_learning_rate", 1.5),
     ("fine_tune_learning_rate", -0.01), ("fine_tune_learning_rate", "0.01"),
     ("fine_tune_learning_rate", float("nan")), ("fine_tune_learning_rate", float("inf")),

@@ -227,3 +227,28 @@ def test_random_vgg16_features_of_the_shapes_can_still_be_folded(dataset, base):
     assert np.bincount(groups).max() <= LARGEST_GROUP  # alike to one another, not copies of one another
     folds = cross_validation_folds(dataset.targets(), n_folds=5, seed=0, groups=groups)
     assert folds.n_folds == 5 and len(folds.tested) == len(dataset)
+
+
+def test_the_calibration_is_judged_on_photos_whose_answers_did_not_fit_it():
+    """Each fold's photos are calibrated by a temperature fitted on the other folds' answers only."""
+    from quasar_core.crossval import CrossValidation
+    from quasar_core.data.split import cross_validation_folds, holdout_folds
+    from quasar_core.head import fit_temperature, softmax
+
+    rng = np.random.default_rng(0)
+    targets = np.repeat([0, 1, 2], 20)
+    logits = (np.eye(3)[targets] * 2 + rng.normal(0, 1.5, (60, 3))).astype(np.float32)
+    folds = cross_validation_folds(targets, n_folds=5, seed=0)
+    validation = CrossValidation(folds, 0.1, [], logits)
+    calibrated = validation.cross_fitted_probabilities(targets)
+    for fold in range(5):
+        inside, outside = folds.assignment == fold, folds.assignment != fold
+        temperature = fit_temperature(logits[outside], targets[outside])
+        np.testing.assert_allclose(calibrated[inside], softmax(logits[inside] / temperature), rtol=1e-5)
+    overconfident = logits.copy()
+    overconfident[folds.assignment == 0] *= 5  # fold 0's own answers cannot fit the temperature that judges them
+    changed = CrossValidation(folds, 0.1, [], overconfident).cross_fitted_probabilities(targets)
+    assert changed[folds.assignment == 0].max(axis=1).mean() > calibrated[folds.assignment == 0].max(axis=1).mean()
+    held = holdout_folds(targets, fraction=0.3, seed=0)  # one held-out share: each half judged by the other
+    halves = CrossValidation(held, 0.1, [], logits).cross_fitted_probabilities(targets)
+    assert np.isfinite(halves[held.tested]).all() and np.isnan(halves[held.assignment < 0]).all()

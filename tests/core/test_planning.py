@@ -45,12 +45,13 @@ def test_time_estimate_by_hand():
     config = TrainConfig(weights="none", image_size=224)
     result = estimate(config, 300, megapixels=2.0)
     assert result.feature_seconds == pytest.approx(300 * (1 / RATE + DECODE_SECONDS_PER_MEGAPIXEL * 2.0))
-    # 10 folds x 5 strengths, then 10 folds x the chosen strength on each of 2 more dealings, then the kept head
-    assert result.head_seconds == pytest.approx((10 * 5 + 10 * 2 + 1) * HEAD_FIT_SECONDS)
+    # 10 folds x 5 strengths, then 10 folds x the chosen strength on each of 2 more dealings, the learning
+    # curve's 3 shares on the first dealing's 10 folds, then the kept head
+    assert result.head_seconds == pytest.approx((10 * 5 + 10 * 2 + 10 * 3 + 1) * HEAD_FIT_SECONDS)
     once = estimate(config.replace(cv_repeats=1, folds=5), 300, megapixels=2.0)
-    assert once.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS)
+    assert once.head_seconds == pytest.approx((5 * 5 + 5 * 3 + 1) * HEAD_FIT_SECONDS)
     many = estimate(config, 2000, megapixels=2.0)  # above crossval.MANY_PHOTOS: 5 folds dealt once
-    assert many.head_seconds == pytest.approx((5 * 5 + 1) * HEAD_FIT_SECONDS * 2000 / 300)
+    assert many.head_seconds == pytest.approx((5 * 5 + 5 * 3 + 1) * HEAD_FIT_SECONDS * 2000 / 300)
     assert result.fine_tune_seconds == 0
     assert result.total_seconds == pytest.approx(result.feature_seconds + result.head_seconds
                                                  + planning.FIXED_OVERHEAD_SECONDS)
@@ -203,7 +204,7 @@ def test_memory_does_not_grow_with_the_photos_pixel_sizes():
     """Photos are streamed: each adds its features (2 KB a view, a few copies), never its pixels."""
     config = TrainConfig(image_size=224, augment=True, augmentation=Augmentation(views=2))
     per_photo = (estimate_training_memory(config, 20_000) - estimate_training_memory(config, 10_000)) / 10_000
-    assert per_photo <= 2 * 512 * 4 * 3 * 1.25
+    assert per_photo <= 2 * 1024 * 4 * 3 * 1.25
     assert per_photo < 224 * 224 * 3  # less than one decoded photo at the training size
     assert "megapixels" not in estimate_training_memory.__code__.co_varnames
 

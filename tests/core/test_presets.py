@@ -7,8 +7,8 @@ import pytest
 
 from quasar_core.config import Augmentation, TrainConfig
 from quasar_core.planning import estimate_training_time
-from quasar_core.presets import (BY_NAME, IMAGE_SIZE_CANDIDATES, PRESETS, QUICK_MAX_SIZE, large_size, preset_named,
-                                 suggest_image_size)
+from quasar_core.presets import (BY_NAME, DEFAULT, IMAGE_SIZE_CANDIDATES, PRESETS, QUICK_MAX_SIZE, large_size,
+                                 preset_named, suggest_image_size)
 
 
 class Photos:
@@ -41,30 +41,35 @@ def test_quick_and_balanced_are_one_setting_each(dataset):
         assert (config.weights, config.seed, config.mode) == ("none", 3, "feature-extraction")
     quick, balanced = PRESETS["quick"].config(Photos(60), base), PRESETS["balanced"].config(Photos(60), base)
     assert quick.image_size == QUICK_MAX_SIZE and not quick.augment
-    assert balanced.image_size == 224 and balanced.augment and balanced.augmentation == Augmentation(views=2)
+    assert balanced.image_size == 224 and not balanced.augment
     assert PRESETS["quick"].config().image_size == 128  # without photos: a middle size
     assert PRESETS["quick"].config(dataset).image_size == 128  # the 40 px shapes
 
 
-def test_best_tries_quick_balanced_a_larger_size_and_fine_tuning_cheapest_first():
+def test_one_default_everywhere():
+    from quasar_core.cli import build_parser
+
+    assert DEFAULT is PRESETS["balanced"]
+    assert build_parser().parse_args(["train", "photos", "--out", "run"]).preset == DEFAULT.key
+
+
+def test_best_tries_balanced_a_larger_size_and_augmented_copies_cheapest_first_without_fine_tuning():
     base = TrainConfig(weights="none")
     candidates = PRESETS["best"].candidates(Photos(400), base)
-    quick, balanced = PRESETS["quick"].config(Photos(400), base), PRESETS["balanced"].config(Photos(400), base)
-    plain = balanced.replace(augment=False)
-    assert candidates == [quick, plain, balanced, plain.replace(image_size=352),
-                          plain.replace(mode="fine-tune", fine_tune_blocks=1, fine_tune_epochs=5)]
-    assert candidates[0] == quick  # Best is never worse than Quick on the score that chooses
-    assert [c.fine_tunes for c in candidates] == [False] * 4 + [True]
+    plain = PRESETS["balanced"].config(Photos(400), base)
+    augmented = Augmentation(views=2)
+    assert candidates == [plain, plain.replace(image_size=352), plain.replace(augment=True, augmentation=augmented),
+                          plain.replace(image_size=352, augment=True, augmentation=augmented)]
+    assert not any(c.fine_tunes for c in candidates)  # never a fine-tuned model it might discard
     assert all(c.weights == "none" for c in candidates)
-    times = [estimate_training_time(c, 200, rate_at_224=10.0).total_seconds for c in candidates[:3]]
-    assert times == sorted(times)
+    times = [estimate_training_time(c, 200, rate_at_224=10.0).total_seconds for c in candidates]
+    assert times[:2] == sorted(times[:2]) and times[2:] == sorted(times[2:])
 
 
-def test_best_drops_repeats_and_the_larger_size_for_small_photos():
-    candidates = PRESETS["best"].candidates(Photos(30))  # suggested 96 px: Quick's size too
-    assert len(candidates) == len(set(candidates)) == 3
-    assert [c.image_size for c in candidates] == [96, 96, 96]
-    assert [(c.augment, c.fine_tunes) for c in candidates] == [(False, False), (True, False), (False, True)]
+def test_best_drops_the_larger_size_for_small_photos():
+    candidates = PRESETS["best"].candidates(Photos(30))  # suggested 96 px
+    assert len(candidates) == len(set(candidates)) == 2
+    assert [(c.image_size, c.augment) for c in candidates] == [(96, False), (96, True)]
 
 
 def test_presets_are_valid_described_and_round_trip():

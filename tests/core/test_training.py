@@ -121,7 +121,7 @@ def test_fit_returns_self_and_is_the_only_source_of_learned_attributes(fitted):
 
 
 def test_vgg16_ran_once_per_photo_and_nothing_else_ran_it(fitted, dataset):
-    assert fitted["calls"] == {"pooled": len(dataset)}
+    assert fitted["calls"] == {extract.POOLED: len(dataset)}
     phases = [p.phase for p in fitted["progress"]]
     assert phases[0] == "features" and set(phases) == {"features", "head"}
     assert phases.index("head") > max(i for i, phase in enumerate(phases) if phase == "features")
@@ -134,7 +134,7 @@ def test_learned_state(fitted, dataset, base):
     assert isinstance(classifier.precision_, PrecisionChoice)
     assert classifier.precision_.precision in ("float32", "bfloat16") and classifier.precision_.reason
     assert classifier.folds_.describe() == "8-fold cross-validation over 24 photos, repeated 3 times"
-    assert classifier.features_.shape == (24, 512)
+    assert classifier.features_.shape == (24, 1024)
     if classifier.precision_.precision == "float32":
         np.testing.assert_allclose(classifier.features_, keras_network(base)(dataset.images(size=SIZE)),
                                    rtol=1e-5, atol=1e-6)
@@ -193,7 +193,7 @@ def test_the_model_is_the_same_maths_as_the_kept_head_on_the_features(fitted, da
     classifier = fitted["classifier"]
     photos = [dataset.pixels(i) for i in range(len(dataset))]
     probabilities, features = classifier.predict_proba(photos, with_features=True)
-    assert features.shape == (24, 512)
+    assert features.shape == (24, 1024)
     if classifier.precision_.precision == "bfloat16":  # the cache holds bf16 features (3 significant digits)
         cosine = (features * classifier.features_).sum(1) / (
             np.linalg.norm(features, axis=1) * np.linalg.norm(classifier.features_, axis=1))
@@ -234,7 +234,7 @@ def test_augmented_copies_cost_their_views_only_and_heads_learn_from_them(datase
     monkeypatch.setattr(crossval, "fit_head", lambda x, y, **k: learned_rows.append(len(x)) or real_fit_head(x, y, **k))
     config = tiny_config.replace(augment=True, augmentation=Augmentation(views=2))
     classifier = fit(dataset, config, base_loader, cache=cache)
-    assert vgg16_calls.photos == {"pooled": len(dataset)}  # view 0 was cached: only the augmented copies ran
+    assert vgg16_calls.photos == {extract.POOLED: len(dataset)}  # view 0 was cached: only the augmented copies ran
     assert not np.allclose(classifier._views[1], classifier._views[0])
     np.testing.assert_array_equal(classifier.features_, fitted["classifier"].features_)
     learn_sizes = [len(classifier.folds_.split(f)[0]) for f in range(classifier.folds_.n_folds)]
@@ -372,6 +372,21 @@ def cached_boundary_activations(classifier, dataset) -> int:
 
     spec = FeatureSpec(backbone.weights_id("none"), SIZE, classifier.precision_.precision)
     return FeaturePass(spec=spec, network_for=None, cache=classifier.cache).cached_count(dataset, layer="block4_pool")
+
+
+def test_a_fine_tuned_model_says_how_familiar_a_photo_looks_in_its_own_feature_space(fine_tuned, dataset):
+    """The deployed model's features of a training photo are its row of the "none of these" reference: the
+    reference was computed by the fine-tuned blocks, not the frozen ones (block4_pool's half is the same in
+    both; block5's changed)."""
+    classifier = fine_tuned["classifier"]
+    photos = [dataset.pixels(i) for i in range(4)]
+    _, features = classifier.predict_proba(photos, with_features=True)
+    np.testing.assert_allclose(features, classifier.features_[:4], rtol=1e-4, atol=1e-4 * np.abs(features).max())
+    frozen = TransferClassifier(classifier.config.replace(mode="feature-extraction"), cache=classifier.cache,
+                                base_loader=classifier.base_loader).validate(dataset).features_[:4]
+    np.testing.assert_allclose(features[:, :512], frozen[:, :512], rtol=1e-4, atol=1e-4 * np.abs(frozen).max())
+    assert not np.allclose(features[:, 512:], frozen[:, 512:], rtol=1e-4, atol=1e-4 * np.abs(frozen).max())
+    assert not classifier.familiarity_.is_unknown(features).any()  # its own training photos, in the same space
 
 
 def test_cancel_during_fine_tuning_keeps_the_head(dataset, fine_tuned, tiny_config, base_loader):

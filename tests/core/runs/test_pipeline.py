@@ -431,3 +431,26 @@ def test_evaluate_run_refuses_photos_of_only_unknown_classes(tiny_run, base_load
              for label, name in (("circle", "moon"), ("square", "box")) for n in range(5)]
     with pytest.raises(QuasarError, match="None of the classes"):
         evaluate_run(tiny_run, load_uploads(items, limits=Limits()), base_loader=base_loader)
+
+
+def test_after_the_photo_check_the_number_says_so_and_gives_the_other_end():
+    """Photos the check flagged and the user moved or left out make the cross-validated number read high:
+    it says so, and gives the accuracy with every changed photo counted as a mistake."""
+    from quasar_core.evaluation import evaluate_predictions
+    from quasar_core.runs.pipeline import with_check_changes
+
+    probabilities = np.array([[0.9, 0.1]] * 8 + [[0.2, 0.8]] * 2)
+    evaluation = evaluate_predictions(np.zeros(10, int), probabilities, ["a", "b"], [f"p{i}.png" for i in range(10)])
+    assert evaluation.accuracy == 0.8 and evaluation.check_note() == ""
+    unchanged = with_check_changes(evaluation, {"found": {}, "changes": [{"file": "x.png", "action": "keep"}]})
+    assert unchanged.check_changes is None and "photo check" not in unchanged.summary()
+    doctor = {"changes": [{"file": "p0.png", "action": "move", "to": "a", "words": "moved to a"},
+                          {"file": "gone1.png", "action": "remove", "words": "left out"},
+                          {"file": "gone2.png", "action": "remove", "words": "left out"}]}
+    noted = with_check_changes(evaluation, doctor)
+    assert noted.check_changes == 3
+    assert noted.accuracy_counting_changes == pytest.approx(7 / 12)  # p0 no longer counts as right; 2 more photos
+    assert "Measured after 3 photos flagged by the photo check were moved or left out: it may read high" in \
+        noted.summary()
+    assert "it would be 58 %" in noted.check_note()
+    assert type(noted).from_dict(noted.to_dict()).check_note() == noted.check_note()
