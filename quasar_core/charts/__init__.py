@@ -19,6 +19,7 @@ from __future__ import annotations
 from quasar_core.charts.comparison import (
     ACCURACY_AXIS, NO_CLASSES_TEXT, NO_RUNS_TEXT, WEIGHTS_NAMES, comparison_figure, learning_curve_figure,
 )
+from quasar_core.charts.labelling import NO_ROUNDS_TEXT, ROUNDS_TITLE, RoundRow, labelling_rounds_figure, rounds_words
 from quasar_core.charts.photos import (
     FLAGGED_NAME, NO_PHOTOS_TEXT, class_distribution_figure, photo_map_figure, selected_photo,
 )
@@ -67,6 +68,12 @@ __all__ = [
     # new photos
     "probability_bars",
     "familiarity_histogram",
+    # label assist: what each round of labelling bought
+    "labelling_rounds_figure",
+    "rounds_words",
+    "RoundRow",
+    "ROUNDS_TITLE",
+    "NO_ROUNDS_TEXT",
     # how much data
     "comparison_figure",
     "learning_curve_figure",
