@@ -4,7 +4,7 @@ from quasar_core import charts, insights
 from quasar_core.errors import QuasarError
 from quasar_core.runs.folder import FILES
 from quasar_core.runs.learned import familiarity_of
-from quasar_core.wording import estimate, percent, plural
+from quasar_core.wording import calibration_claim, estimate, percent, plural
 from ui import explaining, layout, nav, state
 
 GRAD_CAM_LIMIT = 12  # photos explained at once: each takes a fraction of a second
@@ -53,8 +53,13 @@ elif layout.need_model(run is not None and run.metrics is not None, "its results
                  column_config={column: st.column_config.TextColumn(alignment="right") for column in scores})
 
     st.subheader("How far to trust its confidence")
-    st.markdown(layout.md(evaluation.calibration_sentence()))
+    st.markdown(layout.md(calibration_claim(evaluation.reliability)))
     st.plotly_chart(charts.reliability_figure(evaluation), key="reliability")
+    if evaluation.calibration_error is not None:
+        with st.expander("Details for specialists"):
+            st.markdown(f"Expected calibration error: {percent(evaluation.calibration_error)} (the gap between stated "
+                        f"confidence and accuracy, averaged over {len(evaluation.reliability)} bands of confidence "
+                        "weighted by their photos). Measured by: " + layout.md(evaluation.method) + ".")
     familiarity = familiarity_of(run)
     if familiarity is not None:
         st.markdown(layout.md(familiarity.describe()))
@@ -95,4 +100,5 @@ elif layout.need_model(run is not None and run.metrics is not None, "its results
     st.caption("One web page with the results, how sure they are, example mistakes and where the model looked. "
                "It opens offline, for people who do not use this app.")
     nav.link(nav.PREDICT, "Next: try it on new photos")
+    nav.link(nav.LABEL, "Have photos without labels? Let the model help label them")
     nav.link(nav.COMPARE, "How much did ImageNet help? Compare with training from scratch")

@@ -24,6 +24,25 @@ def confidence(fraction: float, digits: int = 1) -> str:
     return percent(fraction, digits)
 
 
+def calibration_claim(bands: list[dict], *, near: float = 0.9, min_photos: int = 10) -> str:
+    """One checkable claim from a reliability table (evaluation.reliability: per band of stated confidence its mean
+    "confidence", "accuracy" and "count"): "When it says about 88 %, it was right 85 times in 100 on photos it had
+    not seen (34 of 40 such photos)." The band whose mean confidence is nearest `near`, among those of at least
+    `min_photos` photos when there are any. "" without a table."""
+    if not bands:
+        return ""
+    enough = [band for band in bands if band["count"] >= min_photos] or list(bands)
+    band = min(enough, key=lambda b: (abs(b["confidence"] - near), -b["count"]))
+    count, right = int(band["count"]), int(round(band["accuracy"] * band["count"]))
+    said = confidence(band["confidence"], 0)
+    said = said if said.startswith(("more", "less")) else f"about {said}"
+    if right == count:
+        times = "it was right every time"
+    else:
+        times = f"it was right {round(100 * right / count)} times in 100"
+    return (f"When it says {said}, {times} on photos it had not seen ({right} of {plural(count, 'such photo')}).")
+
+
 def percent_range(low: float, high: float, digits: int = 0) -> str:
     """(0.901, 0.953) -> "90–95 %"."""
     return f"{low * 100:.{digits}f}–{high * 100:.{digits}f} %"

@@ -185,14 +185,12 @@ def reliability_figure(evaluation: Evaluation) -> go.Figure:
     x is the mean confidence the model stated in the band, y the share it got right; the
     point's area grows with the number of photos in the band (trace 1). The
     dashed diagonal (trace ``name="Perfectly calibrated"``) is where stated confidence and
-    accuracy agree; points below it are over-confident. The title gives the calibration
-    error in words. No bands gives the annotation "No predictions to check yet".
+    accuracy agree; points below it are over-confident. The calibration error is not in the
+    title (a number for specialists: the pages put it in their details). No bands gives the
+    annotation "No predictions to check yet".
     """
     bands = list(evaluation.reliability)
-    error = evaluation.calibration_error
-    title = "Can you trust how sure it says it is?"
-    if error is not None and bands:
-        title = f"How sure it says it is vs. how often it is right — off by {percent(error)} on average"
+    title = "How sure it says it is vs. how often it is right" if bands else "Can you trust how sure it says it is?"
     fig = go.Figure()
     base_layout(fig, title, "On the dashed line, a photo it calls 80 % sure is right 80 % of the time; "
                             "below the line, it is more sure than it should be." if bands else None)

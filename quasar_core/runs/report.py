@@ -19,7 +19,7 @@ from quasar_core.explain import explain_image
 from quasar_core.insights import all_hints
 from quasar_core.runs.folder import FILES, Run
 from quasar_core.runs.learned import classifier_of, familiarity_of
-from quasar_core.wording import confidence, percent, plural
+from quasar_core.wording import calibration_claim, confidence, percent, plural
 
 MAX_ERROR_EXAMPLES = 6
 MAX_LISTED_PROBLEMS = 50
@@ -48,6 +48,21 @@ def describe(run: Run) -> str:
         low, high = run.metrics.accuracy_interval or (run.metrics.accuracy, run.metrics.accuracy)
         parts.append(f"{percent(run.metrics.accuracy, 0)} ({low * 100:.0f}–{high * 100:.0f} %)")
     return " · ".join(parts)
+
+
+def labelling_words(run: Run) -> str | None:
+    """How many of the photos were labelled with label assist, by hand and in bulk, and in how many rounds
+    (None when none was): "58 photos labelled by hand and 120 pre-labels accepted in bulk, in 3 rounds"."""
+    summary = (run.read(FILES.DOCTOR) or {}).get("labelling") if run.report is not None else None
+    if not summary:
+        return None
+    rounds = summary.get("rounds", [])
+    each = "; ".join(f"round {r.get('round')}: " + " and ".join(
+        part for part in (f"{r.get('by_hand', 0)} by hand" if r.get("by_hand") else "",
+                          f"{r.get('bulk', 0)} in bulk" if r.get("bulk") else "") if part) for r in rounds)
+    return (f"{plural(summary.get('by_hand', 0), 'photo')} labelled by hand and "
+            f"{plural(summary.get('bulk', 0), 'pre-label')} accepted in bulk, in {plural(len(rounds), 'round')} of "
+            f"label assist ({each})")
 
 
 def trained_when(run: Run) -> str:
@@ -88,7 +103,15 @@ def _data_section(run: Run, figure) -> str:
     text = (f"<h2>The data</h2>{figure(charts.class_distribution_figure(report.counts))}"
             f"<p>{plural(report.total, 'usable photo')} from {html.escape(run.status.source or report.source)}. "
             f"Problems found: {'none' if not problems else len(problems)}.</p>{listed}")
-    if doctor:
+    labelled = labelling_words(run)
+    if labelled:
+        rounds = (doctor or {}).get("labelling", {}).get("rounds", [])
+        text += ("<h3>Photos labelled with the model's help</h3>"
+                 f"<p>{html.escape(labelled)}: the model asked about the photos that taught it most, and its surest "
+                 "pre-labels were accepted in bulk. Only photos labelled before label assist measured the accuracy."
+                 "</p>" + _table([{"Round": r.get("round"), "Labelled by hand": r.get("by_hand", 0),
+                                   "Accepted in bulk": r.get("bulk", 0)} for r in rounds]))
+    if doctor and "found" in doctor:
         changes = doctor.get("changes", [])
         found = doctor.get("found", {})
         text += ("<h3>What the photo check found, and what was changed</h3><p>"
@@ -132,7 +155,9 @@ def model_card_html(run_dir: str | Path, *, with_grad_cam: bool = True) -> str:
                                   for row in charts.per_class_table(metrics)]))
         if metrics.reliability:
             sections.append("<h2>How far to trust its confidence</h2>"
-                            f"<p>{html.escape(metrics.calibration_sentence())}</p>"
+                            f"<p>{html.escape(calibration_claim(metrics.reliability))}</p>"
+                            f"<p>For specialists: the expected calibration error (stated confidence against accuracy, "
+                            f"averaged over bands of confidence) is {percent(metrics.calibration_error or 0.0)}.</p>"
                             + figure(charts.reliability_figure(metrics)))
         examples = error_examples(run, with_grad_cam=with_grad_cam)
         if examples:

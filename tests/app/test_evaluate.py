@@ -4,6 +4,7 @@ name the file, not its whole path)."""
 from __future__ import annotations
 
 import json
+import re
 
 from tests.app.support import new_app, write_fake_run
 
@@ -45,7 +46,7 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
 
     from quasar_core.runs.folder import Run
     from quasar_core.runs.learned import familiarity_of
-    from quasar_core.wording import estimate
+    from quasar_core.wording import calibration_claim, estimate
 
     workspace_id = workspace.new_id()
     folder = copy_run(sample_run_template, isolated_runs, workspace_id)
@@ -62,8 +63,13 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
     assert "measured by 10-fold cross-validation over 300 photos, repeated 3 times" in words
     assert "The range is where the true accuracy lies with 95 % confidence" in words
     assert "reliability" in charts_by_key(at)
-    assert metrics.calibration_sentence() and metrics.calibration_sentence() in words
-    assert words.count("When it says about ") == 1
+    claim = calibration_claim(metrics.reliability)  # one checkable claim, from the band nearest 90 %
+    assert re.fullmatch(r"When it says (about \d{1,2} %|more than 99 %), it was right (\d{1,3} times in 100|every time) "
+                        r"on photos it had not seen \(\d+ of \d+ such photos?\)\.", claim), claim
+    assert claim in words and words.count("When it says ") == 1
+    assert "off by" not in words  # the calibration error is for specialists: in the expander
+    [details] = [e for e in at.expander if e.label == "Details for specialists"]
+    assert "Expected calibration error: " in " ".join(m.value for m in details.markdown)
     familiarity = familiarity_of(run)
     assert familiarity is not None and familiarity.describe() in words
     assert "A photo counts as unlike anything the model learned" in words

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quasar_core.wording import confidence, duration, estimate, join_words, percent, percent_range, plural
+from quasar_core.wording import calibration_claim, confidence, duration, estimate, join_words, percent, percent_range, plural
 
 
 @pytest.mark.parametrize("fraction, digits, text", [(0.9474, 1, "94.7 %"), (1.0, 1, "100.0 %"), (0.0, 0, "0 %"),
@@ -48,3 +48,20 @@ def test_join_words():
 )
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+def band(low, mean, accuracy, count):
+    return {"low": low, "high": low + 0.1, "confidence": mean, "accuracy": accuracy, "count": count}
+
+
+def test_the_calibration_claim_is_one_checkable_sentence_from_the_band_nearest_90():
+    bands = [band(0.5, 0.56, 0.5, 12), band(0.8, 0.877, 0.85, 40), band(0.9, 0.98, 0.97, 200)]
+    assert calibration_claim(bands) == ("When it says about 88 %, it was right 85 times in 100 on photos it had not "
+                                        "seen (34 of 40 such photos).")
+    few = [band(0.8, 0.9, 1.0, 3), band(0.9, 0.97, 0.95, 60)]  # 3 photos say little: the band with enough
+    assert calibration_claim(few).startswith("When it says about 97 %, it was right 95 times in 100")
+    sure = [band(0.9, 0.9996, 1.0, 280)]
+    assert calibration_claim(sure) == ("When it says more than 99 %, it was right every time on photos it had not "
+                                       "seen (280 of 280 such photos).")
+    assert calibration_claim([]) == ""
+    assert "off by" not in calibration_claim(bands) and "100 %" not in calibration_claim(sure)

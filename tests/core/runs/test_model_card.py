@@ -13,7 +13,7 @@ from quasar_core.config import TrainConfig, declared
 from quasar_core.runs.folder import FILES, Run, read_json, write_json
 from quasar_core.runs.learned import familiarity_of
 from quasar_core.runs.report import describe, model_card_html, trained_when, write_model_card
-from quasar_core.wording import percent_range
+from quasar_core.wording import calibration_claim, percent_range
 from tests.core.runs.support import copy_run, small_config
 
 SECTIONS = ("Summary", "The data", "Settings", "How the classifier was chosen",
@@ -116,8 +116,10 @@ def test_the_photo_check_and_its_changes_are_shown_when_there_was_one(card, tmp_
 
 def test_the_reliability_and_familiarity_sections_say_how_far_to_trust_it(card):
     run, page = card
-    assert html.escape(run.metrics.calibration_sentence()) in section(page, "How far to trust its confidence")
-    assert "When it says about" in run.metrics.calibration_sentence()
+    trust = section(page, "How far to trust its confidence")
+    claim = calibration_claim(run.metrics.reliability)
+    assert html.escape(claim) in trust and claim.startswith("When it says ")
+    assert "off by" not in trust and "For specialists: the expected calibration error" in trust
     familiarity = section(page, "Photos unlike anything it learned")
     assert html.escape(familiarity_of(run).describe()) in familiarity
     assert "this check is rough" in familiarity  # 8 photos per class, said plainly
