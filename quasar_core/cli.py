@@ -24,6 +24,17 @@ def _data_argument(parser, help_text="a folder with one sub-folder per class, or
                         help="the most photos read (default: QUASAR_MAX_IMAGES, else 3000); raise it for big folders")
 
 
+def _cluster_arguments(parser):
+    group = parser.add_argument_group("the feature pass on a Ray cluster (pip install 'quasar-nexus[cluster]')")
+    group.add_argument("--cluster", default=None, metavar="auto|ray://HOST:PORT",
+                       help="compute VGG16's features on a Ray cluster: 'auto' joins the one named by RAY_ADDRESS or "
+                            "started on this machine (`ray start --head`), else starts one here; ray://HOST:PORT joins "
+                            "an existing one. The photos must be at the same path on every machine")
+    group.add_argument("--workers", type=int, default=None,
+                       help="Ray workers to run (default: the cluster's CPUs / --worker-cpus)")
+    group.add_argument("--worker-cpus", type=int, default=1, help="cores each worker uses (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quasar", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Train image classifiers by transfer learning from VGG16, see why "
@@ -34,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_argument(train)
     train.add_argument("--out", required=True, help="run folder to write (created)")
     add_training_flags(train)
+    _cluster_arguments(train)
+
+    features = sub.add_parser("features", help="fill the feature cache only (VGG16 once per photo), here or on a Ray "
+                                               "cluster; a training then reads them")
+    _data_argument(features)
+    add_training_flags(features)
+    _cluster_arguments(features)
 
     evaluate = sub.add_parser("evaluate", help="score a trained run on labelled photos")
     evaluate.add_argument("run_dir", help="a run folder written by train")

@@ -48,9 +48,57 @@ def _read_photo(path: str):
         raise QuasarError(f"{path}: {getattr(exc, 'reason', None) or exc}") from None
 
 
+def _need_ray(args) -> None:
+    """--cluster without Ray installed: say how to install it before any photo is read."""
+    if getattr(args, "cluster", None):
+        from quasar_core.cluster import require_ray
+
+        require_ray()
+
+
+def _on_cluster(args, dataset, configs, bar):
+    """The feature pass on the Ray cluster, filling the feature cache a training then reads; the dataset less the
+    photos that could not be used there (named, as the data report names a skipped file)."""
+    from quasar_core import cluster
+
+    try:
+        dataset, done = cluster.cluster_features(dataset, configs, address=args.cluster, cache=_cache(),
+                                                 workers=args.workers, threads=args.worker_cpus, hooks=bar.hooks())
+    finally:
+        bar.close()
+    if done.failed:
+        print(f"{len(done.failed)} {'file was' if len(done.failed) == 1 else 'files were'} skipped on the cluster:",
+              file=sys.stderr)
+        for problem in done.failed:
+            print(f"  {problem.file}: {problem.reason}", file=sys.stderr)
+    print(f"On the cluster: {done.words()}", file=sys.stderr)
+    if any(config.fine_tunes for config in configs):
+        print("Fine-tuning's activations are computed on this machine.", file=sys.stderr)
+    return dataset
+
+
+def cmd_features(args) -> int:
+    from quasar_core import cluster
+
+    _need_ray(args)
+    bar = _progress()
+    dataset = _load(args, bar)
+    configs = candidates_from_args(args, dataset) or [config_from_args(args, dataset)]
+    if args.cluster:
+        _on_cluster(args, dataset, configs, bar)
+    else:
+        done = cluster.local_features(dataset, configs, cache=_cache(), hooks=bar.hooks())
+        bar.close()
+        print(f"On this machine: {done.words()}", file=sys.stderr)
+    sizes = ", ".join(f"{c.image_size} px" for c in configs)
+    print(f"The features of {len(dataset)} photos at {sizes} are in the feature cache ({_cache().root}).")
+    return 0
+
+
 def cmd_train(args) -> int:
     from quasar_core.runs.pipeline import train_run
 
+    _need_ray(args)
     bar = _progress()
     dataset = _load(args, bar)
     config = config_from_args(args, dataset)
@@ -59,6 +107,8 @@ def cmd_train(args) -> int:
            'fine-tuning' if config.fine_tunes else 'feature extraction')
     print(f"Training on {len(dataset)} photos in {len(dataset.labels)} classes at {config.image_size} px "
           f"({args.preset} preset, {how}).", file=sys.stderr)
+    if args.cluster:
+        dataset = _on_cluster(args, dataset, candidates or [config], bar)
     run = train_run(dataset, config, args.out, hooks=bar.hooks(), cache=_cache(), candidates=candidates)
     bar.close()
     if run.path != Path(args.out):  # a multi-worker job's other workers: the chief keeps the run
@@ -229,6 +279,6 @@ def cmd_project(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
-            "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare, "doctor": cmd_doctor,
-            "project": cmd_project}
+COMMANDS = {"train": cmd_train, "features": cmd_features, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "export": cmd_export, "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare,
+            "doctor": cmd_doctor, "project": cmd_project}
