@@ -32,6 +32,7 @@ MAX_ITER = 500
 LEGACY_LAYERS = ("block5_pool",)  # runs saved before the richer features
 # Added under the square root: its slope at 0 stays finite (a channel that never fires while fine-tuning).
 ROOT_EPSILON = np.float32(1e-6)
+LOGITS_CHUNK = 65536  # rows whose logits are computed at once (head_at_scale: memory that does not grow with photos)
 
 
 def rooted(features, root: bool = True) -> np.ndarray:
@@ -53,6 +54,9 @@ class Head:
     root: bool = True
 
     def logits(self, features: np.ndarray) -> np.ndarray:
+        if len(features) > LOGITS_CHUNK:  # many photos: a chunk's copies at a time, not the whole features' (x3)
+            return np.concatenate([self.logits(features[start : start + LOGITS_CHUNK])
+                                   for start in range(0, len(features), LOGITS_CHUNK)])
         x = (rooted(features, self.root) - self.mean) / self.scale
         return x @ self.kernel + self.bias
 
@@ -88,6 +92,11 @@ def fit_head(features, targets, *, n_classes: int, strength: float, class_weight
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
+    from quasar_core import head_at_scale
+
+    if len(features) > head_at_scale.SCALE_ROWS:  # many photos: the same head, in memory that does not grow with them
+        return head_at_scale.fit_head_at_scale(features, targets, n_classes=n_classes, strength=strength,
+                                               class_weights=class_weights)
     x = rooted(features)
     y = np.asarray(targets, dtype=np.int64)
     present = np.unique(y)
