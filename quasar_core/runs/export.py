@@ -4,9 +4,13 @@ The self-contained model (VGG16 and the learned head, resizing and preprocessing
 assembled from the run folder, written in the chosen format, reloaded, and must reproduce
 the assembled model's predictions on the run's example photos within a stated tolerance;
 otherwise nothing is written. Formats: a zip (model.keras, labels, evaluation, "none of
-these" reference and a predict.py), a TensorFlow SavedModel folder, a TFLite file (for photos
-already resized to the run's size: TFLite has no antialiased resize), and a predict-only
-Streamlit app (share_app.py).
+these" reference, a predict.py and the decoder and answers it uses), a TensorFlow SavedModel
+folder, a TFLite file (for photos already resized to the run's size: TFLite has no antialiased
+resize), and a predict-only Streamlit app without TensorFlow (share_app.py, app_model.py), which
+must reproduce the product's own answers (runs/serving.py: int8 where the run trained in int8).
+
+The zip's predict.py and the app read photos with a byte-for-byte copy of
+data/photo_decoding.py, written into them here from that one file.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from quasar_core.data.images import resize_square
+from quasar_core.data.photo_decoding import decode_photo, resize_square
 from quasar_core.errors import QuasarError
 from quasar_core.familiarity import SCORING_SNIPPET
+from quasar_core.runs import app_model
 from quasar_core.runs.folder import FILES, Run
 from quasar_core.runs.learned import classifier_of
 from quasar_core.runs.model_files import load_checked_model
-from quasar_core.runs.share_app import app_requirements, project_requirements_text, write_app
+from quasar_core.runs.share_app import ANSWERS, DECODER, app_requirements, project_requirements_text, write_app
 
 FORMATS = ("zip", "savedmodel", "tflite", "app")
 # Largest allowed difference in any class probability between the assembled model and an export.
-TOLERANCE = {"zip": 1e-6, "savedmodel": 1e-5, "tflite": 1e-4, "app": 1e-6}
+TOLERANCE = {"zip": 1e-6, "savedmodel": 1e-5, "tflite": 1e-4, "app": 1e-3}
+# The app's model files: the smallest VGG16 storage that reproduces the product within the tolerance.
+APP_BUDGET_BYTES = 25 * 1024**2
 ZIP_MEMBERS = (FILES.LABELS, FILES.CONFIG, FILES.METRICS, FILES.HISTORY, FILES.DATA_REPORT, FILES.STATUS,
                FILES.FAMILIARITY)
 
@@ -39,29 +46,27 @@ PREDICT_SCRIPT = '''"""Classify photos with this exported Quasar Nexus model.
     pip install tensorflow pillow      # tensorflow-cpu on Linux x86-64 / Windows
     python predict.py photo1.jpg [photo2.png ...]
 
-The model takes raw RGB pixels of any size: resizing and VGG16's preprocessing are inside it.
-A photo unlike every training photo is reported as "does not look like any of" the classes.
+Photos are read and resized by photo_decoding.py, the very file Quasar Nexus reads them with (the
+model resizes inside too; a photo already at its size is left as it is). Each gets one of three
+answers (answers.py): "It is most likely X (N %% sure).", "Not sure: this photo looks unusual for
+your classes; ...", or "This doesn't look like any of your classes ...".
 """
 import json
 import sys
 from pathlib import Path
 
-import keras
-import numpy as np
-from PIL import Image, ImageOps
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import answers  # noqa: E402  (this folder's own files)
+import photo_decoding  # noqa: E402
+
+IMAGE_SIZE = %(image_size)d
 
 %(snippet)s
-
-def load_rgb(path):
-    image = ImageOps.exif_transpose(Image.open(path))
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return np.asarray(image.convert("RGB"), dtype=np.float32)
-
 
 def main(paths):
     model = keras.saving.load_model(HERE / "%(model)s", safe_mode=True, compile=False)
@@ -69,35 +74,43 @@ def main(paths):
     both = keras.Model(model.inputs[0], [model.outputs[0], model.get_layer(pooled).output])
     labels = json.loads((HERE / "%(labels)s").read_text(encoding="utf-8"))
     reference = HERE / "%(familiarity)s"
-    arrays = dict(np.load(reference)) if reference.is_file() else None
+    arrays = dict(np.load(reference, allow_pickle=False)) if reference.is_file() else None
+    failed = 0
     for path in paths:
-        probabilities, features = (np.asarray(x) for x in both(load_rgb(path)[None], training=False))
-        best = int(np.argmax(probabilities[0]))
-        answer = f"{labels[best]} ({probabilities[0][best] * 100:.1f} %%)"
+        try:
+            pixels, _ = photo_decoding.decode_photo(Path(path).read_bytes())
+        except (photo_decoding.PhotoRejected, OSError) as problem:
+            print(f"{path}: could not be answered: {getattr(problem, 'reason', None) or problem}")
+            failed += 1
+            continue
+        image = photo_decoding.resize_square(pixels, IMAGE_SIZE)[None]
+        probabilities, features = (np.asarray(x) for x in both(image, training=False))
+        unknown = unusual = False
         if arrays is not None:
-            score, unknown = familiarity(features, arrays)
-            if unknown[0]:
-                answer = (f"does not look like any of: {', '.join(labels)} "
-                          f"(closest: {labels[best]}, {probabilities[0][best] * 100:.0f} %%)")
-        print(f"{path}: {answer}")
+            _, unknown_flags, unusual_flags = answers.familiarity_verdicts(familiarity, features, arrays)
+            unknown, unusual = bool(unknown_flags[0]), bool(unusual_flags[0])
+        print(f"{path}: {answers.verdict(probabilities[0], labels, unknown=unknown, unusual=unusual)[1]}")
+    return 1 if failed and failed == len(paths) else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: python predict.py IMAGE [IMAGE ...]")
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))
 '''
 
 
-def reference_images(run: Run, limit: int = 16) -> np.ndarray:
-    """The run's example photos resized to its input size: what exports are checked on."""
-    from PIL import Image
-
+def example_photos(run: Run, limit: int = 16) -> list[np.ndarray]:
+    """The run's example photos as uint8 RGB pixels (read by THE decoder): what exports are checked on."""
     paths = sorted((run.path / FILES.EXAMPLES).glob("*"))[:limit]
     if not paths:
         raise QuasarError(f"Run {run.name!r} has no example photos to check an export against.")
-    return np.stack([resize_square(np.asarray(Image.open(p).convert("RGB")), run.config.image_size)
-                     for p in paths])
+    return [decode_photo(path.read_bytes(), min_side=1)[0] for path in paths]
+
+
+def reference_images(run: Run, limit: int = 16) -> np.ndarray:
+    """The run's example photos resized to its input size (THE resize)."""
+    return np.stack([resize_square(pixels, run.config.image_size) for pixels in example_photos(run, limit)])
 
 
 def model_bytes(run: Run, *, base_loader=None) -> bytes:
@@ -123,13 +136,20 @@ def run_zip_bytes(run_dir: str | Path, *, base_loader=None) -> bytes:
             if path.is_file():
                 archive.write(path, member)
         archive.writestr("predict.py", PREDICT_SCRIPT % {"snippet": SCORING_SNIPPET, "model": FILES.MODEL,
-                                                         "labels": FILES.LABELS, "familiarity": FILES.FAMILIARITY})
+                                                         "labels": FILES.LABELS, "familiarity": FILES.FAMILIARITY,
+                                                         "image_size": run.config.image_size})
+        archive.writestr("photo_decoding.py", DECODER.read_bytes())  # THE decoder, byte for byte
+        archive.writestr("answers.py", ANSWERS.read_bytes())
         archive.writestr("README.txt", _zip_readme(run))
     return buffer.getvalue()
 
 
-def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, base_loader=None) -> dict:
-    """Write an export and verify it. Returns {"path", "format", "max_difference", "tolerance", "images"}."""
+def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, base_loader=None, cache=None) -> dict:
+    """Write an export and verify it. Returns {"path", "format", "max_difference", "tolerance", "images"} (and for
+    the app "model": what runs, "model_bytes": the model file's size).
+
+    The app is checked against the product's own answers (the feature pass and the head: int8 where the run
+    trained in int8); the other formats against the assembled Keras model."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}.")
     run = Run.open(run_dir)
@@ -137,24 +157,27 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, bas
         raise QuasarError(f"Run {run.name!r} has no trained model to export yet.")
     out = Path(out)
     images = reference_images(run)
-    model = classifier_of(run, base_loader=base_loader).model()
-    expected = np.asarray(model.predict(images, verbose=0))
+    extra = {}
     with tempfile.TemporaryDirectory(prefix="quasar-export-") as scratch:
         staged = Path(scratch) / "export"
-        if format == "zip":
-            staged.write_bytes(run_zip_bytes(run.path, base_loader=base_loader))
-            actual = _predict_zip(staged, images, Path(scratch))
-        elif format == "app":
-            write_share_app(run, staged, base_loader=base_loader)
-            actual = np.asarray(load_checked_model(staged / FILES.MODEL).predict(images, verbose=0))
-        elif format == "savedmodel":
-            model.export(str(staged), format="tf_saved_model", verbose=False)
-            actual = _predict_savedmodel(staged, images)
+        if format == "app":
+            built = write_share_app(run, staged, base_loader=base_loader, cache=cache)
+            expected, actual = built["expected"], built["actual"]
+            extra = {"model": built["model"], "storage": built["storage"], "model_bytes": built["model_bytes"]}
         else:
-            saved = Path(scratch) / "savedmodel"
-            _fixed_size(model, run.config.image_size).export(str(saved), format="tf_saved_model", verbose=False)
-            staged.write_bytes(_tflite_bytes(saved))
-            actual = _predict_tflite(staged, images)
+            model = classifier_of(run, base_loader=base_loader).model()
+            expected = np.asarray(model.predict(images, verbose=0))
+            if format == "zip":
+                staged.write_bytes(run_zip_bytes(run.path, base_loader=base_loader))
+                actual = _predict_zip(staged, images, Path(scratch))
+            elif format == "savedmodel":
+                model.export(str(staged), format="tf_saved_model", verbose=False)
+                actual = _predict_savedmodel(staged, images)
+            else:
+                saved = Path(scratch) / "savedmodel"
+                _fixed_size(model, run.config.image_size).export(str(saved), format="tf_saved_model", verbose=False)
+                staged.write_bytes(_tflite_bytes(saved))
+                actual = _predict_tflite(staged, images)
         difference = float(np.max(np.abs(actual - expected)))
         if not difference <= TOLERANCE[format]:
             raise QuasarError(
@@ -166,11 +189,74 @@ def export_run(run_dir: str | Path, *, format: str = "zip", out: str | Path, bas
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staged), out)
     return {"path": str(out), "format": format, "max_difference": difference, "tolerance": TOLERANCE[format],
-            "images": int(len(images))}
+            "images": int(len(images)), **extra}
 
 
-def write_share_app(run: Run, folder: Path, *, base_loader=None) -> Path:
-    """The predict-only Streamlit app of a run (share_app.py): model, labels, one photo per class, headline."""
+def app_candidates(run: Run, *, base_loader=None, cache=None):
+    """The app models to try for a run, smallest first: (storage, build()) pairs (app_model.py says which)."""
+    from quasar_core.runs.serving import served_model
+
+    served = served_model(run, base_loader=base_loader, cache=cache)
+    size = run.config.image_size
+    if served.route == "feature pass" and served.precision == "int8":
+        def int8_model():
+            import onnx
+
+            from quasar_core import backbone
+            from quasar_core.features import extract, int8
+
+            network = int8.load_int8_network(
+                weights_path=extract.local_weights(run.config.weights, served._base),
+                weights_id=backbone.weights_id(run.config.weights), image_size=size,
+                models_dir=extract.models_dir(cache))
+            return app_model.build(conv_model=onnx.load_from_string(network.model_path.read_bytes()),
+                                   head=served.head, image_size=size, storage="int8")
+
+        return served, [("int8", int8_model)]
+    weights: dict = {}
+
+    def parts():
+        if not weights:
+            if served.route == "kept model":
+                kept = classifier_of(run, base_loader=base_loader).model()
+                weights["conv"] = app_model.conv_weights_of(kept)
+                weights["head"] = served_head(run) or app_model.head_of(kept)
+            else:
+                weights["conv"], weights["head"] = _base_conv_weights(run, served), served.head
+        return weights["conv"], weights["head"]
+
+    def builder(storage):
+        return lambda: app_model.build(conv_weights=parts()[0], head=parts()[1], image_size=size, storage=storage)
+
+    return served, [(storage, builder(storage)) for storage in ("int8 weights", "float16 weights", "float32")]
+
+
+def served_head(run: Run):
+    """The run's head arrays (a fine-tuned run keeps them beside its tuned blocks); None for an opened model."""
+    from quasar_core.head import Head
+
+    arrays = None if run.opened_from_file else run.arrays(FILES.HEAD)
+    return Head.from_arrays(arrays) if arrays else None
+
+
+def _base_conv_weights(run: Run, served):
+    """VGG16's conv weights as the run's features saw them: the weights file, else (random weights) the base."""
+    from quasar_core import backbone
+    from quasar_core.features import int8
+
+    path = backbone.weights_file(run.config.weights)
+    if path is not None:
+        return int8.read_vgg16_weights(path)
+    return app_model.conv_weights_of(served._base())
+
+
+def write_share_app(run: Run, folder: Path, *, base_loader=None, cache=None) -> dict:
+    """The predict-only Streamlit app of a run (share_app.py): ONNX model, labels, one photo per class, headline.
+
+    The model is the smallest of app_candidates whose answers on the run's example photos (read and resized by
+    the copy of photo_decoding.py written into the app) are within TOLERANCE["app"] of the product's.
+    Returns {"path", "expected", "actual", "storage", "model", "model_bytes", "tried"}.
+    """
     metrics = run.metrics
     headline = {"title": f"{', '.join(run.labels)}: a photo classifier", "dataset": run.status.source or None,
                 "n_photos": run.report.total if run.report else None,
@@ -183,10 +269,39 @@ def write_share_app(run: Run, folder: Path, *, base_loader=None) -> Path:
         path = run.example_path(prediction)
         if path is not None and prediction["true"] == prediction["predicted"] and prediction["true"] not in examples:
             examples[prediction["true"]] = path.read_bytes()
-    return write_app(folder, model_keras=model_bytes(run, base_loader=base_loader), labels=run.labels,
-                     headline={k: v for k, v in headline.items() if v is not None}, examples=examples,
-                     familiarity=run.arrays(FILES.FAMILIARITY), scoring_snippet=SCORING_SNIPPET,
-                     requirements=app_requirements(project_requirements_text()))
+    photos = example_photos(run)
+    served, candidates = app_candidates(run, base_loader=base_loader, cache=cache)
+    expected = served.predict_proba(photos)
+    size = run.config.image_size
+    tried = []
+    for storage, build in candidates:
+        model = build()
+        actual, _ = app_model.run(model.onnx, np.stack([resize_square(p, size) for p in photos]))
+        difference = float(np.max(np.abs(actual - expected)))
+        tried.append({"storage": storage, "bytes": len(model.onnx), "max_difference": difference})
+        if difference <= TOLERANCE["app"]:
+            break
+    write_app(folder, model_onnx=model.onnx, image_size=size, labels=run.labels,
+              headline={k: v for k, v in headline.items() if v is not None}, examples=examples,
+              familiarity=run.arrays(FILES.FAMILIARITY), scoring_snippet=SCORING_SNIPPET,
+              requirements=app_requirements(project_requirements_text()), model_words=model.words)
+    actual = _predict_app(folder, photos)  # the written folder itself: its decoder copy, its model file
+    return {"path": str(folder), "expected": expected, "actual": actual, "storage": model.storage,
+            "model": model.words, "model_bytes": len(model.onnx), "tried": tried}
+
+
+def _predict_app(folder: Path, photos: list[np.ndarray]) -> np.ndarray:
+    """The app folder's answers for photos: its own photo_decoding.py's resize and its model.onnx."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("quasar_exported_photo_decoding", folder / "photo_decoding.py")
+    decoding = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decoding)
+    size = int(json.loads((folder / "card.json").read_text(encoding="utf-8"))["image_size"])
+    probabilities, _ = app_model.run((folder / "model.onnx").read_bytes(),
+                                     np.stack([decoding.resize_square(p, size) for p in photos]))
+    return probabilities
 
 
 def zip_folder(folder: Path, *, prefix: str = "") -> bytes:

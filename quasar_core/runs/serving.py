@@ -2,8 +2,8 @@
 
 ``served_model(run)`` answers new photos (``quasar predict``, the Predict page, ``quasar evaluate``, and
 the check of the light shared app) the way the run learned: VGG16's frozen part runs batched through
-the feature pass (features/extract.py) in the precision the training ran (int8 through ONNX Runtime
-where the training used it and this machine has it, else the training's float precision), photos
+the feature pass (features/extract.py) in int8 through ONNX Runtime where the training used it (and this
+machine has it), else in float32 like the kept model (a bfloat16 training's features only rounded float32's), photos
 streamed from their source a batch at a time and dropped, and the head's probabilities are computed
 from the run's head arrays in numpy (head.Head: square root, standardise, dense, softmax with the
 temperature). No Keras model is assembled for that; a run whose VGG16 was fine-tuned, or a model
@@ -61,8 +61,10 @@ class ServedModel:
         trained = run.status.precision or "float32"
         if trained == "int8" and not int8.runtime_available():
             self.precision, self.reason = "float32", "the training ran int8, but ONNX Runtime is not installed here"
-        else:
-            self.precision, self.reason = trained, f"as in training ({trained})"
+        elif trained == "int8":
+            self.precision, self.reason = "int8", "as in training (int8)"
+        else:  # float32, as the kept model (bfloat16 only rounds it, and was slower than float32 where measured)
+            self.precision, self.reason = "float32", f"float32, as the kept model (the training ran {trained})"
         self._network_for = network_provider(weights=self.config.weights, image_size=self.config.image_size,
                                              precision=self.precision, base_loader=self._base, cache=cache)
 

@@ -1,17 +1,21 @@
-"""``export --format app``: a predict-only Streamlit app folder a stakeholder can run or deploy.
+"""``export --format app``: a predict-only Streamlit app folder a stakeholder can run or deploy, without TensorFlow.
 
 ``write_app`` writes a folder that runs without Quasar Nexus (``streamlit run app.py`` after
 ``pip install -r requirements.txt``, or as it is on Streamlit Community Cloud)::
 
     app.py                  the app: copied from share_app_template/app.py (a real file, tested as one);
-                            it imports only streamlit, keras/tensorflow, numpy, pillow, plotly, pandas
-    model.keras             the self-contained model (raw RGB of any size in; resize and VGG16 inside)
+                            it imports only streamlit, onnxruntime, numpy and pillow
+    photo_decoding.py       THE decoder and resize: quasar_core/data/photo_decoding.py, byte for byte
+    answers.py              the three answers in words: share_app_template/answers.py, byte for byte
+    model.onnx              VGG16 and the head for ONNX Runtime (runs/app_model.py): resized RGB in,
+                            probabilities and pooled features out
     labels.json             class names in the order of the model's outputs
-    card.json               the model card's headline (see HEADLINE_KEYS) + "examples": {label: path}
+    card.json               the model card's headline (see HEADLINE_KEYS) + "examples": {label: path},
+                            "image_size" (the side photos are resized to) and "model" (what runs, in words)
     examples/<n>.jpg        one example photo per class, n = the class's index in labels
     familiarity.npz         only with `familiarity`: the "none of these" reference arrays
     familiarity.py          only with `familiarity`: `scoring_snippet`, familiarity(features, arrays)
-    requirements.txt        the text given (see ``app_requirements``)
+    requirements.txt        the text given (see ``app_requirements``): pinned, no TensorFlow
     README.md               how to run or deploy it, what it shows, what "none of these" means
     .streamlit/config.toml  light theme, minimal toolbar, no usage statistics, no e-mail prompt
 
@@ -36,6 +40,8 @@ import numpy as np
 from quasar_core.wording import estimate, join_words, plural
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "share_app_template"
+DECODER = Path(__file__).resolve().parents[1] / "data" / "photo_decoding.py"  # copied byte for byte
+ANSWERS = TEMPLATE_DIR / "answers.py"  # copied byte for byte (the app's and predict.py's words)
 PROJECT_REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 DISTRIBUTION = "quasar-nexus"
 EXAMPLE_SIDE = 512  # example photos are shrunk to at most this many pixels a side
@@ -52,30 +58,37 @@ HEADLINE_KEYS = {
     "trained_at": "when, ISO 8601 date or date-time, e.g. '2025-03-14' (date/datetime objects accepted)",
     "description": "optional sentence shown under the headline",
 }
-# Packages app.py imports (keras only when the project pins it: tensorflow brings it otherwise).
-APP_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "streamlit", "plotly", "pillow", "numpy", "pandas")
-NEEDED = ("streamlit", "plotly", "pillow", "numpy", "pandas")
+# Packages the app imports (pinned as the project pins them); never TensorFlow.
+APP_PACKAGES = ("streamlit", "onnxruntime", "pillow", "numpy")
+NEEDED = APP_PACKAGES
+UNMARKED = ("onnxruntime",)  # the project installs it only where wheels exist; the app cannot run without it
 
 
-def write_app(folder, *, model_keras: bytes, labels: list[str], headline: dict, examples: dict[str, bytes],
-              familiarity: dict[str, np.ndarray] | None, scoring_snippet: str | None, requirements: str) -> Path:
+def write_app(folder, *, model_onnx: bytes, image_size: int, labels: list[str], headline: dict,
+              examples: dict[str, bytes], familiarity: dict[str, np.ndarray] | None, scoring_snippet: str | None,
+              requirements: str, model_words: str | None = None) -> Path:
     """Write the app folder (which must not exist, or be empty) and return its path.
 
-    `examples` maps class names to photo bytes (any format Pillow reads; stored as JPEG).
-    `familiarity` (FamiliarityModel.to_arrays()) needs `scoring_snippet`; without it the app answers
-    every photo, with no "doesn't look like any of your classes" verdict.
+    `model_onnx`: app_model.build's model (images resized to `image_size` in). `examples` maps class names
+    to photo bytes (any format Pillow reads; stored as JPEG). `familiarity` (FamiliarityModel.to_arrays())
+    needs `scoring_snippet`; without it the app answers every photo, with no "doesn't look like any of your
+    classes" verdict. `model_words` says what runs (e.g. "VGG16 in int8 ..."), for card.json.
     """
     folder = Path(folder)
     _check_destination(folder)
     labels = _checked_labels(labels)
     card = _checked_headline(headline)
-    if not isinstance(model_keras, (bytes, bytearray)) or not bytes(model_keras).startswith(b"PK"):
-        raise ValueError("model_keras must be the bytes of a .keras file (a zip archive).")
+    if not isinstance(model_onnx, (bytes, bytearray)) or len(model_onnx) < 16 or bytes(model_onnx).startswith(b"PK"):
+        raise ValueError("model_onnx must be the bytes of an ONNX model (app_model.build), not a .keras file.")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 32 <= image_size <= 1024:
+        raise ValueError(f"image_size must be the model's input side, 32 to 1024 px; got {image_size!r}.")
     if not isinstance(requirements, str) or not requirements.strip():
         raise ValueError("requirements must be the text of the app's requirements.txt.")
-    missing = [name for name in ("streamlit", "tensorflow") if not _mentions(requirements, name)]
+    missing = [name for name in ("streamlit", "onnxruntime") if not _mentions(requirements, name)]
     if missing:
         raise ValueError(f"requirements must name {join_words(missing)}: the app cannot run without them.")
+    if _mentions(requirements, "tensorflow"):
+        raise ValueError("requirements must not name tensorflow: the app runs on ONNX Runtime alone.")
     unknown = sorted(set(examples or {}) - set(labels))
     if unknown:
         raise ValueError(f"examples are given for {join_words([repr(u) for u in unknown])}, "
@@ -89,9 +102,11 @@ def write_app(folder, *, model_keras: bytes, labels: list[str], headline: dict, 
     staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
     try:
         shutil.copyfile(TEMPLATE_DIR / "app.py", staged / "app.py")
+        shutil.copyfile(DECODER, staged / "photo_decoding.py")
+        shutil.copyfile(ANSWERS, staged / "answers.py")
         (staged / ".streamlit").mkdir()
         shutil.copyfile(TEMPLATE_DIR / ".streamlit" / "config.toml", staged / ".streamlit" / "config.toml")
-        (staged / "model.keras").write_bytes(bytes(model_keras))
+        (staged / "model.onnx").write_bytes(bytes(model_onnx))
         _write_json(staged / "labels.json", labels)
         (staged / "examples").mkdir()
         card["examples"] = {}
@@ -99,6 +114,9 @@ def write_app(folder, *, model_keras: bytes, labels: list[str], headline: dict, 
             name = f"examples/{labels.index(label)}.jpg"
             (staged / name).write_bytes(_example_jpeg(label, data))
             card["examples"][label] = name
+        card["image_size"] = int(image_size)
+        if model_words:
+            card["model"] = str(model_words)
         card["app_format"] = APP_FORMAT
         _write_json(staged / "card.json", card)
         if arrays is not None:
@@ -117,21 +135,20 @@ def write_app(folder, *, model_keras: bytes, labels: list[str], headline: dict, 
 
 
 def app_requirements(project_requirements_text: str) -> str:
-    """The lines of the project's requirements.txt the app needs, pins and platform markers as they are.
+    """The lines of the project's requirements.txt the app needs, pinned as the project pins them.
 
-    Kept: tensorflow / tensorflow-cpu (with their markers), keras, streamlit, plotly, pillow, numpy and
-    pandas. A package the app imports that the project does not list is added unpinned.
+    Kept: streamlit, onnxruntime (its platform markers dropped: the app cannot run without it), pillow and
+    numpy. Never TensorFlow. A package the app imports that the project does not list is added unpinned.
     """
     kept, seen = [], set()
     for line in _logical_lines(project_requirements_text):
         name = _requirement_name(line)
-        if name in APP_PACKAGES:
-            kept.append(line)
+        if name in APP_PACKAGES and name not in seen:
+            kept.append(line.split(";")[0].strip() if name in UNMARKED else line)
             seen.add(name)
-    if not seen & {"tensorflow", "tensorflow-cpu"}:
-        kept.append("tensorflow")
     kept += [name for name in NEEDED if name not in seen]
-    header = "# What this app needs (pinned as in the Quasar Nexus project that exported it).\n"
+    header = ("# What this app needs (pinned as in the Quasar Nexus project that exported it; no TensorFlow:\n"
+              "# the model runs on ONNX Runtime).\n")
     return header + "\n".join(kept) + "\n"
 
 
@@ -230,9 +247,10 @@ def _checked_snippet(snippet, arrays) -> str:
     if "n_features" in arrays:  # one trial run, so a mismatch shows here and not in the stakeholder's app
         namespace: dict = {}
         exec(compile(tree, "familiarity.py", "exec"), namespace)  # our own engine's source
-        values, unknown = namespace["familiarity"](np.zeros((1, int(arrays["n_features"])), np.float32), arrays)
-        if len(np.asarray(values)) != 1 or len(np.asarray(unknown)) != 1:
-            raise ValueError("scoring_snippet's familiarity() must return one value and one verdict per photo.")
+        result = namespace["familiarity"](np.zeros((1, int(arrays["n_features"])), np.float32), arrays)
+        if len(result) not in (2, 3) or any(len(np.asarray(part)) != 1 for part in result):
+            raise ValueError("scoring_snippet's familiarity() must return one value and one or two verdicts per "
+                             "photo (familiarity, unknown[, unusual]).")
     return snippet if snippet.endswith("\n") else snippet + "\n"
 
 
@@ -325,8 +343,8 @@ def _readme(card: dict, labels: list[str], *, with_familiarity: bool) -> str:
             "So next to its answer the app checks whether the photo looks like the photos the model learned "
             "from (their features are in `familiarity.npz`). When it is unlike almost all of them (a photo of "
             "something else, a drawing, a very dark or blurred photo), the app says **\"This doesn't look "
-            "like any of your classes\"** instead of an answer, and shows the model's probabilities greyed "
-            "out: they are there, but they mean little.")
+            "like any of your classes\"** instead of an answer (its best guess is shown, marked as not to be "
+            "trusted); a photo only somewhat unusual gets **\"Not sure\"** with the closest class.")
         rows = ("| `familiarity.npz` | the training photos' features, to tell photos unlike all of them |\n"
                 "| `familiarity.py` | how a photo's familiarity is scored (numpy) |\n")
     else:
@@ -342,4 +360,5 @@ def _readme(card: dict, labels: list[str], *, with_familiarity: bool) -> str:
         trained_at=_md(when_words(card["trained_at"])) if card.get("trained_at") else "not recorded",
         familiarity_words=familiarity,
         familiarity_rows=rows,
+        model_words=_md(card.get("model") or "as exported by Quasar Nexus"),
     )

@@ -1,17 +1,19 @@
-"""`export --format app`: the predict-only Streamlit app folder (quasar_core.runs.share_app).
+"""`export --format app`: the predict-only Streamlit app folder (quasar_core.runs.share_app), without TensorFlow.
 
-A tiny real Quasar-shaped model (random VGG16 at 32 px + a head, assembled by head.py) is written
-as an app folder once per module, then:
+A tiny real Quasar-shaped model (random VGG16 at 32 px + a head, built for ONNX Runtime by app_model.py)
+is written as an app folder once per module, then:
 
-* static: app.py (and familiarity.py) import nothing from quasar_core, only streamlit, keras,
-  numpy, pillow, plotly, pandas and the standard library; the folder holds what it should;
-* the photo reading of app.py (EXIF, transparency, bad files) through its own functions;
-* Streamlit's AppTest: title, headline, class names; photos answered, a text file named with
-  what to do, a photo unlike the training ones "doesn't look like any of your classes";
+* static: app.py, answers.py, photo_decoding.py and familiarity.py import nothing from quasar_core,
+  only streamlit, onnxruntime, numpy, pillow and the standard library; photo_decoding.py is the engine's
+  own file byte for byte; the folder holds what it should; its requirements pin no TensorFlow;
+* decoding parity: the app's copy of the decoder and the engine read 16-bit, palette-with-transparency,
+  LA, CMYK and EXIF-rotated photos to the same pixels, and refuse a truncated one in the same plain words;
+* Streamlit's AppTest: title, headline, class names; photos answered with the three answers, a text file
+  named with what to do, a photo unlike the training ones "doesn't look like any of your classes";
   without a familiarity reference the app answers with no verdict;
 * a real browser (Debian's chromium via Playwright) against `streamlit run app.py` started in the
   app folder with a clean environment (quasar_core not importable there): a photo through the
-  uploader -> its answer and the probability chart; a text file -> the clear message.
+  uploader -> its answer and the bars; a text file -> the clear message.
 
 The browser test is skipped when /usr/bin/chromium or Playwright is missing, unless
 QUASAR_REQUIRE_BROWSER=1, where that is a failure.
@@ -34,8 +36,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quasar_core.runs.share_app import app_requirements, write_app
-from quasar_core.wording import estimate
+from quasar_core.runs import app_model
+from quasar_core.runs.share_app import ANSWERS, DECODER, app_requirements, write_app
+from quasar_core.wording import confidence, estimate
 
 from quasar_core.familiarity import SCORING_SNIPPET, FamiliarityModel
 from tests.browser.support import (SCREENSHOTS, expect, free_port, launched_chromium, streamlit_command,
@@ -44,7 +47,7 @@ from tests.browser.support import (SCREENSHOTS, expect, free_port, launched_chro
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ("circle", "square", "triangle")  # the shapes of tests/conftest.py
 
-ANSWER_MS = 90_000  # the server's first answer imports TensorFlow and loads VGG16 (tens of seconds when busy)
+ANSWER_MS = 60_000  # the server's first answer opens the ONNX model (seconds; more on a busy machine)
 PAGE_MS = 30_000
 VIEWPORT = {"width": 1200, "height": 1000}
 
@@ -52,7 +55,7 @@ HEADLINE = {"title": "Circle, square or triangle?", "accuracy": 0.93, "accuracy_
             "method": "5-fold cross-validation over 245 photos", "dataset": "shapes_v2.zip", "n_photos": 245,
             "trained_at": "2025-03-14T09:30:00"}
 HEADLINE_WORDS = "about 93 % (90–95 %) measured by 5-fold cross-validation over 245 photos"
-PERCENT = r"\d{1,3}\.\d %"  # "94.7 %": a space before the sign
+PERCENT = r"(?:\d{1,3}\.\d %|more than 99 %|less than 1 %)"  # "94.7 %": a space before the sign; never 100 %
 
 
 # --- the app folder --------------------------------------------------------------------------------
@@ -83,25 +86,23 @@ def pictures(shapes):
 
 
 @pytest.fixture(scope="module")
-def model_parts(base, pictures, tmp_path_factory):
-    """(model.keras bytes, familiarity arrays, scoring snippet) of a tiny real model."""
-    import keras
-
-    from quasar_core.head import Head, assemble_model
+def model_parts(base, pictures):
+    """(model.onnx bytes, familiarity arrays, scoring snippet) of a tiny real model."""
+    from quasar_core.data.photo_decoding import resize_square
+    from quasar_core.head import Head
 
     rng = np.random.default_rng(0)
-    head = Head(mean=np.zeros(512, np.float32), scale=np.ones(512, np.float32),
-                kernel=rng.normal(scale=0.05, size=(512, len(CLASSES))).astype(np.float32),
+    head = Head(mean=np.zeros(1024, np.float32), scale=np.ones(1024, np.float32),
+                kernel=rng.normal(scale=0.05, size=(1024, len(CLASSES))).astype(np.float32),
                 bias=np.zeros(len(CLASSES), np.float32), temperature=1.0)
-    model = assemble_model(base, head, image_size=32)
-    path = tmp_path_factory.mktemp("share-model") / "model.keras"
-    model.save(path)
+    model = app_model.build(conv_weights=app_model.conv_weights_of(base), head=head, image_size=32,
+                            storage="int8 weights")
     per_class = pictures.per_class
-    photos = np.stack([np.asarray(pictures.image(label, n), np.float32) for label in CLASSES for n in range(per_class)])
-    both = keras.Model(model.inputs, [model.outputs[0], model.get_layer("pool").output])  # as app.py builds it
-    _, features = (np.asarray(x) for x in both([photos], training=False))
+    photos = np.stack([resize_square(np.asarray(pictures.image(label, n)), 32) for label in CLASSES
+                       for n in range(per_class)])
+    _, features = app_model.run(model.onnx, photos)
     arrays = FamiliarityModel().fit(features, np.repeat(np.arange(len(CLASSES)), per_class)).to_arrays()
-    return path.read_bytes(), arrays, SCORING_SNIPPET
+    return model.onnx, arrays, SCORING_SNIPPET
 
 
 def requirements_text() -> str:
@@ -110,11 +111,11 @@ def requirements_text() -> str:
 
 @pytest.fixture(scope="module")
 def app_folder(model_parts, pictures, tmp_path_factory) -> Path:
-    model_keras, arrays, snippet = model_parts
+    model_onnx, arrays, snippet = model_parts
     folder = tmp_path_factory.mktemp("share-app") / "circle-square-triangle"
-    written = write_app(folder, model_keras=model_keras, labels=list(CLASSES), headline=HEADLINE,
+    written = write_app(folder, model_onnx=model_onnx, image_size=32, labels=list(CLASSES), headline=HEADLINE,
                         examples=pictures.examples(), familiarity=arrays, scoring_snippet=snippet,
-                        requirements=requirements_text())
+                        requirements=requirements_text(), model_words="VGG16 (tests: random weights)")
     assert written == folder
     return folder
 
@@ -131,33 +132,44 @@ def imported_modules(source: str) -> set[str]:
     return names
 
 
-def test_app_imports_nothing_from_quasar_core(app_folder):
-    for name in ("app.py", "familiarity.py"):
+APP_FILES = ("app.py", "answers.py", "photo_decoding.py", "familiarity.py")
+
+
+def test_app_imports_nothing_from_quasar_core_and_no_tensorflow(app_folder):
+    for name in APP_FILES:
         modules = imported_modules((app_folder / name).read_text(encoding="utf-8"))
         tops = {module.split(".")[0] for module in modules}
         assert "quasar_core" not in tops, f"{name} imports {sorted(modules)}"
-        third_party = tops - set(sys.stdlib_module_names)
-        assert third_party <= {"streamlit", "keras", "tensorflow", "numpy", "PIL", "plotly", "pandas"}, third_party
+        third_party = tops - set(sys.stdlib_module_names) - {"answers", "photo_decoding"}
+        assert third_party <= {"streamlit", "onnxruntime", "numpy", "PIL"}, (name, third_party)
+
+
+def test_the_app_carries_the_engines_decoder_byte_for_byte(app_folder):
+    """One decoder: the app's photo_decoding.py is quasar_core/data/photo_decoding.py itself, written at export."""
+    assert (app_folder / "photo_decoding.py").read_bytes() == DECODER.read_bytes()
+    assert DECODER == ROOT / "quasar_core" / "data" / "photo_decoding.py"
+    assert (app_folder / "answers.py").read_bytes() == ANSWERS.read_bytes()
     source = (app_folder / "app.py").read_text(encoding="utf-8")
-    assert "safe_mode=True" in source and "compile=False" in source
-    # pandas before plotly: plotly's lazy pandas import races between Streamlit's script threads.
-    assert source.index("import pandas") < source.index("import plotly")
+    assert "photo_decoding.decode_photo(" in source and "photo_decoding.resize_square(" in source
+    assert "Image.open" not in source and "exif_transpose" not in source, "app.py decodes photos itself"
 
 
 def test_folder_holds_the_app_and_what_it_reads(app_folder, model_parts):
-    model_keras, arrays, snippet = model_parts
-    files = sorted(path.relative_to(app_folder).as_posix() for path in app_folder.rglob("*") if path.is_file())
-    assert files == [".streamlit/config.toml", "README.md", "app.py", "card.json", "examples/0.jpg",
+    model_onnx, arrays, snippet = model_parts
+    files = sorted(path.relative_to(app_folder).as_posix() for path in app_folder.rglob("*")
+                   if path.is_file() and "__pycache__" not in path.parts)
+    assert files == [".streamlit/config.toml", "README.md", "answers.py", "app.py", "card.json", "examples/0.jpg",
                      "examples/1.jpg", "examples/2.jpg", "familiarity.npz", "familiarity.py", "labels.json",
-                     "model.keras", "requirements.txt"]
+                     "model.onnx", "photo_decoding.py", "requirements.txt"]
     assert not [p for p in app_folder.parent.iterdir() if p.name.startswith(".")], "a staging folder was left"
     template = ROOT / "quasar_core" / "runs" / "share_app_template" / "app.py"
     assert (app_folder / "app.py").read_bytes() == template.read_bytes()
-    assert (app_folder / "model.keras").read_bytes() == model_keras
+    assert (app_folder / "model.onnx").read_bytes() == model_onnx
     assert json.loads((app_folder / "labels.json").read_text()) == list(CLASSES)
     card = json.loads((app_folder / "card.json").read_text())
     assert {k: card[k] for k in HEADLINE} == HEADLINE
     assert card["examples"] == {label: f"examples/{i}.jpg" for i, label in enumerate(CLASSES)}
+    assert card["image_size"] == 32 and card["model"] == "VGG16 (tests: random weights)"
     with Image.open(app_folder / "examples" / "1.jpg") as example:
         assert example.format == "JPEG" and example.mode == "RGB"
     with np.load(app_folder / "familiarity.npz", allow_pickle=False) as stored:
@@ -170,35 +182,37 @@ def test_folder_holds_the_app_and_what_it_reads(app_folder, model_parts):
     assert config["browser"]["gatherUsageStats"] is False
     readme = (app_folder / "README.md").read_text()
     for words in ("pip install -r requirements.txt && streamlit run app.py", "Streamlit Community Cloud",
-                  "push this folder to GitHub", "This doesn't look like any of your classes",
+                  "push this folder to GitHub", "This doesn't look like any of your classes", "no TensorFlow",
                   HEADLINE_WORDS, "shapes\\_v2.zip · 3 classes · 245 photos", "14 March 2025",
-                  "circle, square and triangle"):
+                  "circle, square and triangle", "`photo_decoding.py`", "`model.onnx`"):
         assert words in readme.replace("\n", " "), words
     assert "$" not in readme, "a template placeholder was left in the README"
 
 
-def test_app_requirements_keeps_what_the_app_imports_with_markers():
+def test_app_requirements_pin_what_the_app_imports_and_no_tensorflow():
     project = (ROOT / "requirements.txt").read_text(encoding="utf-8")
     kept = [line for line in app_requirements(project).splitlines() if line and not line.startswith("#")]
     names = [re.match(r"[A-Za-z0-9._-]+", line).group(0).lower() for line in kept]
-    assert set(names) <= {"tensorflow", "tensorflow-cpu", "keras", "streamlit", "plotly", "pillow", "numpy", "pandas"}
-    assert {"tensorflow-cpu", "tensorflow", "streamlit", "plotly", "pillow", "numpy", "pandas"} <= set(names)
+    assert sorted(names) == ["numpy", "onnxruntime", "pillow", "streamlit"]
+    assert all("==" in line or ">=" in line for line in kept), kept  # pinned as the project pins them
     project_lines = {line.strip() for line in project.splitlines()}
-    assert all(line in project_lines for line in kept), "a line was changed instead of kept"
-    assert any(line.startswith("tensorflow-cpu") and "platform_machine" in line for line in kept)
-    assert not any(name.startswith("scikit") for name in names)
-    # Comments, continuations and options; a package the project does not list is added unpinned.
+    assert all(line in project_lines or any(p.startswith(line + ";") for p in project_lines) for line in kept)
+    assert not any("tensorflow" in line or "keras" in line for line in kept)
+    onnxruntime = next(line for line in kept if line.startswith("onnxruntime"))
+    assert ";" not in onnxruntime, "the app cannot run without ONNX Runtime: no platform marker"
+    # Comments, continuations and options; a package the app needs that the project does not list is added.
     text = ("# top\n-r base.txt\ntensorflow==2.21.0 \\\n    ; python_version >= '3.11'  # the engine\n"
-            "Pillow==13.0.0\nscikit-learn==1.9.1\nstreamlit==1.67.0\nplotly==7.1.0\nnumpy>=2\n")
-    assert app_requirements(text).splitlines()[1:] == [
-        "tensorflow==2.21.0 ; python_version >= '3.11'", "Pillow==13.0.0", "streamlit==1.67.0",
-        "plotly==7.1.0", "numpy>=2", "pandas"]
+            "Pillow==13.0.0\nscikit-learn==1.9.1\nstreamlit==1.67.0\nplotly==7.1.0\nnumpy>=2\n"
+            "onnxruntime==1.32.0; sys_platform == 'linux'\n")
+    assert [line for line in app_requirements(text).splitlines() if not line.startswith("#")] == [
+        "Pillow==13.0.0", "streamlit==1.67.0", "numpy>=2", "onnxruntime==1.32.0"]
 
 
 def test_write_app_refuses_what_it_should(app_folder, model_parts, pictures, tmp_path):
-    model_keras, arrays, snippet = model_parts
-    given = dict(model_keras=model_keras, labels=list(CLASSES), headline=HEADLINE, examples=pictures.examples(),
-                 familiarity=arrays, scoring_snippet=snippet, requirements=requirements_text())
+    model_onnx, arrays, snippet = model_parts
+    given = dict(model_onnx=model_onnx, image_size=32, labels=list(CLASSES), headline=HEADLINE,
+                 examples=pictures.examples(), familiarity=arrays, scoring_snippet=snippet,
+                 requirements=requirements_text())
     with pytest.raises(FileExistsError, match="not empty"):
         write_app(app_folder, **given)
     assert (app_folder / "app.py").is_file()
@@ -206,8 +220,10 @@ def test_write_app_refuses_what_it_should(app_folder, model_parts, pictures, tmp
              ({"examples": {"hexagon": b"x"}}, "hexagon"),
              ({"examples": {"circle": b"not a photo"}}, "example photo of 'circle'"),
              ({"headline": {"accuracy": 0.9}}, "title"),
-             ({"model_keras": b"nope"}, "keras"),
-             ({"requirements": "numpy\n"}, "streamlit and tensorflow"),
+             ({"model_onnx": b"PK\x03\x04 a keras file"}, "ONNX"),
+             ({"image_size": 8}, "image_size"),
+             ({"requirements": "numpy\n"}, "streamlit and onnxruntime"),
+             ({"requirements": requirements_text() + "tensorflow-cpu==2.21.0\n"}, "must not name tensorflow"),
              ({"scoring_snippet": "import quasar_core\ndef familiarity(f, a):\n    pass\n"}, "quasar_core")]
     for change, message in cases:
         target = tmp_path / "refused"
@@ -216,48 +232,56 @@ def test_write_app_refuses_what_it_should(app_folder, model_parts, pictures, tmp
         assert not target.exists() and not list(tmp_path.iterdir()), f"{change} left files behind"
 
 
-# --- app.py's photo reading, through its own functions ---------------------------------------------
-def app_functions(path: Path) -> dict:
-    """app.py's photo-reading functions, executed without running the page."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    wanted = {"NotAPhoto", "describe", "read_photo", "upright", "to_rgb", "MAX_PIXELS"}
-    body = [node for node in tree.body
-            if (isinstance(node, ast.ImportFrom) and node.module == "PIL")
-            or (isinstance(node, ast.Import) and node.names[0].name in ("io", "numpy"))
-            or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in wanted)
-            or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") in wanted for t in node.targets))]
-    namespace: dict = {}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
-    assert wanted <= set(namespace), wanted - set(namespace)
-    return namespace
+# --- decoding parity: the app's copy of the one decoder and the engine ------------------------------
+def app_decoder(folder: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"app_photo_decoding_{abs(hash(folder))}", folder / "photo_decoding.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_photos_are_read_upright_on_white_and_bad_files_named(app_folder, pictures):
-    app = app_functions(app_folder / "app.py")
-    read_photo, NotAPhoto = app["read_photo"], app["NotAPhoto"]
-    # EXIF orientation 6 (rotate 90° clockwise to show): stored 40 wide x 20 high, shown 20 x 40.
-    stored = Image.new("RGB", (40, 20), (200, 30, 30))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", exif=exif)
-    assert read_photo(buffer.getvalue()).shape == (40, 20, 3)
-    # Transparency on white, whatever the mode.
-    for image in (Image.new("RGBA", (8, 8), (0, 0, 0, 0)), Image.new("LA", (8, 8), (0, 0)),
-                  Image.new("P", (8, 8), 0)):
-        if image.mode == "P":
-            image.info["transparency"] = 0
-        pixels = read_photo(pictures.png(image))
-        assert pixels.dtype == np.uint8 and pixels.shape == (8, 8, 3)
-        assert (pixels == 255).all(), image.mode
-    assert read_photo(pictures.png(Image.new("L", (8, 8), 9))).shape == (8, 8, 3)
-    # Not photos: a reason and what to do.
-    for data, words in ((b"hello, these are my notes", "not a photo (the file is text). Upload a JPEG"),
-                        (b"%PDF-1.7 ...", "a PDF document"), (b"", "empty"),
-                        (b"\0\0\0\x18ftypheic" + bytes(40), "HEIC"),
-                        (pictures.png(Image.new("RGB", (64, 64)))[:60], "damaged")):
-        with pytest.raises(NotAPhoto, match=re.escape(words)):
-            read_photo(data)
+def test_the_app_reads_awkward_photos_as_the_engine_does(app_folder):
+    from quasar_core.data import ImageRejected, Limits, decode_image
+    from tests.decoding_cases import awkward_photos, truncated_photos
+
+    decoder = app_decoder(app_folder)
+    for name, data in awkward_photos().items():
+        ours = decode_image(data, name, limits=Limits()).pixels
+        theirs, _ = decoder.decode_photo(data, max_pixels=60_000_000, min_side=16)
+        assert np.array_equal(ours, theirs), name
+        assert np.array_equal(decoder.resize_square(theirs, 32),
+                              __import__("quasar_core.data.images", fromlist=["x"]).resize_square(ours, 32)), name
+    for name, data in truncated_photos().items():
+        with pytest.raises(ImageRejected) as engine:
+            decode_image(data, name, limits=Limits())
+        with pytest.raises(decoder.PhotoRejected) as app:
+            decoder.decode_photo(data)
+        assert engine.value.reason == app.value.reason
+        assert app.value.reason.startswith("this photo is cut short — the file is incomplete"), app.value.reason
+
+
+def test_app_words_equal_the_products(app_folder):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("app_answers", app_folder / "answers.py")
+    words = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(words)
+    for fraction in (0.0, 0.004, 0.0099, 0.01, 0.5, 0.8734, 0.99, 0.9901, 0.9996, 1.0):
+        assert words.confidence(fraction) == confidence(fraction), fraction
+    probabilities = np.array([0.2, 0.7, 0.1])
+    assert words.verdict(probabilities, list(CLASSES)) == ("familiar", "It is most likely square (70.0 % sure).")
+    assert words.verdict(probabilities, list(CLASSES), unusual=True) == (
+        "unusual", "Not sure: this photo looks unusual for your classes; the closest is square (70.0 %).")
+    kind, sentence = words.verdict(probabilities, list(CLASSES), unknown=True, unusual=True)
+    assert kind == "unknown" and sentence.startswith("This doesn't look like any of your classes")
+    assert words.verdict(np.array([0.9999, 0.0001, 0]), list(CLASSES))[1] == \
+        "It is most likely circle (more than 99 % sure)."
+    # familiarity.py returning two arrays (today) or three (familiarity, unknown, unusual)
+    two = words.familiarity_verdicts(lambda f, a: (np.array([0.5]), np.array([False])), None, None)
+    three = words.familiarity_verdicts(lambda f, a: (np.array([0.5]), np.array([False]), np.array([True])), None, None)
+    assert [list(x) for x in two] == [[0.5], [False], [False]] and [list(x) for x in three] == [[0.5], [False], [True]]
 
 
 # --- Streamlit's AppTest ----------------------------------------------------------------------------
@@ -288,24 +312,23 @@ def test_app_shows_the_card_and_answers_photos(app_folder, pictures):
                                               ("notes.txt", b"shopping list: milk", "text/plain"),
                                               ("static.png", pictures.unlike_photo(), "image/png")]).run()
     assert not at.exception, [e.value for e in at.exception]
-    # The text file: named, why, what to do; the other two photos still answered.
+    # The text file: named, why, what to do (the engine's own words); the other two photos still answered.
     assert [e.value for e in at.error] == [
-        "**notes.txt** could not be answered: it is not a photo (the file is text). Upload a JPEG, PNG, WebP, "
-        "GIF, BMP or TIFF photo instead."]
+        "**notes.txt** could not be answered: not an image (the file is text); remove it or replace it with a "
+        "JPEG/PNG"]
     said = re.search(rf"It is most likely \*\*({'|'.join(CLASSES)})\*\* \(({PERCENT}) sure\)\.", texts(at.markdown))
     assert said, texts(at.markdown)
     assert f"### {said.group(1)}" in texts(at.markdown)
-    # The photo unlike every training photo: the verdict instead of a confident label, the chart greyed.
+    # The photo unlike every training photo: the verdict instead of a confident label, its bars marked.
     [verdict] = [w.value for w in at.warning]
     assert verdict.startswith("**This doesn't look like any of your classes.**"), verdict
-    assert re.search(rf"its best guess, ({'|'.join(CLASSES)}) \({PERCENT}\), should not be trusted", verdict)
-    charts = {chart.key: chart for chart in at.get("plotly_chart")}
-    assert sorted(charts) == ["probabilities_0", "probabilities_2"]
-    figures = {key: json.loads(chart.proto.spec) for key, chart in charts.items()}
-    familiar, unlike = figures["probabilities_0"]["data"][0], figures["probabilities_2"]["data"][0]
-    assert sorted(familiar["y"]) == sorted(CLASSES) and all(re.fullmatch(PERCENT, t) for t in familiar["text"])
-    assert len(set(familiar["marker"]["color"])) == 2  # the answer stands out
-    assert len(set(unlike["marker"]["color"])) == 1 and unlike["opacity"] < 1  # greyed
+    assert re.search(rf"the closest is ({'|'.join(CLASSES)}) \({PERCENT}\), but that guess should not be trusted",
+                     verdict)
+    bars = [bar.proto.text for bar in at.get("progress")]
+    assert len(bars) == 2 * len(CLASSES), bars
+    assert all(re.fullmatch(rf"\**({'|'.join(CLASSES)})\** · {PERCENT}", text) for text in bars), bars
+    assert bars[0].startswith(f"**{said.group(1)}** · ")  # the answer stands out
+    assert "Not to be trusted: the photo is unlike the training photos" in texts(at.caption)
     assert re.search(r"Familiarity \d{1,3} %", texts(at.caption))
     # The camera is behind a toggle.
     assert not at.camera_input
@@ -316,7 +339,7 @@ def test_app_shows_the_card_and_answers_photos(app_folder, pictures):
 def test_app_without_familiarity_answers_with_no_verdict(model_parts, pictures, tmp_path):
     folder = tmp_path / "app"
     folder.mkdir()  # an empty folder is fine
-    write_app(folder, model_keras=model_parts[0], labels=list(CLASSES), headline={"title": "Shapes"},
+    write_app(folder, model_onnx=model_parts[0], image_size=32, labels=list(CLASSES), headline={"title": "Shapes"},
               examples={}, familiarity=None, scoring_snippet=SCORING_SNIPPET,
               requirements=requirements_text())
     assert not (folder / "familiarity.npz").exists() and not (folder / "familiarity.py").exists()
@@ -328,7 +351,7 @@ def test_app_without_familiarity_answers_with_no_verdict(model_parts, pictures, 
     assert not at.exception and not at.error and not at.warning
     assert re.search(rf"It is most likely \*\*\w+\*\* \({PERCENT} sure\)\.", texts(at.markdown))
     assert "Familiarity" not in texts(at.caption)
-    assert [chart.key for chart in at.get("plotly_chart")] == ["probabilities_0"]
+    assert len(at.get("progress")) == len(CLASSES)
 
 
 # --- a real browser against `streamlit run app.py` ----------------------------------------------------
@@ -423,7 +446,7 @@ def test_browser_answers_an_uploaded_photo_and_names_a_bad_file(browser, app_ser
         uploader.locator("input[type=file]").set_input_files(photo)
         said = page.get_by_text(re.compile(rf"^It is most likely ({'|'.join(CLASSES)}) \({PERCENT} sure\)\.$"))
         expect(said).to_be_visible(timeout=ANSWER_MS)
-        bars = page.locator(".st-key-probabilities_0 .js-plotly-plot")
+        bars = page.locator(".st-key-probabilities_0")
         expect(bars).to_be_visible()
         for label in CLASSES:
             expect(bars).to_contain_text(label)
@@ -432,8 +455,8 @@ def test_browser_answers_an_uploaded_photo_and_names_a_bad_file(browser, app_ser
 
         uploader.locator("input[type=file]").set_input_files(notes)
         message = page.get_by_test_id("stAlertContentError")
-        expect(message).to_have_text(re.compile(r"notes\.txt could not be answered: it is not a photo \(the file is "
-                                                r"text\)\. Upload a JPEG, PNG"), timeout=ANSWER_MS)
+        expect(message).to_have_text(re.compile(r"notes\.txt could not be answered: not an image \(the file is "
+                                                r"text\); remove it or replace it with a JPEG/PNG"), timeout=ANSWER_MS)
         expect(said).to_be_visible()  # the photo is still answered
         expect(page.get_by_test_id("stException")).to_have_count(0)
         screenshot(page, "share-app")

@@ -23,7 +23,7 @@ from quasar_core.training import TransferClassifier
 from tests.core.runs.support import small_config
 
 ZIP_MEMBERS = {FILES.MODEL, FILES.LABELS, FILES.CONFIG, FILES.METRICS, FILES.HISTORY, FILES.DATA_REPORT,
-               FILES.STATUS, FILES.FAMILIARITY, "predict.py", "README.txt"}
+               FILES.STATUS, FILES.FAMILIARITY, "predict.py", "photo_decoding.py", "answers.py", "README.txt"}
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,63 @@ def test_the_predict_script_answers_and_says_when_a_photo_looks_like_none(zip_ex
                                capture_output=True, text=True, timeout=600, env=shapes.env(), cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
     first, second = completed.stdout.strip().splitlines()[-2:]
-    match = re.fullmatch(rf"{re.escape(str(triangle))}: (\w+) \((\d+\.\d) %\)", first)
+    match = re.fullmatch(rf"{re.escape(str(triangle))}: It is most likely (\w+) \(((\d+\.\d) %|more than 99 %) sure\)\.",
+                         first)
     assert match, first
     # The script gives the run's own answer for the raw picture (the model resizes inside).
     model = classifier_of(tiny_run, base_loader=base_loader).model()
     probabilities = np.asarray(model(np.asarray(shapes.image("triangle", 99), np.float32)[None]))[0]
     assert match.group(1) == tiny_run.labels[int(probabilities.argmax())] == "triangle"
-    assert float(match.group(2)) == pytest.approx(100 * probabilities.max(), abs=0.051)
-    assert second.startswith(f"{noise}: does not look like any of: circle, square, triangle (closest: "), second
+    if match.group(3):
+        assert float(match.group(3)) == pytest.approx(100 * probabilities.max(), abs=0.051)
+    else:  # never "100.0 %"
+        assert probabilities.max() > 0.99
+    assert second.startswith(f"{noise}: This doesn't look like any of your classes (the closest is "), second
+
+
+# --------------------------------------------------------------------------- one decoder
+
+
+def test_the_zip_carries_the_engines_decoder_byte_for_byte(zip_export):
+    from quasar_core.runs.share_app import ANSWERS, DECODER
+
+    _, _, unzipped = zip_export
+    assert (unzipped / "photo_decoding.py").read_bytes() == DECODER.read_bytes()
+    assert (unzipped / "answers.py").read_bytes() == ANSWERS.read_bytes()
+    script = (unzipped / "predict.py").read_text()
+    assert "photo_decoding.decode_photo(" in script and "photo_decoding.resize_square(" in script
+    assert "exif_transpose" not in script and "Image.open" not in script, "predict.py decodes photos itself"
+
+
+def test_predict_py_reads_awkward_photos_as_the_engine_and_refuses_a_cut_short_one(zip_export, tmp_path, shapes):
+    """Decoder parity, engine / predict.py: the zip's decoder copy gives the engine's pixels for 16-bit,
+    palette-with-transparency, LA, CMYK and EXIF-rotated photos; predict.py refuses truncated files in plain words."""
+    import importlib.util
+
+    from quasar_core.data import Limits, decode_image
+    from tests.decoding_cases import awkward_photos, truncated_photos
+
+    _, _, unzipped = zip_export
+    spec = importlib.util.spec_from_file_location("zip_photo_decoding", unzipped / "photo_decoding.py")
+    decoder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decoder)
+    paths = []
+    for name, data in {**awkward_photos(), **truncated_photos()}.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+        if name in awkward_photos():
+            theirs, _ = decoder.decode_photo(data)
+            assert np.array_equal(theirs, decode_image(data, name, limits=Limits()).pixels), name
+    completed = subprocess.run([shapes.python, str(unzipped / "predict.py"), *paths], capture_output=True, text=True,
+                               timeout=600, env=shapes.env(), cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in completed.stdout.strip().splitlines()
+             if line.startswith(str(tmp_path))}
+    for name in awkward_photos():
+        assert lines[str(tmp_path / name)].startswith(("It is most likely", "Not sure", "This doesn't")), lines
+    for name in truncated_photos():
+        assert lines[str(tmp_path / name)].startswith(
+            "could not be answered: this photo is cut short — the file is incomplete"), lines
 
 
 def test_the_exported_model_resizes_a_large_photo_exactly_as_the_engine(zip_export, tiny_run, base_loader):
@@ -139,11 +188,22 @@ def test_savedmodel_and_tflite_exports_reproduce_the_run(tiny_run, base_loader, 
         assert list(interpreter.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
 
 
-def test_the_app_export_is_checked_too(tiny_run, base_loader, tmp_path):
+def test_the_app_export_is_checked_against_the_product_and_needs_no_tensorflow(tiny_run, base_loader, tmp_path):
+    from quasar_core.runs.serving import served_model
+
     out = tmp_path / "app"
     result = export_run(tiny_run.path, format="app", out=out, base_loader=base_loader)
-    assert result["max_difference"] <= TOLERANCE["app"] and (out / "app.py").is_file()
-    assert (out / FILES.MODEL).is_file()
+    assert result["max_difference"] <= TOLERANCE["app"] == 1e-3 and (out / "app.py").is_file()
+    assert (out / "model.onnx").is_file() and not (out / FILES.MODEL).exists()
+    assert result["model_bytes"] == (out / "model.onnx").stat().st_size
+    # random weights never run int8: the float graph, its weights stored as small as reproduces the product
+    assert result["storage"] in ("int8 weights", "float16 weights", "float32") and result["model"]
+    requirements = (out / "requirements.txt").read_text()
+    assert "onnxruntime==" in requirements and "tensorflow" not in requirements
+    # the written folder answers the example photos as the product does (its own decoder copy, its model)
+    photos = export.example_photos(tiny_run)
+    expected = served_model(tiny_run, base_loader=base_loader).predict_proba(photos)
+    np.testing.assert_allclose(export._predict_app(out, photos), expected, rtol=0, atol=1e-3)
 
 
 # --------------------------------------------------------------------------- refusals
