@@ -184,6 +184,8 @@ def cmd_export(args) -> int:
           f"{result['images']} example photos within {result['tolerance']:.0e} "
           f"(largest difference {result['max_difference']:.1e}).")
     if args.format == "app":
+        print(f"Its model: {result['model']}; model.onnx {result['model_bytes'] / 1e6:.1f} MB, run by ONNX Runtime "
+              "(no TensorFlow).")
         print(f"Start it with: cd {result['path']} && pip install -r requirements.txt && streamlit run app.py")
     if args.format == "tflite":
         size = _open_run(args.run_dir).config.image_size

@@ -94,3 +94,13 @@ def test_an_int8_run_is_answered_in_int8_and_its_float_model_agrees(int8_run, sh
     # predict answers as evaluate reported
     ours = served.predict_proba([photos.pixels(i) for i in range(len(photos))])
     np.testing.assert_allclose(ours, reported, rtol=0, atol=1e-5)
+
+
+def test_the_app_of_an_int8_run_ships_the_int8_model_and_answers_as_the_product(int8_run, tmp_path):
+    from quasar_core.runs.export import export_run
+
+    result = export_run(int8_run.path, format="app", out=tmp_path / "app")
+    assert result["storage"] == "int8" and "int8" in result["model"]
+    assert result["max_difference"] <= 1e-4, result  # the same int8 arithmetic as the product's feature pass
+    assert result["model_bytes"] <= 25 * 1024**2, result["model_bytes"]
+    print(f"int8 app: model.onnx {result['model_bytes'] / 1e6:.1f} MB, largest difference {result['max_difference']:.1e}")
