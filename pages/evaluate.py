@@ -26,6 +26,9 @@ if run is not None and run.has_model and run.metrics is None:
 elif layout.need_model(run is not None and run.metrics is not None, "its results"):
     evaluation = run.metrics
     layout.model_line(run)
+    if st.button("Present", key="present", icon=":material/slideshow:", type="primary",
+                 help="One screen to show this model to a room: large type, examples and a live try."):
+        nav.go(nav.PRESENT)
     st.metric("Accuracy on photos the model being tested never saw",
               estimate(evaluation.accuracy, evaluation.accuracy_interval))
     st.markdown(layout.md(evaluation.summary()))

@@ -43,6 +43,16 @@ def calibration_claim(bands: list[dict], *, near: float = 0.9, min_photos: int =
     return (f"When it says {said}, {times} on photos it had not seen ({right} of {plural(count, 'such photo')}).")
 
 
+def right_of_100(accuracy: float, interval: tuple[float, float] | None, n: int) -> str:
+    """The headline a room reads: "Right on about 93 of 100 photos it had never seen (90–96)"; on all of them,
+    "Right on all 300 photos it had never seen (on photos like them, at least 99 of 100)"."""
+    if n > 0 and round(accuracy * n) == n:
+        low = f" (on photos like them, at least {interval[0] * 100:.0f} of 100)" if interval else ""
+        return f"Right on all {n} photos it had never seen{low}"
+    low_high = f" ({interval[0] * 100:.0f}–{interval[1] * 100:.0f})" if interval else ""
+    return f"Right on about {accuracy * 100:.0f} of 100 photos it had never seen{low_high}"
+
+
 def percent_range(low: float, high: float, digits: int = 0) -> str:
     """(0.901, 0.953) -> "90–95 %"."""
     return f"{low * 100:.{digits}f}–{high * 100:.{digits}f} %"

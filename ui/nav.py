@@ -32,10 +32,11 @@ CONFIGURE = PageInfo("pages/configure.py", "Configure", ":material/tune:", "Make
 TRAIN = PageInfo("pages/train.py", "Train", ":material/model_training:", "Make a classifier")
 EVALUATE = PageInfo("pages/evaluate.py", "Evaluate", ":material/fact_check:", "Use it")
 PREDICT = PageInfo("pages/predict.py", "Predict", ":material/image_search:", "Use it")
+PRESENT = PageInfo("pages/present.py", "Present", ":material/slideshow:", "Use it")
 RUNS = PageInfo("pages/runs.py", "Past runs", ":material/history:", "Use it")
 COMPARE = PageInfo("pages/compare.py", "Compare", ":material/compare_arrows:", "Understand it")
 
-PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CHECK, CONFIGURE, TRAIN, EVALUATE, PREDICT, RUNS, COMPARE)
+PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CHECK, CONFIGURE, TRAIN, EVALUATE, PREDICT, PRESENT, RUNS, COMPARE)
 
 
 def navigation():

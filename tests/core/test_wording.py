@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from quasar_core.wording import calibration_claim, confidence, duration, estimate, join_words, percent, percent_range, plural
+from quasar_core.wording import (calibration_claim, confidence, duration, estimate, join_words, percent, percent_range,
+                                 plural, right_of_100)
 
 
 @pytest.mark.parametrize("fraction, digits, text", [(0.9474, 1, "94.7 %"), (1.0, 1, "100.0 %"), (0.0, 0, "0 %"),
@@ -65,3 +66,10 @@ def test_the_calibration_claim_is_one_checkable_sentence_from_the_band_nearest_9
                                        "seen (280 of 280 such photos).")
     assert calibration_claim([]) == ""
     assert "off by" not in calibration_claim(bands) and "100 %" not in calibration_claim(sure)
+
+
+def test_the_headline_a_room_reads():
+    assert right_of_100(0.93, (0.901, 0.957), 245) == "Right on about 93 of 100 photos it had never seen (90–96)"
+    assert right_of_100(0.93, None, 245) == "Right on about 93 of 100 photos it had never seen"
+    assert right_of_100(1.0, (0.988, 1.0), 300) == ("Right on all 300 photos it had never seen (on photos like them, "
+                                                    "at least 99 of 100)")

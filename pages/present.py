@@ -1,0 +1,84 @@
+import html
+
+import streamlit as st
+
+from quasar_core.errors import QuasarError
+from quasar_core.wording import plural
+from ui import layout, nav, presenting, state
+
+# Large type for a projector, in the theme's own text colour (legible in the light and the dark theme).
+BIG = "<p style='font-size:clamp(2rem, 4.2vw, 3.6rem); font-weight:700; line-height:1.15; margin:0.1em 0'>{}</p>"
+ANSWER = "<p style='font-size:clamp(1.5rem, 2.8vw, 2.4rem); font-weight:650; line-height:1.2; margin:0.2em 0'>{}</p>"
+ICONS = {"familiar": ":material/check_circle:", "unusual": ":material/help:", "unknown": ":material/block:"}
+
+
+def big(text: str, style: str = BIG) -> None:
+    st.markdown(style.format(html.escape(text)), unsafe_allow_html=True)
+
+
+layout.page_intro("Present", "One screen to show your model to a room: how well it does, what it learned from, and "
+                             "a live try.", page=nav.PRESENT)
+
+run = state.current_run()
+if layout.need_model(run is not None and run.has_model, "this screen"):
+    shown = presenting.summary(run)
+    big(shown.headline)
+    st.caption(shown.headline_note)
+
+    st.subheader("What it learned from")
+    for line in shown.learned:
+        st.markdown(layout.md(line))
+    if shown.counts:
+        columns = st.columns(min(len(shown.counts), 6))
+        for number, (label, count) in enumerate(shown.counts.items()):
+            columns[number % len(columns)].metric(label, plural(count, "photo"))
+
+    looked = []  # (placeholder, prediction): the photos first, where it looked once worked out (below)
+    if shown.examples:
+        st.subheader("Where it looks")
+        for column, prediction in zip(st.columns(len(shown.examples)), shown.examples):
+            with column:
+                spot = st.empty()
+                spot.image(presenting.picture(run, prediction), width="stretch")
+                looked.append((spot, prediction))
+
+    if shown.mistakes or shown.fair:
+        st.subheader("Where it goes wrong, and why that is fair")
+        if shown.mistakes:
+            for column, prediction in zip(st.columns(len(shown.mistakes)), shown.mistakes):
+                column.image(presenting.picture(run, prediction), width="stretch",
+                             caption=presenting.mistake_caption(prediction))
+        for line in shown.fair:
+            st.markdown(layout.md(line))
+
+    st.subheader("Try it")
+    photo = st.file_uploader("Show it a photo", key="present_upload")
+    uploads = [(photo.name, photo.getvalue())] if photo is not None else []
+    if st.toggle("Use the camera", key="present_use_camera"):
+        shot = st.camera_input("Take a photo", key="present_camera")
+        if shot is not None:
+            uploads.append(("camera photo", shot.getvalue()))
+    if uploads:
+        try:
+            with st.spinner("Looking…"):
+                answers, problems = presenting.try_it(run, uploads)
+        except QuasarError as exc:
+            st.error(str(exc))
+        else:
+            for problem in problems:
+                st.error(layout.md(problem))
+            content = dict(uploads)
+            for said in answers:
+                left, right = st.columns([1, 2], vertical_alignment="center")
+                left.image(content[said.name], width="stretch")
+                with right:
+                    st.markdown(ICONS[said.kind])
+                    big(said.text, ANSWER)
+    nav.link(nav.EVALUATE, "Back to the details")
+
+    if looked:  # last, so the rest of the screen is there at once
+        with st.spinner("Working out where it looked…"):
+            for spot, prediction in looked:
+                pixels = presenting.overlay(run, prediction)
+                if pixels is not None:
+                    spot.image(pixels, width="stretch", caption=presenting.example_caption(prediction))
