@@ -100,11 +100,19 @@ def _out_of_fold(views, targets, folds: Folds, strengths, *, n_classes, class_we
             if is_cancelled(cancel):
                 return None
             head = fit_head(x, y, n_classes=n_classes, strength=strength, class_weights=class_weights)
-            logits[strength][test] = head.logits(views[0, test])
-            train_right[strength].append(float((head.logits(views[0, train]).argmax(1) == targets[train]).mean()))
+            logits[strength][test] = _logits(head, views[0], test)
+            train_right[strength].append(float((_logits(head, views[0], train).argmax(1) == targets[train]).mean()))
             done += 1
             hooks.progress(Progress("head", done, steps))
     return logits, train_right
+
+
+def _logits(head, features, rows, *, chunk: int = 16384) -> np.ndarray:
+    """head.logits(features[rows]), a chunk of rows at a time above `chunk` rows: many photos' features are not
+    copied out whole (head_at_scale)."""
+    if len(rows) <= chunk:
+        return head.logits(features[rows])
+    return np.concatenate([head.logits(features[rows[start : start + chunk]]) for start in range(0, len(rows), chunk)])
 
 
 def cross_validate(views: np.ndarray, targets, folds: Folds, *, n_classes: int, class_weights: bool = True,

@@ -32,7 +32,7 @@ MAX_ITER = 500
 LEGACY_LAYERS = ("block5_pool",)  # runs saved before the richer features
 # Added under the square root: its slope at 0 stays finite (a channel that never fires while fine-tuning).
 ROOT_EPSILON = np.float32(1e-6)
-LOGITS_CHUNK = 65536  # rows whose logits are computed at once (head_at_scale: memory that does not grow with photos)
+LOGITS_CHUNK = 16384  # rows whose logits are computed at once (head_at_scale: memory that does not grow with photos)
 
 
 def rooted(features, root: bool = True) -> np.ndarray:

@@ -6,7 +6,8 @@ None) on the square-rooted, standardised features — a multinomial softmax loss
 classes, as scikit-learn fits them), L2 on the weights, the intercepts free — with scipy's L-BFGS and
 scikit-learn's own stopping rules (gtol 1e-4, ftol 64 eps, 50 line-search steps, MAX_ITER iterations). Only the
 loss and its gradient are computed differently: a chunk of ``CHUNK_ROWS`` rows at a time is read from the
-features (an array, or a memory-mapped file), square-rooted and standardised in place, and its share added up.
+features (an array, or a memory-mapped file), square-rooted in place (the standardisation is folded into the
+weights), and its share added up.
 So the memory it needs beyond the features is a chunk (CHUNK_ROWS x d floats, 32 MB) and a few (d x classes)
 arrays, however many rows there are; the rooted, standardised and float64 copies scikit-learn's path makes (3 to 4
 times the features' size) never exist. The result is the same Head (mean, scale, kernel, bias, the two-class
@@ -92,16 +93,19 @@ def fit_head_at_scale(features, targets, *, n_classes: int, strength: float, cla
     outputs = 1 if binary else len(present)
     penalty = 1.0 / (strength * weight_sum)
 
+    inverse_scale = 1.0 / scale.astype(np.float64)
+
     def loss_and_gradient(flat):
+        # The standardisation is folded into the weights: z @ coef.T = r @ (coef / scale).T - (mean / scale) @ coef.T,
+        # so a chunk is only rooted (no subtracting and dividing of every number, every iteration).
         params = flat.reshape(outputs, d + 1)
-        coef32 = params[:, :d].astype(np.float32)
-        intercept = params[:, d]
-        loss, grad_coef, grad_intercept = 0.0, np.zeros((outputs, d)), np.zeros(outputs)
+        folded = params[:, :d] * inverse_scale
+        folded32 = folded.astype(np.float32)
+        intercept = params[:, d] - folded @ mean.astype(np.float64)
+        loss, grad_raw, grad_intercept = 0.0, np.zeros((outputs, d)), np.zeros(outputs)
         for start, stop in _chunks(n, chunk):
             x = _rooted_chunk(features, start, stop, rows)
-            x -= mean
-            x /= scale
-            logits = (x @ coef32.T).astype(np.float64) + intercept
+            logits = (x @ folded32.T).astype(np.float64) + intercept
             w, c = weight[start:stop], code[start:stop]
             if binary:
                 s = logits[:, 0]
@@ -116,8 +120,10 @@ def fit_head_at_scale(features, targets, *, n_classes: int, strength: float, cla
                 g = exp / total
                 g[np.arange(len(c)), c] -= 1.0
                 g *= w[:, None]
-            grad_coef += (g.T.astype(np.float32) @ x).astype(np.float64)
+            grad_raw += (g.T.astype(np.float32) @ x).astype(np.float64)
             grad_intercept += g.sum(axis=0)
+        # back through the folding: d/dcoef = (G.T @ r - outer(G.sum, mean)) / scale
+        grad_coef = (grad_raw - np.outer(grad_intercept, mean.astype(np.float64))) * inverse_scale
         coef = params[:, :d]
         loss = loss / weight_sum + 0.5 * penalty * float(np.sum(coef * coef))
         gradient = np.concatenate([grad_coef / weight_sum + penalty * coef, (grad_intercept / weight_sum)[:, None]],
