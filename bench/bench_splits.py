@@ -14,7 +14,7 @@ and `--folds` / `--cv-repeats` if given).fit(train) with one feature cache for a
             and 95 % interval `quasar train` prints and metrics.json keeps)
   unseen    the kept head on the unseen photos' features (same precision, same cache)
   copies    near-copy groups among the training photos: the folds' (crossval.copy_groups) and the
-            doctor's (near_copies.near_duplicates with thumbnails), which a leak across folds needs
+            photo check's (near_copies.near_duplicates with thumbnails), which a leak across folds needs
 One split's gap says little (the reported number rests on 200 photos, the unseen on 500); the
 mean gap over the splits is the bias, its standard deviation what a user should expect.
 """
@@ -60,16 +60,16 @@ def run_split(number: int, work: Path, args, cache, base_loader) -> dict:
     unseen_features = FeaturePass(spec=spec, network_for=network_for, cache=cache).features(test, np.arange(len(test)))[0]
     truth = np.array([classifier.labels_.index(label) for label in test.labels])[test.targets()]
     unseen = float((classifier.head_.logits(unseen_features).argmax(1) == truth).mean())
-    doctor_groups = near_duplicates(power_normalise(classifier.features_), classifier.targets_, classifier.labels_,
+    check_groups = near_duplicates(power_normalise(classifier.features_), classifier.targets_, classifier.labels_,
                                     [s.name for s in train.samples], thumbs=dataset_thumbnails(train, cache=cache))
     result = {"split": number, "n_train": len(train), "n_unseen": len(test), "reported": reported.accuracy,
               "method": reported.method, "interval": [low, high], "unseen": unseen,
               "gap_points": 100 * (reported.accuracy - unseen),
               "covered": low <= unseen <= high, "fold_copy_groups": int((np.bincount(copy_groups(classifier.features_)) > 1).sum()),
-              "doctor_copy_groups": len(doctor_groups)}
+              "check_copy_groups": len(check_groups)}
     print(f"  split {number}: reported {result['reported']:.3f} ({low:.3f}-{high:.3f}), unseen {unseen:.3f} "
           f"({len(test)} photos): gap {result['gap_points']:+.1f} points, covered {result['covered']}; near-copy "
-          f"groups: folds' {result['fold_copy_groups']}, doctor's {result['doctor_copy_groups']}", flush=True)
+          f"groups: folds' {result['fold_copy_groups']}, photo check's {result['check_copy_groups']}", flush=True)
     return result
 
 

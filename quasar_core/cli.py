@@ -1,4 +1,4 @@
-"""Command line: ``quasar train|evaluate|predict|explain|report|export|compare|doctor|project`` (also
+"""Command line: ``quasar train|evaluate|predict|explain|report|export|compare|check|project`` (also
 ``python -m quasar_core``).
 
 Every training flag is made from the setting's declaration in config.py (help, range, default).
@@ -88,11 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="shares of the photos to learn from, comma-separated (default: %(default)s)")
     add_training_flags(compare)
 
-    doctor = sub.add_parser("doctor", help="find the photos that hurt: wrong labels, near-copies, outliers")
-    _data_argument(doctor)
-    doctor.add_argument("--image-size", type=int, default=None,
-                        help="default: the Quick preset's size for these photos (at most 128 px)")
-    doctor.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
+    check = sub.add_parser("check", help="the photo check: the photos that hurt (wrong labels, near-copies, outliers)")
+    _data_argument(check)
+    check.add_argument("--image-size", type=int, default=None,
+                       help="default: the Quick preset's size for these photos (at most 128 px)")
+    check.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
 
     project = sub.add_parser("project", help="save a workspace (photos, decisions, settings, runs) to one file, or "
                                              "open one")
@@ -112,8 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Old command names that still work, unlisted: the photo check was `quasar doctor`.
+HIDDEN_ALIASES = {"doctor": "check"}
+
+
 def main(argv=None) -> int:
     quiet_tensorflow_start()  # TensorFlow's start-up lines are not for users
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HIDDEN_ALIASES:
+        argv[0] = HIDDEN_ALIASES[argv[0]]
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -2,7 +2,7 @@
 
 ``cluster_features(dataset, configs, address=...)`` fills the same on-disk FeatureCache the
 single-process pass fills (entries keyed by the photo's content digest and FeatureSpec), so
-everything after the pass — folds, head, doctor, familiarity, Compare — reads the features
+everything after the pass — folds, head, photo check, familiarity, Compare — reads the features
 from the cache as it always does and is unchanged. Only what is missing from the cache is
 computed.
 

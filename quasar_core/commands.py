@@ -1,7 +1,7 @@
 """What each ``quasar`` command does: read the arguments (cli.py), call the engine, print the result.
 
 Each command imports the engine modules it needs inside it: `quasar predict` need not load cleanlab,
-nor `quasar doctor` the exporters, and `quasar --help` answers at once.
+nor `quasar check` the exporters, and `quasar --help` answers at once.
 """
 
 from __future__ import annotations
@@ -244,9 +244,10 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_doctor(args) -> int:
-    from quasar_core.checkup import checkup
-    from quasar_core.doctor import readable_report
+def cmd_check(args) -> int:
+    """The photo check (`quasar check`; `quasar doctor`, its old name, still works)."""
+    from quasar_core.photo_check import check_photos
+    from quasar_core.photo_findings import readable_report
     from quasar_core.presets import PRESETS
 
     bar = _progress()
@@ -254,7 +255,7 @@ def cmd_doctor(args) -> int:
     config = PRESETS["quick"].config(dataset)
     if args.image_size is not None:
         config = config.replace(image_size=args.image_size)
-    report = checkup(dataset, config, cache=_cache(), hooks=bar.hooks()).report
+    report = check_photos(dataset, config, cache=_cache(), hooks=bar.hooks()).report
     bar.close()
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -283,4 +284,4 @@ def cmd_project(args) -> int:
 
 COMMANDS = {"train": cmd_train, "features": cmd_features, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare,
-            "doctor": cmd_doctor, "project": cmd_project}
+            "check": cmd_check, "project": cmd_project}

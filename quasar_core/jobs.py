@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from quasar_core.checkup import checkup, starting_progress
+from quasar_core.photo_check import check_photos, starting_progress
 from quasar_core.compare import FRACTIONS, compare_transfer
 from quasar_core.config import TrainConfig
 from quasar_core.errors import QuasarError
@@ -146,7 +146,7 @@ class ComparisonJob(TrainingJob):
 
 
 class CheckJob(TrainingJob):
-    """The data doctor on the owner's photos (checkup.py); the result is written into the workspace."""
+    """The photo check on the owner's photos (photo_check.py); the result is written into the workspace."""
 
     def __init__(self, dataset, config: TrainConfig, workspace, *, owner: str, base_loader, cache=None):
         super().__init__(dataset, config, workspace.folder, owner=owner, base_loader=base_loader, cache=cache)
@@ -154,8 +154,8 @@ class CheckJob(TrainingJob):
         self.progress = starting_progress(len(dataset))  # "photo 0 of 245" from the first second, queued or not
 
     def _work(self, hooks: TrainingHooks) -> str:
-        result = checkup(self.dataset, self.config, cache=self.cache, base_loader=self.base_loader, hooks=hooks,
-                         cancel=self.cancel_event)
+        result = check_photos(self.dataset, self.config, cache=self.cache, base_loader=self.base_loader,
+                              hooks=hooks, cancel=self.cancel_event)
         if result is None:
             return "cancelled"
         self.workspace.keep_check(result.to_dict())  # the page reads it from the workspace: nothing kept here

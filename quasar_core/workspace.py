@@ -145,7 +145,7 @@ class Workspace:
         return changed
 
     def keep_check(self, report: dict) -> None:
-        """What the photo check found (doctor.DoctorReport.to_dict()), for these photos."""
+        """What the photo check found (photo_findings.Findings.to_dict()), for these photos."""
         write_json(self.folder / "check.json", report)
 
     def check(self) -> dict | None:

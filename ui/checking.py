@@ -8,18 +8,18 @@ decision can be undone.
 
 from __future__ import annotations
 
-from quasar_core.checkup import Checkup
+from quasar_core.photo_check import PhotoCheck
 from quasar_core.workspace import Decision
 from ui import state, workspace
 
 
-def result() -> Checkup | None:
+def result() -> PhotoCheck | None:
     """The photo check of the photos loaded now (from the workspace, so a reload keeps it)."""
     data = workspace.current().check()
     if not data:
         return None
     try:
-        return Checkup.from_dict(data)
+        return PhotoCheck.from_dict(data)
     except (KeyError, TypeError, ValueError):
         return None
 

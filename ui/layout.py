@@ -184,7 +184,7 @@ def first_capital(text: str) -> str:
 
 
 def outlier_words(score: float) -> str:
-    """doctor.Outlier.score (1 - typical distance / its distance) as people read it: "1.4 times as far…"."""
+    """photo_findings.Outlier.score (1 - typical distance / its distance) as people read it: "1.4 times as far…"."""
     return f"{1 / max(1 - score, 0.01):.1f} times as far from the other photos as a typical one"
 
 

@@ -21,7 +21,7 @@ from quasar_core.presets import DEFAULT
 if TYPE_CHECKING:  # only for annotations
     from quasar_core.config import TrainConfig
     from quasar_core.data import Dataset
-    from quasar_core.doctor import DoctorReport
+    from quasar_core.photo_findings import Findings
     from quasar_core.runs.folder import Run
 
 _PREFIX = "quasar."
@@ -165,7 +165,7 @@ def set_comparison_job_id(value: str | None) -> None:
 
 
 def check_job_id() -> str | None:
-    """Id of this session's latest photo check (the data doctor) job."""
+    """Id of this session's latest photo check job."""
     return st.session_state.get(CHECK_JOB_KEY)
 
 
@@ -173,12 +173,12 @@ def set_check_job_id(value: str | None) -> None:
     st.session_state[CHECK_JOB_KEY] = value
 
 
-def check_report() -> "DoctorReport | None":
+def check_report() -> "Findings | None":
     """What the photo check found for the photos loaded now (None until it ran)."""
     return st.session_state.get(CHECK_REPORT_KEY)
 
 
-def set_check_report(value: "DoctorReport | None") -> None:
+def set_check_report(value: "Findings | None") -> None:
     st.session_state[CHECK_REPORT_KEY] = value
 
 

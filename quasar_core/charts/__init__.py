@@ -3,7 +3,7 @@
 Every builder is a pure function: no streamlit, no tensorflow, no file reading, inputs left
 unchanged, so the same data always gives the same figure and every chart is testable without
 a browser. The inputs are the engine's own typed objects (``Evaluation``, history rows,
-comparison results, the doctor's class advice; see ``quasar_core.charts.types``) and are
+comparison results, the photo check's class advice; see ``quasar_core.charts.types``) and are
 trusted; only what a caller can really get wrong is handled (an empty list gives an
 empty-state annotation instead of a blank chart).
 

@@ -104,7 +104,7 @@ def learning_curve_figure(classes: Sequence[ClassAdviceLike]) -> go.Figure:
     """One line per class: cross-validated accuracy of that class against its number of photos.
 
     A line still climbing at its right end means more photos of that class should help. The
-    legend (and hover) says how many more photos the doctor advises, when it does. Lines keep
+    legend (and hover) says how many more photos the photo check advises, when it does. Lines keep
     the order given, each with its Okabe-Ito colour (past seven classes, another dash and
     marker). A class without a curve is drawn as its single point (count, accuracy). No
     classes gives the annotation "No classes to show yet".

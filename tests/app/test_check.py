@@ -161,12 +161,12 @@ def test_check_needs_photos_and_says_so(isolated_runs):
 
 
 def test_advice_only_where_the_curve_still_rises_and_unsure_is_not_wrong(isolated_runs):
-    """A class whose learning curve falls at its end gets no "more photos" advice, whatever the doctor's own sentence
+    """A class whose learning curve falls at its end gets no "more photos" advice, whatever the findings' own sentence
     said; a rising one does, with its range; a photo the model is merely unsure of is listed as unsure, not wrong."""
     import numpy as np
 
-    from quasar_core.checkup import Checkup
-    from quasar_core.doctor import ClassAdvice, DoctorReport, LabelIssue
+    from quasar_core.photo_check import PhotoCheck
+    from quasar_core.photo_findings import ClassAdvice, Findings, LabelIssue
 
     at = new_app().run()
     at.switch_page(nav.UPLOAD.path).run()
@@ -178,12 +178,12 @@ def test_advice_only_where_the_curve_still_rises_and_unsure_is_not_wrong(isolate
     rising = ClassAdvice("Sneaker", 60, 0.7, ((15, 0.3), (30, 0.5), (45, 0.6), (60, 0.7)), 40)
     good = [ClassAdvice(label, 60, 0.99, ((15, 0.98), (30, 0.99), (45, 0.99), (60, 0.99)), None)
             for label in dataset.labels if label not in ("Bag", "Sneaker")]
-    report = DoctorReport(label_issues=(LabelIssue(bag, "Bag", "Trouser", 0.96), LabelIssue(sneaker, "Sneaker",
+    report = Findings(label_issues=(LabelIssue(bag, "Bag", "Trouser", 0.96), LabelIssue(sneaker, "Sneaker",
                                                                                              "Ankle boot", 0.72)),
                           near_duplicates=(), outliers=(), classes=(falling, rising, *good),
                           advice="About 305 more photos of 'Bag' may help: its accuracy rose from 81 % to 85 %.")
     on_disk(at.query_params["workspace"]).keep_check(
-        Checkup(report, names, [s.label for s in dataset.samples], np.zeros((len(names), 2))).to_dict())
+        PhotoCheck(report, names, [s.label for s in dataset.samples], np.zeros((len(names), 2))).to_dict())
 
     at.switch_page(nav.CHECK.path).run()
     assert not at.exception and not at.error

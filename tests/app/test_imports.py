@@ -61,7 +61,7 @@ def test_pages_and_ui_never_import_tensorflow(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"ui.state", "ui.layout", "ui.job_control", "ui.resources", "quasar_core.jobs", "ui.comparing",
             "ui.explaining", "ui.predicting", "ui.checking", "ui.workspace", "ui.nav", "ui.settings_form",
-            "ui.uploads", "quasar_core.runs.report", "quasar_core.runs.learned", "quasar_core.checkup",
+            "ui.uploads", "quasar_core.runs.report", "quasar_core.runs.learned", "quasar_core.photo_check",
             "quasar_core.predicting", "quasar_core.insights", "quasar_core.charts"} <= set(report["imported"])
     assert report["errors"] == []
     assert report["drawn"] == ["Quasar Nexus", *(page.title for page in nav.PAGES[1:])]

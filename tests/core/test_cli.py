@@ -324,17 +324,29 @@ def test_compare_writes_numbers_and_a_chart(shapes_folder, tmp_path, capsys):
     assert "above 0 and at most 1" in one_error_line(capsys.readouterr().err)
 
 
-@pytest.mark.skipif(not IMAGENET_FILE, reason="the doctor reads ImageNet features: needs QUASAR_VGG16_WEIGHTS or "
+@pytest.mark.skipif(not IMAGENET_FILE, reason="the photo check reads ImageNet features: needs QUASAR_VGG16_WEIGHTS or "
                                               "../shared/weights/vgg16_imagenet_notop.weights.h5")
-def test_doctor_json_has_every_finding(shapes_folder, capsys, monkeypatch):
+def test_check_json_has_every_finding(shapes_folder, capsys, monkeypatch):
     monkeypatch.setenv("QUASAR_VGG16_WEIGHTS", IMAGENET_FILE)
-    assert main(["doctor", str(shapes_folder), "--json", "--image-size", "32"]) == 0
+    assert main(["check", str(shapes_folder), "--json", "--image-size", "32"]) == 0
     printed = capsys.readouterr().out
     assert len(printed.strip().splitlines()) == 1
     report = json.loads(printed)
     assert {"label_issues", "near_duplicates", "outliers", "classes"} <= set(report)
     assert [c["label"] for c in report["classes"]] == ["circle", "square", "triangle"]
     assert all(c["count"] == 8 for c in report["classes"])
+
+
+def test_doctor_still_runs_the_photo_check_but_is_not_listed(shapes_folder, capsys, monkeypatch):
+    from quasar_core import commands
+
+    seen = []
+    monkeypatch.setitem(commands.COMMANDS, "check", lambda args: seen.append((args.data, args.json)) or 0)
+    assert main(["doctor", str(shapes_folder), "--json"]) == 0 and seen == [(str(shapes_folder), True)]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert "check" in listed and "doctor" not in listed
 
 
 # --------------------------------------------------------------------------- user errors

@@ -2,7 +2,7 @@
 
 The photos are smooth random grey fields, all variations of a few shared shapes (so they look
 alike, as plain garments do); copies are cropped 4 % a side, shrunk to 85 % and noised, as
-bench_doctor plants them. The features are random (no help) unless a test gives them meaning.
+bench_photo_check plants them. The features are random (no help) unless a test gives them meaning.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def test_the_folds_use_the_pixels_of_small_photos_only_and_do_without_them_when_
 # --------------------------------------------------------------------------- copy groups (the folds')
 
 
-def test_copy_groups_are_the_doctors_groups_one_number_a_photo():
+def test_copy_groups_are_the_photo_checks_groups_one_number_a_photo():
     features = features_with_copies(150)  # rows 150 and 151 copy row 0, row 152 copies row 3
     groups = copy_groups(features)
     assert groups.dtype == np.int64 and len(groups) == 153

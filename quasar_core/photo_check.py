@@ -1,4 +1,4 @@
-"""The data doctor on a user's photos: VGG16's cached features and out-of-fold predictions, then doctor.py.
+"""The photo check on a user's photos: VGG16's cached features and out-of-fold predictions, then photo_findings.
 
 The features are the same cached ones a training uses (so after a training the check costs
 only the folds, and after the check a training starts from cached features), and the
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from quasar_core.config import TrainConfig
-from quasar_core.doctor import DoctorReport, diagnose
+from quasar_core.photo_findings import Findings, diagnose
 from quasar_core.features.cache import FeatureCache
 from quasar_core.near_copies import dataset_thumbnails
 from quasar_core.progress import Progress, TrainingHooks
@@ -21,8 +21,8 @@ from quasar_core.training import TransferClassifier
 
 
 @dataclass
-class Checkup:
-    report: DoctorReport
+class PhotoCheck:
+    report: Findings
     names: list[str]
     labels: list[str]
     points: np.ndarray  # (n, 2): where each photo lies on the map
@@ -32,8 +32,8 @@ class Checkup:
                 "points": np.round(self.points, 4).tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Checkup":
-        return cls(DoctorReport.from_dict(d["report"]), list(d["names"]), list(d["labels"]),
+    def from_dict(cls, d: dict) -> "PhotoCheck":
+        return cls(Findings.from_dict(d["report"]), list(d["names"]), list(d["labels"]),
                    np.asarray(d["points"], dtype=np.float32).reshape(-1, 2))
 
 
@@ -66,8 +66,8 @@ def starting_progress(total: int) -> Progress:
     return Progress("features", 0, total)
 
 
-def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, base_loader=None,
-            hooks: TrainingHooks | None = None, cancel=None) -> Checkup | None:
+def check_photos(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, base_loader=None,
+                 hooks: TrainingHooks | None = None, cancel=None) -> PhotoCheck | None:
     """What is probably wrong with these photos (None when cancelled)."""
     hooks = every_photo(hooks or TrainingHooks(), len(dataset))
     classifier = TransferClassifier(config.replace(mode="feature-extraction", augment=False), cache=cache,
@@ -79,5 +79,5 @@ def checkup(dataset, config: TrainConfig, *, cache: FeatureCache | None = None, 
                       files=[sample.name for sample in dataset.samples],
                       oof_probabilities=np.nan_to_num(classifier.validation_.probabilities(), nan=untested_even),
                       seed=config.seed, thumbnails=dataset_thumbnails(dataset, cache=cache))
-    return Checkup(report, [s.name for s in dataset.samples], [s.label for s in dataset.samples],
+    return PhotoCheck(report, [s.name for s in dataset.samples], [s.label for s in dataset.samples],
                    photo_map(classifier.features_))

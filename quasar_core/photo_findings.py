@@ -1,8 +1,8 @@
 """The photo check's findings: the photos that hurt a classifier, found from VGG16's cached pooled features.
 
 Each finding is ranked and capped to what a person can check. The measurements behind the choices
-below are in bench/README.md ("Why the engine is built as it is"); bench/bench_doctor.py and
-bench/bench_doctor_bound.py measure the whole check again.
+below are in bench/README.md ("Why the engine is built as it is"); bench/bench_photo_check.py and
+bench/bench_photo_check_bound.py measure the whole check again.
 
 * **Label issues** — confident learning (cleanlab) on out-of-fold probabilities from an
   ensemble: the mean of a standardised logistic regression (C=0.01, k folds), a leave-one-out
@@ -71,7 +71,7 @@ class ClassAdvice:
 
 
 @dataclass(frozen=True)
-class DoctorReport:
+class Findings:
     label_issues: tuple[LabelIssue, ...]
     near_duplicates: tuple[NearDuplicate, ...]
     outliers: tuple[Outlier, ...]
@@ -90,7 +90,7 @@ class DoctorReport:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DoctorReport":
+    def from_dict(cls, d: dict) -> "Findings":
         return cls(
             label_issues=tuple(LabelIssue(str(i["file"]), str(i["given"]), str(i["suggested"]), float(i["score"]))
                                for i in d["label_issues"]),
@@ -136,7 +136,7 @@ def _check(features, labels, class_names, files, oof_probabilities, fit_predict,
     counts = np.bincount(y, minlength=len(names))
     for name, count in zip(names, counts):
         if count < 2:
-            raise ValueError(f"Class {name!r} has {count} photo(s); the doctor needs at least 2 of each class.")
+            raise ValueError(f"Class {name!r} has {count} photo(s); the photo check needs at least 2 of each class.")
     file_list = [files] if isinstance(files, str) else list(files)
     if len(file_list) != n or not all(isinstance(f, str) for f in file_list):
         raise ValueError(f"`files` must be {n} names, one per photo. Received {len(file_list)}: {file_list[:3]!r}...")
@@ -344,7 +344,7 @@ def _advice_sentence(scored):
 
 
 def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fit_predict: Callable | None = None,
-             folds: int = 5, seed: int = 0, views=None, thumbnails=None) -> DoctorReport:
+             folds: int = 5, seed: int = 0, views=None, thumbnails=None) -> Findings:
     """Label issues, near-duplicates, outliers and which class needs more photos (see the module docstring).
 
     ``features`` (n, d) pooled features; ``labels`` (n,) class ids into ``class_names``; ``files`` the
@@ -378,11 +378,11 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
         scored = _curves(x, y, names, splits, fit_predict or default_fit_predict, seed,
                          full=own if fit_predict is None and views is None else None)
         copies = near_duplicates(z, y, names, files, thumbs=thumbnails, feature_neighbours=near)
-        return DoctorReport(_label_issues(y, probs, names, files), copies,
+        return Findings(_label_issues(y, probs, names, files), copies,
                             _outliers(dist, files), tuple(a for *_, a in scored), _advice_sentence(scored))
 
 
-def readable_report(report: DoctorReport) -> list[str]:
+def readable_report(report: Findings) -> list[str]:
     """The report as plain sentences, most useful first (the CLI prints these lines)."""
     lines = []
     if report.label_issues:

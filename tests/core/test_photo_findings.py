@@ -1,4 +1,4 @@
-"""The data doctor on small synthetic "features": Gaussian clusters with planted problems.
+"""The photo check's findings on small synthetic "features": Gaussian clusters with planted problems.
 
 Four classes of 40 photos around random centres in 32 dimensions; 8 labels flipped to another
 class, 3 near-copies (one filed under another class) and 3 photos drawn around no centre.
@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from quasar_core.doctor import ClassAdvice, DoctorReport, LabelIssue, NearDuplicate, Outlier, diagnose, readable_report
+from quasar_core.photo_findings import ClassAdvice, Findings, LabelIssue, NearDuplicate, Outlier, diagnose, readable_report
 
 NAMES = ["ant", "bee", "cat", "dog"]
 PER, DIM = 40, 32
@@ -129,7 +129,7 @@ def test_round_trip_through_json_keeps_everything(case):
     assert set(d["outliers"][0]) == {"file", "score"}
     assert set(d["classes"][0]) == {"label", "count", "accuracy", "more_photos", "curve"}
     assert set(d["classes"][0]["curve"][0]) == {"photos", "accuracy"}
-    assert DoctorReport.from_dict(json.loads(json.dumps(d))) == report
+    assert Findings.from_dict(json.loads(json.dumps(d))) == report
 
 
 def test_readable_report_is_plain_sentences(case):
@@ -137,7 +137,7 @@ def test_readable_report_is_plain_sentences(case):
     assert all(isinstance(line, str) and line for line in lines)
     assert case["report"].label_issues[0].file in "\n".join(lines)
     assert lines[-1] == case["report"].advice
-    empty = DoctorReport((), (), (), (ClassAdvice("a", 5, 1.0, ((4, 1.0),), None),), "Fine.")
+    empty = Findings((), (), (), (ClassAdvice("a", 5, 1.0, ((4, 1.0),), None),), "Fine.")
     assert readable_report(empty)[0] == "No photo looks wrongly labelled."
 
 

@@ -1,7 +1,7 @@
-"""The data doctor on planted problems: how many wrong labels, near-copies and strangers it finds.
+"""The photo check on planted problems: how many wrong labels, near-copies and strangers it finds.
 
-    python bench/bench_doctor.py [--datasets flowers,sample] [--flowers-per-class 80] [--flip-share 0.05]
-                                 [--copies 16] [--strangers 8] [--quick]
+    python bench/bench_photo_check.py [--datasets flowers,sample] [--flowers-per-class 80] [--flip-share 0.05]
+                                      [--copies 16] [--strangers 8] [--quick]
 
 Per data set, a copy of the photos with problems planted where we know them:
   wrong labels   `--flip-share` of the photos moved into another class's folder (seeded)
@@ -10,7 +10,7 @@ Per data set, a copy of the photos with problems planted where we know them:
                  them land in another class (copies in two classes)
   strangers      `--strangers` photos of the other data set (Fashion-MNIST among flowers, flowers
                  among clothes), one to a class in turn
-Then `checkup.checkup` (what *Check my photos* and `quasar doctor` run: the Quick preset's settings,
+Then `photo_check.check_photos` (what *Check my photos* and `quasar check` run: the Quick preset's settings,
 precision auto, the default folds) and, against what was planted:
   wrong labels   recall (planted ones among the reported issues), precision, and how often the
                  suggested class is the true one
@@ -112,7 +112,7 @@ def score(found, planted: dict) -> dict:
 def run_dataset(name: str, work: Path, args, base_loader) -> dict:
     import numpy as np
 
-    from quasar_core.checkup import checkup
+    from quasar_core.photo_check import check_photos
     from quasar_core.data import Limits, load_folder
     from quasar_core.features.cache import FeatureCache
     from quasar_core.presets import PRESETS
@@ -127,12 +127,12 @@ def run_dataset(name: str, work: Path, args, base_loader) -> dict:
     planted = plant(root, truth, strangers_from, args, np.random.default_rng(7))
     dataset = load_folder(root, limits=Limits.from_env(max_images=100_000))
     config = PRESETS["quick"].config(dataset)
-    if args.image_size is not None:  # as `quasar doctor --image-size`
+    if args.image_size is not None:  # as `quasar check --image-size`
         config = config.replace(image_size=args.image_size)
     common.quiet(args)
     print(f"[{name}] {len(dataset)} photos at {config.image_size} px: checking ...", flush=True)
     watch = common.Stopwatch()
-    found = checkup(dataset, config, cache=FeatureCache(work / name / "features"), base_loader=base_loader)
+    found = check_photos(dataset, config, cache=FeatureCache(work / name / "features"), base_loader=base_loader)
     seconds = watch.stop()
     result = {"photos": len(dataset), "image_size": config.image_size, "seconds": seconds,
               **score(found.report, planted), "advice": found.report.advice}
@@ -165,14 +165,14 @@ def main(argv=None) -> int:
     started, info = common.begin(args)
     base_loader = common.shared_base_loader()
     results = {"machine": info, "datasets": {}}
-    with common.work_dir(args, "quasar-bench-doctor-") as work:
+    with common.work_dir(args, "quasar-bench-photo-check-") as work:
         for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
             if name not in ("flowers", "sample"):
                 raise SystemExit(f"unknown data set {name!r} (flowers, sample)")
             results["datasets"][name] = run_dataset(name, work, args, base_loader)
     results["total_seconds"] = time.perf_counter() - started
-    print(f"\ntotal run time of bench_doctor.py: {results['total_seconds']:.0f} s")
-    print(f"results: {common.write_results('bench_doctor', results, quick=args.quick)}")
+    print(f"\ntotal run time of bench_photo_check.py: {results['total_seconds']:.0f} s")
+    print(f"results: {common.write_results('bench_photo_check', results, quick=args.quick)}")
     return 0
 
 

@@ -1,17 +1,17 @@
 """How well can any head on VGG16's pooled features suggest the true class of a wrongly labelled photo?
 
-    python bench/bench_doctor_bound.py [--splits 12] [--per-class 80] [--flip-share 0.1]
-                                       [--image-size 128] [--precision int8] [--quick]
+    python bench/bench_photo_check_bound.py [--splits 12] [--per-class 80] [--flip-share 0.1]
+                                            [--image-size 128] [--precision int8] [--quick]
 
-The doctor suggests, for a photo it thinks is wrongly labelled, the most probable other class; it can be
+The photo check suggests, for a photo it thinks is wrongly labelled, the most probable other class; it can be
 right only as often as the probabilities behind it are. This measures that ceiling on flowers-128. Every
 flowers photo goes once through a FeaturePass (`--image-size`, `--precision`, as the Quick preset and
-`quasar doctor` run). Then, for each of `--splits` seeded subsets (`--per-class` photos a class) with
+`quasar check` run). Then, for each of `--splits` seeded subsets (`--per-class` photos a class) with
 `--flip-share` of the labels moved to another class (seeded):
-  doctor   doctor.diagnose on the subset alone (its own out-of-fold logistic regression, nearest
+  check    photo_findings.diagnose on the subset alone (its own out-of-fold logistic regression, nearest
            neighbours and class centres), as *Check my photos* sees it
-  bound    doctor.diagnose given, in place of its out-of-fold probabilities, those of a logistic
-           regression (standardised, C = doctor.LR_C) that learned from every *other* photo of the data
+  bound    photo_findings.diagnose given, in place of its out-of-fold probabilities, those of a logistic
+           regression (standardised, C = photo_findings.LR_C) that learned from every *other* photo of the data
            set with its clean label: about 10x the photos and no planted flips
 Per arm: the share of flipped photos among the first 2 x flipped label issues, the share of those for
 which the true class is suggested, and how often the probabilities' top class is the true one.
@@ -53,7 +53,7 @@ def measured(report, truth, flipped, names) -> tuple[float, float]:
 def one_split(x_all, y_all, number: int, args) -> dict:
     import numpy as np
 
-    from quasar_core.doctor import default_fit_predict, diagnose
+    from quasar_core.photo_findings import default_fit_predict, diagnose
 
     classes = int(y_all.max()) + 1
     names = [f"class_{c}" for c in range(classes)]
@@ -65,7 +65,7 @@ def one_split(x_all, y_all, number: int, args) -> dict:
     files = [f"photo_{i}" for i in range(len(chosen))]
     bound = default_fit_predict(x_all[others], y_all[others], x)
     row = {"split": number, "photos": len(chosen), "flipped": len(flipped), "learned_from_for_bound": len(others)}
-    for arm, probabilities in (("doctor", None), ("bound", bound)):
+    for arm, probabilities in (("check", None), ("bound", bound)):
         report = diagnose(x, given, class_names=names, files=files, oof_probabilities=probabilities, folds=10,
                           seed=number)
         recall, suggested = measured(report, truth, flipped, names)
@@ -91,22 +91,22 @@ def main(argv=None) -> int:
     from quasar_core.features.cache import FeatureCache
 
     results = {"machine": info, "settings": vars(args)}
-    with common.work_dir(args, "quasar-bench-doctor-bound-") as work:
+    with common.work_dir(args, "quasar-bench-photo-check-bound-") as work:
         x_all, y_all = all_features("flowers", work, args, FeatureCache(work / "features"), base_loader)
     print(f"flowers: {len(y_all)} photos' features at {args.image_size} px ({args.precision}); {args.splits} subsets "
           f"of {args.per_class} a class, {args.flip_share:.0%} of labels flipped", flush=True)
     rows = [one_split(x_all, y_all, number, args) for number in range(args.splits)]
     summary = {arm: {key: float(np.mean([r[arm][key] for r in rows])) for key in rows[0][arm]}
-               for arm in ("doctor", "bound")}
-    for arm, words in (("doctor", "doctor on the subset alone"),
+               for arm in ("check", "bound")}
+    for arm, words in (("check", "the photo check on the subset alone"),
                        ("bound", f"bound: a head that learned from {rows[0]['learned_from_for_bound']} other clean photos")):
         s = summary[arm]
         extra = f", its top class right for {s['top_class_accuracy']:.3f}" if "top_class_accuracy" in s else ""
         print(f"  {words}: flipped found in the first 2x {s['recall_in_first_2x']:.3f}, true class suggested "
               f"{s['suggested_true']:.3f}{extra}")
     results.update(rows=rows, summary=summary, total_seconds=time.perf_counter() - started)
-    print(f"\ntotal run time of bench_doctor_bound.py: {results['total_seconds']:.0f} s")
-    print(f"results: {common.write_results('bench_doctor_bound', results, quick=args.quick)}")
+    print(f"\ntotal run time of bench_photo_check_bound.py: {results['total_seconds']:.0f} s")
+    print(f"results: {common.write_results('bench_photo_check_bound', results, quick=args.quick)}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quasar_core.checkup import every_photo, starting_progress
+from quasar_core.photo_check import every_photo, starting_progress
 from quasar_core.progress import Progress, TrainingHooks
 
 
