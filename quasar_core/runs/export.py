@@ -228,7 +228,8 @@ def app_candidates(run: Run, *, base_loader=None, cache=None):
     def builder(storage):
         return lambda: app_model.build(conv_weights=parts()[0], head=parts()[1], image_size=size, storage=storage)
 
-    return served, [(storage, builder(storage)) for storage in ("int8 weights", "float16 weights", "float32")]
+    return served, [(storage, builder(storage)) for storage in ("int8 weights", "mixed weights", "float16 weights",
+                                                                "float32")]
 
 
 def served_head(run: Run):

@@ -232,6 +232,30 @@ def test_write_app_refuses_what_it_should(app_folder, model_parts, pictures, tmp
         assert not target.exists() and not list(tmp_path.iterdir()), f"{change} left files behind"
 
 
+def test_app_model_storages_shrink_the_file_and_keep_the_answers(base, pictures):
+    """app_model.build: the head on VGG16 in one ONNX graph; 8-bit, mixed and 16-bit weight storage against float32."""
+    from quasar_core.data.photo_decoding import resize_square
+    from quasar_core.head import Head
+
+    rng = np.random.default_rng(1)
+    head = Head(mean=np.full(1024, 0.5, np.float32), scale=np.full(1024, 2.0, np.float32),
+                kernel=rng.normal(scale=0.5, size=(1024, 3)).astype(np.float32),
+                bias=np.array([0.1, -0.2, 0.0], np.float32), temperature=1.7)
+    photos = np.stack([resize_square(np.asarray(pictures.image(label, 3)), 32) for label in CLASSES])
+    conv = app_model.conv_weights_of(base)
+    full = app_model.build(conv_weights=conv, head=head, image_size=32, storage="float32")
+    probabilities, features = app_model.run(full.onnx, photos)
+    np.testing.assert_allclose(probabilities, head.probabilities(features), rtol=0, atol=1e-6)  # Head's arithmetic
+    sizes = {"float32": len(full.onnx)}
+    for storage in ("float16 weights", "mixed weights", "int8 weights"):
+        model = app_model.build(conv_weights=conv, head=head, image_size=32, storage=storage)
+        sizes[storage] = len(model.onnx)
+        theirs, _ = app_model.run(model.onnx, photos)
+        np.testing.assert_allclose(theirs, probabilities, rtol=0, atol=0.05)
+    assert sizes["float32"] > 58e6 and sizes["float16 weights"] < 30e6 and sizes["mixed weights"] < 23e6
+    assert sizes["int8 weights"] < 15e6
+
+
 # --- decoding parity: the app's copy of the one decoder and the engine ------------------------------
 def app_decoder(folder: Path):
     import importlib.util
