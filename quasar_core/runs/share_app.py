@@ -138,18 +138,30 @@ def app_requirements(project_requirements_text: str) -> str:
     """The lines of the project's requirements.txt the app needs, pinned as the project pins them.
 
     Kept: streamlit, onnxruntime (its platform markers dropped: the app cannot run without it), pillow and
-    numpy. Never TensorFlow. A package the app imports that the project does not list is added unpinned.
+    numpy; a line without an exact pin (numpy>=2.0,<3) is pinned to the version installed here, where the
+    export's check ran. Never TensorFlow.
     """
     kept, seen = [], set()
     for line in _logical_lines(project_requirements_text):
         name = _requirement_name(line)
         if name in APP_PACKAGES and name not in seen:
-            kept.append(line.split(";")[0].strip() if name in UNMARKED else line)
+            line = line.split(";")[0].strip() if name in UNMARKED else line
+            kept.append(line if "==" in line else _pinned_here(name) or line)
             seen.add(name)
-    kept += [name for name in NEEDED if name not in seen]
+    kept += [_pinned_here(name) or name for name in NEEDED if name not in seen]
     header = ("# What this app needs (pinned as in the Quasar Nexus project that exported it; no TensorFlow:\n"
               "# the model runs on ONNX Runtime).\n")
     return header + "\n".join(kept) + "\n"
+
+
+def _pinned_here(name: str) -> str | None:
+    """"numpy==2.4.6": the version installed where the app is exported (what its check ran on), else None."""
+    from importlib import metadata
+
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def project_requirements_text() -> str:

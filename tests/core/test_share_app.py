@@ -194,9 +194,14 @@ def test_app_requirements_pin_what_the_app_imports_and_no_tensorflow():
     kept = [line for line in app_requirements(project).splitlines() if line and not line.startswith("#")]
     names = [re.match(r"[A-Za-z0-9._-]+", line).group(0).lower() for line in kept]
     assert sorted(names) == ["numpy", "onnxruntime", "pillow", "streamlit"]
-    assert all("==" in line or ">=" in line for line in kept), kept  # pinned as the project pins them
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.+-]*", line) for line in kept), kept  # exact pins
+    from importlib import metadata
+
     project_lines = {line.strip() for line in project.splitlines()}
-    assert all(line in project_lines or any(p.startswith(line + ";") for p in project_lines) for line in kept)
+    for line in kept:  # as the project pins it, else as installed where the export's check ran
+        name = line.split("==")[0]
+        assert line in project_lines or any(p.startswith(line + ";") for p in project_lines) \
+            or line == f"{name}=={metadata.version(name)}", line
     assert not any("tensorflow" in line or "keras" in line for line in kept)
     onnxruntime = next(line for line in kept if line.startswith("onnxruntime"))
     assert ";" not in onnxruntime, "the app cannot run without ONNX Runtime: no platform marker"
@@ -205,7 +210,7 @@ def test_app_requirements_pin_what_the_app_imports_and_no_tensorflow():
             "Pillow==13.0.0\nscikit-learn==1.9.1\nstreamlit==1.67.0\nplotly==7.1.0\nnumpy>=2\n"
             "onnxruntime==1.32.0; sys_platform == 'linux'\n")
     assert [line for line in app_requirements(text).splitlines() if not line.startswith("#")] == [
-        "Pillow==13.0.0", "streamlit==1.67.0", "numpy>=2", "onnxruntime==1.32.0"]
+        "Pillow==13.0.0", "streamlit==1.67.0", f"numpy=={metadata.version('numpy')}", "onnxruntime==1.32.0"]
 
 
 def test_write_app_refuses_what_it_should(app_folder, model_parts, pictures, tmp_path):
