@@ -174,7 +174,7 @@ def answer(result: dict, labels: list[str]) -> Answer:
                       result["image"])
     if result.get("unusual"):
         return Answer("unusual", f"Not sure: this photo looks unusual for your classes; the closest is {label} "
-                                 f"({sure}).", result["image"])
+                                 f"({sure} sure).", result["image"])
     return Answer("familiar", f"It says {label} ({sure} sure).", result["image"])
 
 

@@ -81,7 +81,7 @@ def test_the_three_answers_in_words():
     assert presenting.answer(known, labels).text == "It says ants (more than 99 % sure)."
     unusual = {**known, "probabilities": {"ants": 0.7, "bees": 0.3}, "unusual": True}
     assert presenting.answer(unusual, labels).text == ("Not sure: this photo looks unusual for your classes; the "
-                                                       "closest is ants (70.0 %).")
+                                                       "closest is ants (70.0 % sure).")
     unknown = {**known, "unknown": True}
     assert presenting.answer(unknown, labels).kind == "unknown"
     assert presenting.answer(unknown, labels).text == "This doesn't look like any of your classes (ants and bees)."
