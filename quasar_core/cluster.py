@@ -121,7 +121,8 @@ class PhotoFeatures:
     """Ray Data's callable class: one instance per worker process, its network built once in __init__.
 
     A batch holds photo references (columns index, view, name, digest, path, member, size, data); the
-    result holds index, view, features (n, 1,024) and error ("" when the photo was computed).
+    result holds index, view, features (n, 1,024), error ("" when the photo was computed), and each row's share of
+    the batch's seconds (busy) and of the worker's CPU seconds (cpu).
     """
 
     def __init__(self, job: PassJob, network_factory: Callable[[PassJob], Callable] = open_job_network):
@@ -131,6 +132,7 @@ class PhotoFeatures:
         self.host = socket.gethostname()
 
     def __call__(self, batch: dict) -> dict:
+        started, cpu = time.perf_counter(), time.process_time()
         job = self.job
         n = len(batch["index"])
         images = np.zeros((n, job.image_size, job.image_size, 3), np.float32)
@@ -144,8 +146,10 @@ class PhotoFeatures:
         features = np.zeros((n, FEATURES), np.float32)
         if good:
             features[good] = self.network(images[good])
+        busy = np.full(n, (time.perf_counter() - started) / n)  # a batch's time, shared among its rows
         return {"index": np.asarray(batch["index"], np.int64), "view": np.asarray(batch["view"], np.int64),
-                "features": features, "error": np.array(errors, dtype=object)}
+                "features": features, "error": np.array(errors, dtype=object), "busy": busy,
+                "cpu": np.full(n, (time.process_time() - cpu) / n)}
 
     def _prepare(self, batch, row) -> np.ndarray:
         from quasar_core.data.limits import ImageRejected
@@ -231,6 +235,8 @@ class ClusterPass:
     failed: list[Problem] = field(default_factory=list)
     workers: int = 0
     seconds: float = 0.0  # the pass itself, from the first photo sent to the last result stored
+    worker_seconds: float = 0.0  # the workers' time on photos (decoding, resizing, VGG16), summed over workers
+    worker_cpu_seconds: float = 0.0  # their CPU time for it
     start_seconds: float = 0.0  # joining the cluster and the driver's preparations (precision, int8 model)
     precisions: dict = field(default_factory=dict)  # image size -> PrecisionChoice
 
@@ -241,7 +247,8 @@ class ClusterPass:
         rate = self.rate()
         speed = f" ({rate:.1f} photos/s)" if rate else ""
         where = f"on the cluster by {self.workers} workers" if self.workers else "on this machine"
-        text = f"{self.computed} photo views computed {where} in {self.seconds:.1f} s{speed}; {self.cached} already cached"
+        text = (f"{self.computed} photo views computed {where} in {self.seconds:.1f} s{speed}; {self.cached} already "
+                "cached")
         if self.failed:
             text += f"; {len(self.failed)} could not be used (named above)"
         return text + "."
@@ -316,8 +323,8 @@ def run_job(dataset: Dataset, job: PassJob, spec: FeatureSpec, missing, *, cache
             workers: int, hooks: TrainingHooks, cancel: threading.Event | None = None,
             network_factory: Callable[[PassJob], Callable] = open_job_network, found: dict | None = None):
     """Compute the `missing` (index, view) photo-views of `dataset` on `workers` Ray actors, storing each result in
-    `cache` (and in `found`, when given: (view, index) -> features). Returns how many were stored and the photos
-    that failed (Problems)."""
+    `cache` (and in `found`, when given: (view, index) -> features). Returns how many were stored, the photos
+    that failed (Problems), and the workers' seconds and CPU seconds on them."""
     ray = require_ray()
     import ray.data
 
@@ -336,6 +343,7 @@ def run_job(dataset: Dataset, job: PassJob, spec: FeatureSpec, missing, *, cache
     seen: set[int] = set()
     timer = PhaseTimer(len(missing))
     done = stored = 0
+    busy = cpu = 0.0
     for result in features.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
         for index, view, value, error in zip(result["index"], result["view"], result["features"], result["error"]):
             index, view = int(index), int(view)
@@ -351,12 +359,13 @@ def run_job(dataset: Dataset, job: PassJob, spec: FeatureSpec, missing, *, cache
                 found[(view, index)] = value
             stored += 1
         done += len(result["index"])
+        busy, cpu = busy + float(np.sum(result["busy"])), cpu + float(np.sum(result["cpu"]))
         elapsed = timer.elapsed()
         hooks.progress(Progress("features", done, len(missing), elapsed_seconds=elapsed, eta_seconds=timer.eta(done),
                                 rate=done / elapsed if elapsed else None))
         if is_cancelled(cancel):
             break
-    return stored, failed
+    return stored, failed, busy, cpu
 
 
 def _map(photos, fn, **options):
@@ -379,8 +388,9 @@ def cluster_features(dataset: Dataset, configs, *, address: str = "auto", cache:
                      network_factory: Callable[[PassJob], Callable] | None = None) -> tuple[Dataset, ClusterPass]:
     """Fill `cache` with the pooled features (every view) that trainings of `configs` on `dataset` will read,
     computed on the Ray cluster at `address` by `workers` actors of `threads` cores each (default: the cluster's
-    CPUs / threads). A cluster joined here is left at the end (a Ray session already open is kept). Returns the dataset without the photos that could not be used (named in its report, as a
-    skipped file is) and what was done."""
+    CPUs / threads). A cluster joined here is left at the end (a Ray session already open is kept). Returns the
+    dataset without the photos that could not be used (named in its report, as a skipped file is) and what was
+    done."""
     hooks = hooks or TrainingHooks()
     if cache is None:
         raise QuasarError("The cluster's features go to the feature cache: give the pass a cache.")
@@ -412,12 +422,15 @@ def cluster_features(dataset: Dataset, configs, *, address: str = "auto", cache:
                 connection = connect(address)
                 summary.workers = workers or max(1, connection.cpus // max(1, threads))
             began = time.perf_counter()
-            stored, problems = run_job(dataset, job, spec, missing, cache=cache, workers=summary.workers, hooks=hooks,
-                                       cancel=cancel, network_factory=network_factory or open_job_network)
+            stored, problems, busy, cpu = run_job(dataset, job, spec, missing, cache=cache, workers=summary.workers,
+                                                  hooks=hooks, cancel=cancel,
+                                                  network_factory=network_factory or open_job_network)
             for problem in problems:
                 failed.setdefault(problem.file, problem)
             summary.seconds += time.perf_counter() - began
             summary.computed += stored
+            summary.worker_seconds += busy
+            summary.worker_cpu_seconds += cpu
     finally:
         if connection is not None:
             connection.leave()  # a local cluster started here stops: the training runs on this machine

@@ -154,8 +154,8 @@ def random_weights_file(path: Path) -> Path:
     from quasar_core.features import int8
 
     rng = np.random.default_rng(0)
-    pairs = [(rng.normal(0, np.sqrt(2 / (9 * s[2])), s).astype(np.float32), rng.normal(0, 0.05, s[3]).astype(np.float32))
-             for s in int8.KERNEL_SHAPES]
+    pairs = [(rng.normal(0, np.sqrt(2 / (9 * s[2])), s).astype(np.float32),
+              rng.normal(0, 0.05, s[3]).astype(np.float32)) for s in int8.KERNEL_SHAPES]
     with h5py.File(path, "w") as f:
         f.create_group("layers/input_layer/vars")
         for i, (kernel, bias) in enumerate(pairs):

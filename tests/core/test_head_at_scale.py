@@ -65,7 +65,8 @@ def test_fit_head_hands_over_above_the_stated_size(monkeypatch):
     x, y = pooled(900, 24, 3)
     calls = []
     original = head_at_scale.fit_head_at_scale
-    monkeypatch.setattr(head_at_scale, "fit_head_at_scale", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
+    monkeypatch.setattr(head_at_scale, "fit_head_at_scale",
+                        lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
     fit_head(x, y, n_classes=3, strength=0.1)
     assert calls == []  # below SCALE_ROWS: scikit-learn, as before
     monkeypatch.setattr(head_at_scale, "SCALE_ROWS", 500)
