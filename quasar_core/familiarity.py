@@ -1,52 +1,33 @@
-"""Familiarity: does a new photo look like the photos the model was trained on?
+"""Familiarity: does a new photo look like the photos the model was trained on? Three answers.
 
-A classifier of ants and bees answers "ants (97 %)" for a photo of a dog: its softmax only
-chooses between the classes it knows. This module gives every prediction a second number, a
-**familiarity** in 0..1, computed from the VGG16 pooled features the engine caches for every
-training photo (global average of block5_pool, 512 floats), and calls a photo *unknown* when it
-is stranger than almost all training photos.
+A classifier of ants and bees answers "ants (97 %)" for a photo of a dog: its softmax only chooses
+between the classes it knows. This module gives every prediction a second number, a
+**familiarity** in 0..1, computed from the pooled VGG16 features the engine caches for every
+training photo, and one of three answers:
 
-How
----
-Score ("strangeness", larger = stranger): the mean cosine distance from the photo's
-power-normalised features (square root, then L2-normalised) to its k = 5 nearest training
-photos. Calibration: every training photo is scored leave-one-out (it is not its own
-neighbour), and those scores, sorted, are kept. A new photo's familiarity is the share of
-training photos whose own out-of-fold score is at least as strange as the new photo's (an
-empirical p-value); it is *unknown* when familiarity < 1 - familiar_share, so by construction
-about ``familiar_share`` (default 97.5 %) of photos like the training ones count as familiar.
+* **familiar** — the label and its confidence;
+* **unusual** — familiarity below ``unusual_below`` (default 0.10) but not unknown: the closest
+  class, said with doubt ("Not sure: this photo looks unusual for your classes");
+* **unknown** — familiarity below ``1 - familiar_share`` (default 0.025): like none of the classes.
 
-Why this method (measured)
---------------------------
-Flowers stand in for the insects (no insect photos offline): for all 10 pairs of 5 flower
-classes x 3 random splits, 125 training / 175 unseen photos per class, VGG16 at 224 px,
-familiar_share 0.975. "own" = unseen photos of the two classes called unknown (target <= 10 %);
-"OOD mix" = mean unknown rate over Fashion-MNIST clothing (150), digits (180: drawn with fonts +
-sklearn 8x8), real non-flower photos at 224 px (60 crops of a temple/lake/tree photo) and the same
-as 32 px "CIFAR-style" photos upscaled (target >= 90 %):
+Score ("strangeness", larger = stranger): the mean cosine distance to the k = 5 nearest training
+photos, where each VGG16 block's part of the features (block4_pool's 512 averages, then
+block5_pool's 512) is square-rooted and unit-normalised on its own, so each block weighs the same:
+block4 sees textures and the blur of an upscaled thumbnail, block5 the subject. Calibration: every
+training photo is scored leave-one-out (not its own neighbour) and those scores are kept, sorted;
+a new photo's familiarity is the share of them at least as strange (an empirical p-value). So about
+``familiar_share`` of photos like the training ones are not unknown, and about ``unusual_below -
+(1 - familiar_share)`` of them fall in the unusual band. The features are those of the model that
+answers (after fine-tuning, the fine-tuned blocks'), so reference and question share one space.
 
-    method (avg-pooled 512)               own (worst pair)  OOD mix (worst)  32px photos  other flowers
-    kNN cosine, sqrt, k=5   <- chosen      2.4 (5.1)        98.7 (95.2)      95.6         9.2
-    kNN cosine, k=5                        2.9 (6.6)        96.7 (94.3)      87.1         9.6
-    Mahalanobis, shared LW cov, L2 feats   2.8 (5.1)        97.2 (95.1)      89.7         8.4
-    kNN cosine sqrt k=5 + Mahalanobis      2.8 (5.7)        98.2 (94.1)      93.4         9.5
-    kNN Euclidean on standardised, k=5     3.9 (6.9)        63.9 (58.5)      53.2         8.3
-    kNN cosine sqrt k=5, avg|max (1024)    2.6 (5.4)        97.3 (83.2)      91.8         7.5
+Why this score and these thresholds: measured against photos of other domains, near domains, small
+thumbnails and everyday objects in bench/bench_strangers.py; the figures are in bench/README.md.
 
-The square root before the cosine is what lifts small upscaled photos (87 -> 96 %); adding
-max-pooled features does not help, so the engine's 512 avg-pooled features are enough. k in
-1..20 barely matters (k=5 is a little steadier than 1). Euclidean distance on standardised
-features fails on digits (30 %). Mahalanobis is close but weaker on 32 px photos and ~20x slower
-to fit (10 folds). familiar_share 0.95 gives own 5.1 % / OOD 99.7 %; 0.99 gives 0.8 % / 94.5 %:
-0.975 keeps a margin on both targets. Limits: other flower species (same domain) are mostly
-called familiar (~9 % unknown), and smooth colour blobs / textures ~80 %. With 20 photos per class
-the calibration is the largest of 40 scores: own 2.9 % on average but up to 18 % on an unlucky
-split; with 1,200 training photos own 2.3 %, OOD 99.3 %. Fit on 5,000 x 512: 0.3 s (bank 4,000
-float16, 2,000 calibration photos); scoring 1,000 photos 0.1 s.
-
-Saving: ``to_arrays()`` gives plain numpy arrays (float16 bank of training features, at most
-``max_bank`` photos, stratified by class) for an ``.npz``; ``from_arrays`` scores identically.
-``SCORING_SNIPPET`` is the same scoring as plain numpy source for exported apps.
+Saving: ``to_arrays()`` gives plain numpy arrays (float16 bank of the training photos' normalised
+features, at most ``max_bank``, stratified by class) for an ``.npz``; ``from_arrays`` scores
+identically, also arrays saved before (version 1: one part, 512 or 1,024 values). ``SCORING_SNIPPET``
+is the same scoring as plain numpy source, ``familiarity(features, arrays) -> (familiarity, unknown,
+unusual)``, for the exported ``predict.py`` and the shared app.
 """
 
 from __future__ import annotations
@@ -56,29 +37,37 @@ import warnings
 
 import numpy as np
 
-__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "METHODS"]
+__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "METHODS", "BLOCK_WIDTH", "UNUSUAL_BELOW"]
 
 METHODS = ("knn_cosine", "mahalanobis")
+BLOCK_WIDTH = 512  # pooled values per VGG16 block (block4_pool, block5_pool): each block is a part of its own
+UNUSUAL_BELOW = 0.10  # familiarity under which a photo that is not unknown is "unusual" (bench/README: why)
 MAX_CALIBRATION = 2000  # training photos scored out-of-fold for the calibration (stratified subsample above)
 _CHUNK = 512  # rows scored at a time: bounds memory at _CHUNK x bank floats
 _FOLDS = 10  # out-of-fold calibration of the Mahalanobis score
-_ARRAY_VERSION = 1
+_ARRAY_VERSION = 2  # 2: "parts" (block by block) and "unusual_below"; 1: one part, two answers
+_TIE = 1e-9  # exact ties count as familiar: in floats 1 - 0.975 is 0.025000000000000022
 
 SCORING_SNIPPET = '''\
 import numpy as np
 
 def familiarity(features, arrays):
-    """(familiarity in 0..1, unknown) for (m, d) pooled VGG16 features; arrays = FamiliarityModel.to_arrays()."""
+    """(familiarity in 0..1, unknown, unusual) per photo of (m, d) pooled VGG16 features; arrays from
+    FamiliarityModel.to_arrays(). unknown: like none of the classes; unusual: not unknown, but doubtful."""
     x = np.atleast_2d(np.asarray(features, dtype=np.float32))
     method, k = str(arrays["method"]), int(arrays["k"])
+    parts = int(arrays["parts"]) if "parts" in arrays else 1  # arrays saved before version 2: one part
     bank = arrays["bank"].astype(np.float32) if method == "knn_cosine" else None
     scores = []
     for s in range(0, len(x), 512):  # 512 photos at a time bounds memory
         q = x[s:s + 512]
-        if method == "knn_cosine":  # mean cosine distance to the k nearest training photos
+        if method == "knn_cosine":  # square root, then each block's part to unit length on its own
             q = np.sqrt(np.maximum(q, 0))
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.float32(1e-12))
-        if method == "knn_cosine":
+        q = np.concatenate([p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), np.float32(1e-12))
+                            for p in np.split(q, parts, axis=1)], axis=1)
+        if parts > 1:
+            q = q / np.float32(np.sqrt(parts))
+        if method == "knn_cosine":  # mean cosine distance to the k nearest training photos
             d = 1 - q @ bank.T
             scores.append(np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1))
         else:  # mahalanobis: squared distance to the nearest class centre, shared whitened covariance
@@ -87,9 +76,10 @@ def familiarity(features, arrays):
     score = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     calibration = arrays["calibration"]  # the training photos' own out-of-fold scores, sorted
     fam = (len(calibration) - np.searchsorted(calibration, score, side="left")) / len(calibration)
-    return fam, fam < 1 - float(arrays["familiar_share"]) - 1e-9  # (1e-9: 1 - 0.975 is 0.025000000000000022)
+    unknown = fam < 1 - float(arrays["familiar_share"]) - 1e-9  # (1e-9: 1 - 0.975 is 0.025000000000000022)
+    unusual_below = float(arrays["unusual_below"]) if "unusual_below" in arrays else 0.10
+    return fam, unknown, ~unknown & (fam < unusual_below - 1e-9)
 '''
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +88,11 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_params(method, k, familiar_share, max_bank, seed):
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_params(method, k, familiar_share, unusual_below, block_width, max_bank, seed):
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}.")
     if not _is_int(k) or k < 1:
@@ -106,6 +100,12 @@ def _check_params(method, k, familiar_share, max_bank, seed):
     if (isinstance(familiar_share, bool) or not isinstance(familiar_share, numbers.Real)
             or not 0 < float(familiar_share) < 1):
         raise ValueError(f"familiar_share must be a number between 0 and 1, e.g. 0.975; got {familiar_share!r}.")
+    if (isinstance(unusual_below, bool) or not isinstance(unusual_below, numbers.Real)
+            or not 1 - float(familiar_share) - _TIE <= float(unusual_below) < 1):
+        raise ValueError(f"unusual_below must be a number from 1 - familiar_share ({1 - float(familiar_share):.3g}, "
+                         f"no unusual band) up to 1, e.g. {UNUSUAL_BELOW}; got {unusual_below!r}.")
+    if not _is_int(block_width) or block_width < 1:
+        raise ValueError(f"block_width must be a whole number >= 1; got {block_width!r}.")
     if not _is_int(max_bank) or max_bank < 2:
         raise ValueError(f"max_bank must be a whole number >= 2; got {max_bank!r}.")
     if not _is_int(seed) or seed < 0:
@@ -171,10 +171,16 @@ def _unit(q: np.ndarray) -> np.ndarray:
     return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.float32(1e-12))
 
 
-def _knn_view(x: np.ndarray) -> np.ndarray:
-    """Square root then unit length. VGG16's pooled features are >= 0 and a few channels dominate them;
-    the square root (a Hellinger-style power normalisation) evens those out."""
-    return _unit(np.sqrt(np.maximum(x, 0)))
+def _by_parts(q: np.ndarray, parts: int) -> np.ndarray:
+    """Each part (a VGG16 block's pooled values) to unit length on its own; side by side, unit length overall."""
+    q = np.concatenate([_unit(p) for p in np.split(q, parts, axis=1)], axis=1)
+    return q / np.float32(np.sqrt(parts)) if parts > 1 else q
+
+
+def _knn_view(x: np.ndarray, parts: int) -> np.ndarray:
+    """Square root then unit length, block by block. VGG16's pooled features are >= 0 and a few channels
+    dominate them; the square root (a Hellinger-style power normalisation) evens those out."""
+    return _by_parts(np.sqrt(np.maximum(x, 0)), parts)
 
 
 def _kmean(d: np.ndarray, k: int) -> np.ndarray:
@@ -206,6 +212,11 @@ def _mahalanobis(xn, center, projection, centres) -> np.ndarray:
     return ((z[:, None, :] - centres[None]) ** 2).sum(axis=-1).min(axis=1)
 
 
+def parts_of(n_features: int, block_width: int = BLOCK_WIDTH) -> int:
+    """How many blocks' parts features of this width hold: 1,024 pooled values -> 2 (block4, block5); else 1."""
+    return n_features // block_width if n_features % block_width == 0 and n_features > block_width else 1
+
+
 # ---------------------------------------------------------------------------------------------
 class FamiliarityModel:
     """How familiar photos look, from their pooled VGG16 features, against the training photos'.
@@ -213,52 +224,70 @@ class FamiliarityModel:
     Parameters (keywords only)
     --------------------------
     method : "knn_cosine" (default): mean cosine distance to the k nearest training photos, on
-        square-rooted, unit-length features; or "mahalanobis": squared distance to the nearest
-        class mean under the shared within-class covariance (Ledoit-Wolf), on unit-length features
-        (needs labels to be class-conditional; without them, one class).
+        square-rooted features, each block's part unit-length on its own; or "mahalanobis": squared
+        distance to the nearest class mean under the shared within-class covariance (Ledoit-Wolf), on
+        unit-length features (needs labels to be class-conditional; without them, one class).
     k : how many nearest training photos the kNN score averages over.
-    familiar_share : the share of photos like the training ones that should count as familiar.
+    familiar_share : the share of photos like the training ones that should not be called unknown.
+    unusual_below : a photo whose familiarity is below this, and that is not unknown, is unusual (default
+        UNUSUAL_BELOW; 1 - familiar_share: no band, two answers).
+    block_width : values per VGG16 block in the features (512): 1,024 features are two parts.
     max_bank : the most training photos kept for kNN scoring (stratified by class above it).
     seed : for the subsampling and the Mahalanobis folds.
 
     Learned: ``calibration_scores_`` (the training photos' out-of-fold scores, sorted; at most
-    MAX_CALIBRATION of them, stratified), ``threshold_`` (the largest score still familiar),
-    ``familiar_rate_`` (share of those training photos familiar out-of-fold: about familiar_share),
-    ``bank_`` (float16) and ``bank_labels_`` (kNN), ``classes_``, ``n_features_in_``, ``n_train_``.
+    MAX_CALIBRATION of them, stratified), ``threshold_`` (the largest score still not unknown),
+    ``familiar_rate_`` (share of those training photos not unknown out-of-fold: about familiar_share),
+    ``unusual_rate_`` (share of them unusual), ``own_scores_`` (every training photo's out-of-fold
+    score, in order: the data doctor's outliers), ``n_parts_``, ``bank_`` (float16) and ``bank_labels_``
+    (kNN), ``classes_``, ``n_features_in_``, ``n_train_``.
     """
 
-    def __init__(self, *, method="knn_cosine", k=5, familiar_share=0.975, max_bank=4000, seed=0):
-        _check_params(method, k, familiar_share, max_bank, seed)
+    def __init__(self, *, method="knn_cosine", k=5, familiar_share=0.975, unusual_below=None,
+                 block_width=BLOCK_WIDTH, max_bank=4000, seed=0):
+        if unusual_below is None:  # the default band, or none when familiar_share leaves no room for it
+            unusual_below = max(UNUSUAL_BELOW, 1 - familiar_share) if _is_real(familiar_share) else UNUSUAL_BELOW
+        _check_params(method, k, familiar_share, unusual_below, block_width, max_bank, seed)
         self.method = method
         self.k = k
         self.familiar_share = familiar_share
+        self.unusual_below = unusual_below
+        self.block_width = block_width
         self.max_bank = max_bank
         self.seed = seed
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, features, labels=None) -> "FamiliarityModel":
         """Learn from (n, d) training features (n >= 2) and optional int class ids, one per photo."""
-        _check_params(self.method, self.k, self.familiar_share, self.max_bank, self.seed)
+        _check_params(self.method, self.k, self.familiar_share, self.unusual_below, self.block_width,
+                      self.max_bank, self.seed)
         x = _as_features(features, min_rows=2)
         y = _as_labels(labels, len(x))
         rng = np.random.default_rng(self.seed)
         for stale in ("bank_", "bank_labels_", "_bank", "_parts"):  # from an earlier fit with another method
             self.__dict__.pop(stale, None)
         self.n_features_in_, self.n_train_ = int(x.shape[1]), int(len(x))
+        self.n_parts_ = parts_of(self.n_features_in_, self.block_width)
         self.classes_ = np.unique(y)
         cal_idx = _stratified(y, MAX_CALIBRATION, rng)
         if self.method == "knn_cosine":
-            calibration = self._fit_knn(x, y, cal_idx, rng)
+            own = self._fit_knn(x, y, rng)
         else:
-            calibration = self._fit_mahalanobis(x, y, cal_idx, rng)
-        self.calibration_scores_ = np.sort(calibration.astype(np.float32))
-        familiar = ~self._unknown_of(self._familiarity_of(self.calibration_scores_))
-        self.familiar_rate_ = float(familiar.mean())
-        self.threshold_ = float(self.calibration_scores_[familiar].max())
+            own = self._fit_mahalanobis(x, y, rng)
+        self.own_scores_ = own.astype(np.float32)
+        self.calibration_scores_ = np.sort(self.own_scores_[cal_idx])
+        self._rates()
         return self
 
-    def _fit_knn(self, x, y, cal_idx, rng):
-        view = _knn_view(x)
+    def _rates(self) -> None:
+        fam = self._familiarity_of(self.calibration_scores_)
+        unknown = self._unknown_of(fam)
+        self.familiar_rate_ = float((~unknown).mean())
+        self.unusual_rate_ = float(self._unusual_of(fam).mean())
+        self.threshold_ = float(self.calibration_scores_[~unknown].max())
+
+    def _fit_knn(self, x, y, rng):
+        view = _knn_view(x, self.n_parts_)
         bank_idx = _stratified(y, int(self.max_bank), rng)
         self.bank_ = view[bank_idx].astype(np.float16)
         self.bank_labels_ = y[bank_idx]
@@ -267,8 +296,8 @@ class FamiliarityModel:
         position = np.full(len(x), -1)
         position[bank_idx] = np.arange(len(bank_idx))
         out = []
-        for s in range(0, len(cal_idx), _CHUNK):  # leave-one-out: a photo is not its own neighbour
-            rows = cal_idx[s:s + _CHUNK]
+        for s in range(0, len(x), _CHUNK):  # leave-one-out: a photo is not its own neighbour
+            rows = np.arange(s, min(len(x), s + _CHUNK))
             d = 1 - view[rows] @ self._bank.T
             own = position[rows]
             hit = np.flatnonzero(own >= 0)
@@ -276,8 +305,8 @@ class FamiliarityModel:
             out.append(_kmean(d, self._k))
         return np.concatenate(out)
 
-    def _fit_mahalanobis(self, x, y, cal_idx, rng):
-        xn = _unit(x)
+    def _fit_mahalanobis(self, x, y, rng):
+        xn = _by_parts(x, self.n_parts_)
         self._parts = _mahalanobis_parts(xn, y)
         self._k = int(self.k)
         folds = min(_FOLDS, len(x))
@@ -285,11 +314,9 @@ class FamiliarityModel:
         scores = np.full(len(x), np.nan, dtype=np.float32)
         for f in range(folds):  # out-of-fold: each photo scored by a model fitted without it
             held = np.flatnonzero(fold == f)
-            held = held[np.isin(held, cal_idx)]
-            if len(held):
-                parts = _mahalanobis_parts(xn[fold != f], y[fold != f])
-                scores[held] = _mahalanobis(xn[held], *parts)
-        return scores[cal_idx]
+            parts = _mahalanobis_parts(xn[fold != f], y[fold != f])
+            scores[held] = _mahalanobis(xn[held], *parts)
+        return scores
 
     # -- scoring --------------------------------------------------------------------------
     def _check_fitted(self):
@@ -304,9 +331,9 @@ class FamiliarityModel:
         for s in range(0, len(x), _CHUNK):
             q = x[s:s + _CHUNK]
             if self.method == "knn_cosine":
-                out.append(_kmean(1 - _knn_view(q) @ self._bank.T, self._k))
+                out.append(_kmean(1 - _knn_view(q, self.n_parts_) @ self._bank.T, self._k))
             else:
-                out.append(_mahalanobis(_unit(q), *self._parts))
+                out.append(_mahalanobis(_by_parts(q, self.n_parts_), *self._parts))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def _familiarity_of(self, scores) -> np.ndarray:
@@ -314,8 +341,10 @@ class FamiliarityModel:
         return (len(cal) - np.searchsorted(cal, scores, side="left")) / len(cal)
 
     def _unknown_of(self, fam) -> np.ndarray:
-        # exact ties count as familiar: in floats 1 - 0.975 is 0.025000000000000022, which would flag 1/40
-        return fam < 1 - float(self.familiar_share) - 1e-9
+        return fam < 1 - float(self.familiar_share) - _TIE
+
+    def _unusual_of(self, fam) -> np.ndarray:
+        return ~self._unknown_of(fam) & (fam < float(self.unusual_below) - _TIE)
 
     def familiarity(self, features) -> np.ndarray:
         """(m,) in 0..1: the share of training photos whose own out-of-fold score is at least as strange
@@ -326,13 +355,24 @@ class FamiliarityModel:
         """(m,) bool: familiarity < 1 - familiar_share (stranger than all but that share of training photos)."""
         return self._unknown_of(self.familiarity(features))
 
+    def is_unusual(self, features) -> np.ndarray:
+        """(m,) bool: not unknown, but familiarity < unusual_below (the band of doubt above unknown)."""
+        return self._unusual_of(self.familiarity(features))
+
+    def answers(self, features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(familiarity, unknown, unusual) in one scoring: what SCORING_SNIPPET's familiarity() returns."""
+        fam = self.familiarity(features)
+        return fam, self._unknown_of(fam), self._unusual_of(fam)
+
     # -- saving ---------------------------------------------------------------------------
     def describe(self) -> str:
-        """The threshold and how often the user's own photos were called unknown, in words."""
+        """The thresholds and how often the user's own photos were called unknown or unusual, in words."""
         self._check_fitted()
         text = (f"A photo counts as unlike anything the model learned when it looks stranger, to VGG16, than "
-                f"{self.familiar_share * 100:.1f} % of the training photos do. Tested on its own photos (each "
-                f"against the others), {(1 - self.familiar_rate_) * 100:.1f} % of them were called unknown.")
+                f"{self.familiar_share * 100:.1f} % of the training photos do, and as unusual when stranger than "
+                f"{(1 - self.unusual_below) * 100:.1f} % of them. Tested on its own photos (each against the "
+                f"others), {(1 - self.familiar_rate_) * 100:.1f} % of them were called unknown and "
+                f"{self.unusual_rate_ * 100:.1f} % unusual.")
         per_class = self.n_train_ / max(len(self.classes_), 1)
         if per_class < 50:
             text += (f" With about {per_class:.0f} photos per class this check is rough: some unusual photos may "
@@ -346,11 +386,14 @@ class FamiliarityModel:
             "version": np.array(_ARRAY_VERSION, dtype=np.int64),
             "method": np.array(self.method),
             "k": np.array(self._k, dtype=np.int64),
+            "parts": np.array(self.n_parts_, dtype=np.int64),
             "familiar_share": np.array(float(self.familiar_share)),
+            "unusual_below": np.array(float(self.unusual_below)),
             "calibration": self.calibration_scores_,
             "threshold": np.array(self.threshold_),
             "familiar_rate": np.array(self.familiar_rate_),
-            "params": np.array([int(self.k), int(self.max_bank), int(self.seed)], dtype=np.int64),
+            "params": np.array([int(self.k), int(self.max_bank), int(self.seed), int(self.block_width)],
+                               dtype=np.int64),
             "n_train": np.array(self.n_train_, dtype=np.int64),
             "n_features": np.array(self.n_features_in_, dtype=np.int64),
             "classes": self.classes_.astype(np.int64),
@@ -363,21 +406,24 @@ class FamiliarityModel:
 
     @classmethod
     def from_arrays(cls, arrays) -> "FamiliarityModel":
-        """The model back from to_arrays()' output (a dict, or the NpzFile np.load gives)."""
+        """The model back from to_arrays()' output (a dict, or the NpzFile np.load gives); arrays of version 1
+        (one part: 512 block5 values, or 1,024 as one vector) score as they did, with the default unusual band."""
         needed = {"knn_cosine": ("bank", "bank_labels"), "mahalanobis": ("center", "projection", "class_centres")}
         try:
             method = str(arrays["method"])
             if method not in needed:
                 raise ValueError(f"unknown method {method!r}")
-            if int(arrays["version"]) != _ARRAY_VERSION:
-                raise ValueError(f"version {int(arrays['version'])}, this code reads {_ARRAY_VERSION}")
-            k, max_bank, seed = (int(v) for v in arrays["params"])
-            model = cls(method=method, k=k, familiar_share=float(arrays["familiar_share"]), max_bank=max_bank,
-                        seed=seed)
+            version = int(arrays["version"])
+            if version not in (1, _ARRAY_VERSION):
+                raise ValueError(f"version {version}, this code reads 1 to {_ARRAY_VERSION}")
+            k, max_bank, seed, *rest = (int(v) for v in arrays["params"])
+            familiar_share = float(arrays["familiar_share"])
+            unusual_below = float(arrays["unusual_below"]) if version >= 2 else None  # None: the default band
+            model = cls(method=method, k=k, familiar_share=familiar_share, unusual_below=unusual_below,
+                        block_width=rest[0] if rest else BLOCK_WIDTH, max_bank=max_bank, seed=seed)
             model._k = int(arrays["k"])
+            model.n_parts_ = int(arrays["parts"]) if version >= 2 else 1
             model.calibration_scores_ = np.asarray(arrays["calibration"], dtype=np.float32)
-            model.threshold_ = float(arrays["threshold"])
-            model.familiar_rate_ = float(arrays["familiar_rate"])
             model.n_train_ = int(arrays["n_train"])
             model.n_features_in_ = int(arrays["n_features"])
             model.classes_ = np.asarray(arrays["classes"], dtype=np.int64)
@@ -389,14 +435,17 @@ class FamiliarityModel:
             else:
                 model._parts = tuple(np.asarray(arrays[key], dtype=np.float32) for key in needed[method])
                 shape_ok = model._parts[0].shape == (model.n_features_in_,)
+            shape_ok = shape_ok and model.n_parts_ >= 1 and model.n_features_in_ % model.n_parts_ == 0
+            saved = float(arrays["threshold"]), float(arrays["familiar_rate"])
         except KeyError as exc:
             raise ValueError(f"These arrays are not a saved FamiliarityModel: {exc.args[0]!r} is missing.") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"These arrays are not a saved FamiliarityModel: {exc}.") from None
         if not shape_ok or model.calibration_scores_.ndim != 1 or not len(model.calibration_scores_):
             raise ValueError("These arrays are not a saved FamiliarityModel: their shapes do not agree.")
+        model._rates()
+        model.threshold_, model.familiar_rate_ = saved
         return model
-
 
 # ---------------------------------------------------------------------------------------------
 def drift_summary(familiarity_values, unknown) -> dict:

@@ -1,5 +1,6 @@
-"""Familiarity: planted strangers are called unknown, the calibration holds, saved arrays and the
-pasteable numpy snippet score exactly like the fitted model. Synthetic data only (no VGG16)."""
+"""Familiarity: planted strangers are called unknown, the calibration holds for unknown and the unusual
+band, each block's part counts on its own, saved arrays (today's and version 1's) and the pasteable numpy
+snippet score exactly like the fitted model. Synthetic data only (no VGG16)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from quasar_core import familiarity
-from quasar_core.familiarity import MAX_CALIBRATION, SCORING_SNIPPET, FamiliarityModel, drift_summary
+from quasar_core.familiarity import (MAX_CALIBRATION, SCORING_SNIPPET, UNUSUAL_BELOW, FamiliarityModel,
+                                     drift_summary)
 
 D = 64
 METHODS = ("knn_cosine", "mahalanobis")
@@ -94,33 +96,110 @@ def test_a_training_photo_is_not_its_own_neighbour_in_the_calibration(data):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_saved_arrays_and_the_numpy_snippet_score_exactly_like_the_model(data, method):
+@pytest.mark.parametrize("block_width", [32, 64])  # two parts of 32 values (block4 | block5), or one
+def test_saved_arrays_and_the_numpy_snippet_score_exactly_like_the_model(data, method, block_width):
     x, y, fresh, _ = data
-    model = FamiliarityModel(method=method, k=3).fit(x, y)
+    model = FamiliarityModel(method=method, k=3, block_width=block_width, unusual_below=0.2).fit(x, y)
+    assert model.n_parts_ == 64 // block_width
     arrays = model.to_arrays()
     assert all(a.dtype != object for a in arrays.values())
+    assert int(arrays["version"]) == 2 and int(arrays["parts"]) == model.n_parts_
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     buffer.seek(0)
-    loaded = FamiliarityModel.from_arrays(np.load(buffer, allow_pickle=False))
-    probe = np.concatenate([fresh, strangers(20), x[:10]])
-    expected = model.familiarity(probe)
-    np.testing.assert_array_equal(loaded.familiarity(probe), expected)
-    np.testing.assert_array_equal(loaded.is_unknown(probe), model.is_unknown(probe))
-    assert (loaded.threshold_, loaded.familiar_rate_, loaded.k, loaded.method) == (
-        model.threshold_, model.familiar_rate_, 3, method)
-    fam, unknown = snippet_function()(probe, arrays)
-    np.testing.assert_array_equal(fam, expected)
+    saved = np.load(buffer, allow_pickle=False)
+    loaded = FamiliarityModel.from_arrays(saved)
+    probe = np.concatenate([fresh, strangers(20), x[:10], (fresh[:20] + strangers(20)) / 2])
+    expected, unknown, unusual = model.answers(probe)
+    assert unknown.any() and unusual.any() and (~unknown & ~unusual).any()  # all three answers are probed
+    np.testing.assert_array_equal(expected, model.familiarity(probe))
     np.testing.assert_array_equal(unknown, model.is_unknown(probe))
-    fam_one, _ = snippet_function()(probe[0], arrays)  # one photo's 1-D features
-    assert fam_one.shape == (1,) and fam_one[0] == expected[0]
+    np.testing.assert_array_equal(unusual, model.is_unusual(probe))
+    assert not (unknown & unusual).any()
+    np.testing.assert_array_equal(loaded.familiarity(probe), expected)
+    np.testing.assert_array_equal(loaded.is_unknown(probe), unknown)
+    np.testing.assert_array_equal(loaded.is_unusual(probe), unusual)
+    assert (loaded.threshold_, loaded.familiar_rate_, loaded.unusual_rate_, loaded.k, loaded.method,
+            loaded.unusual_below, loaded.n_parts_) == (model.threshold_, model.familiar_rate_, model.unusual_rate_,
+                                                       3, method, 0.2, model.n_parts_)
+    for given in (arrays, saved):  # the dict, and the NpzFile an app loads
+        fam, snippet_unknown, snippet_unusual = snippet_function()(probe, given)
+        np.testing.assert_array_equal(fam, expected)
+        np.testing.assert_array_equal(snippet_unknown, unknown)
+        np.testing.assert_array_equal(snippet_unusual, unusual)
+    fam_one, unknown_one, unusual_one = snippet_function()(probe[0], arrays)  # one photo's 1-D features
+    assert fam_one.shape == unknown_one.shape == unusual_one.shape == (1,) and fam_one[0] == expected[0]
+
+
+V1 = Path(__file__).with_name("familiarity_v1.npz")  # saved by the engine before version 2 (git 8f3251f)
+
+
+@pytest.mark.parametrize("key", ["knn_cosine_512", "knn_cosine_1024", "mahalanobis_64"])
+def test_arrays_saved_before_version_2_score_as_they_did(key):
+    """Version 1: one part (512 block5 averages, or 1,024 as one vector), two answers. Loaded today they give
+    the familiarity and unknown verdicts they gave then, through the class and the snippet, and the default
+    unusual band on top."""
+    with np.load(V1, allow_pickle=False) as stored:
+        arrays = {name.split("/", 1)[1]: stored[name] for name in stored.files if name.startswith(key + "/")}
+    probe, was, was_unknown = arrays.pop("probe"), arrays.pop("expected_familiarity"), arrays.pop("expected_unknown")
+    assert int(arrays["version"]) == 1 and "parts" not in arrays and "unusual_below" not in arrays
+    model = FamiliarityModel.from_arrays(arrays)
+    assert model.n_parts_ == 1 and model.unusual_below == UNUSUAL_BELOW
+    np.testing.assert_array_equal(model.familiarity(probe), was)
+    np.testing.assert_array_equal(model.is_unknown(probe), was_unknown)
+    np.testing.assert_array_equal(model.is_unusual(probe), ~was_unknown & (was < UNUSUAL_BELOW - 1e-9))
+    fam, unknown, unusual = snippet_function()(probe, arrays)
+    np.testing.assert_array_equal(fam, was)
+    np.testing.assert_array_equal(unknown, was_unknown)
+    np.testing.assert_array_equal(unusual, model.is_unusual(probe))
+    again = FamiliarityModel.from_arrays(model.to_arrays())  # saved again: version 2, still one part
+    np.testing.assert_array_equal(again.familiarity(probe), was)
+
+
+def test_each_blocks_part_counts_on_its_own():
+    """The first block's values are small beside the second's (as block4's averages are beside block5's
+    in magnitude, or the other way): a stranger that differs only there is missed when the 64 values are
+    one vector, and caught when each block is unit length on its own."""
+    x, y = clusters(100)
+    fresh, _ = clusters(60, seed=1)
+    odd = fresh.copy()
+    odd[:, :32] = odd[:, 32:].mean() * np.random.default_rng(2).gamma(1.0, 1.0, (len(odd), 32))
+    scale = np.r_[np.full(32, 0.02), np.ones(32)].astype(np.float32)  # the first block 50x smaller
+    x, fresh, odd = x * scale, fresh * scale, odd * scale
+    two = FamiliarityModel(block_width=32).fit(x, y)
+    one = FamiliarityModel(block_width=64).fit(x, y)
+    assert (two.n_parts_, one.n_parts_) == (2, 1)
+    assert two.is_unknown(odd).mean() >= 0.9 and one.is_unknown(odd).mean() <= 0.3
+    assert two.is_unknown(fresh).mean() <= 0.08
+
+
+def test_the_unusual_band_holds_about_its_share_of_photos_like_the_training_ones(data):
+    x, y, fresh, _ = data
+    model = FamiliarityModel(unusual_below=0.2).fit(x, y)
+    assert abs(model.unusual_rate_ - (0.2 - 0.025)) <= 2 / len(x)
+    fam = model.familiarity(fresh)
+    np.testing.assert_array_equal(model.is_unusual(fresh), (fam >= 0.025 - 1e-9) & (fam < 0.2 - 1e-9))
+    assert abs(model.is_unusual(fresh).mean() - 0.175) < 0.06
+    assert model.is_unusual(strangers(20)).sum() == 0  # strangers are unknown, not merely unusual
+    none = FamiliarityModel(unusual_below=0.025).fit(x, y)  # no band: two answers, as before
+    assert not none.is_unusual(np.concatenate([fresh, strangers(20)])).any()
+    assert "unusual" in model.describe() and f"{model.unusual_rate_ * 100:.1f} %" in model.describe()
+
+
+def test_every_training_photo_has_its_own_out_of_fold_score(data):
+    x, y, _, _ = data
+    model = FamiliarityModel().fit(x, y)
+    assert model.own_scores_.shape == (len(x),)
+    np.testing.assert_array_equal(np.sort(model.own_scores_), model.calibration_scores_)
+    odd = np.concatenate([x, strangers(1)])
+    assert np.argmax(FamiliarityModel().fit(odd, np.r_[y, 0]).own_scores_) == len(x)  # the stranger, last
 
 
 def test_the_snippet_needs_only_numpy():
     assert "sklearn" not in SCORING_SNIPPET and "quasar" not in SCORING_SNIPPET
     imports = [line for line in SCORING_SNIPPET.splitlines() if line.strip().startswith(("import", "from"))]
     assert imports == ["import numpy as np"]
-    assert len(SCORING_SNIPPET.strip().splitlines()) <= 30
+    assert len(SCORING_SNIPPET.strip().splitlines()) <= 40
 
 
 def test_the_bank_is_float16_and_subsampled_by_class_over_max_bank():
@@ -153,7 +232,8 @@ def test_tiny_datasets_still_work(method):
 @pytest.mark.parametrize("kwargs, quoted", [
     ({"method": "lof"}, "'lof'"), ({"k": 0}, "0"), ({"k": 2.5}, "2.5"), ({"k": True}, "True"),
     ({"familiar_share": 1.0}, "1.0"), ({"familiar_share": 0}, "0"), ({"familiar_share": "0.9"}, "'0.9'"),
-    ({"max_bank": 1}, "1"), ({"seed": -1}, "-1"),
+    ({"max_bank": 1}, "1"), ({"seed": -1}, "-1"), ({"unusual_below": 0.01}, "0.01"), ({"unusual_below": 1}, "1"),
+    ({"unusual_below": True}, "True"), ({"block_width": 0}, "0"),
 ])
 def test_bad_parameters_are_refused_quoting_the_value(kwargs, quoted):
     with pytest.raises(ValueError, match=list(kwargs)[0]) as info:
