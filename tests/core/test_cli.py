@@ -231,8 +231,8 @@ def test_evaluate_in_words_and_with_an_unknown_class(cli_run, shapes, tmp_path, 
     assert re.search(r"circle: precision \d+\.\d %, recall \d+\.\d %, F1 \d\.\d\d \(5 photos\)", captured.out)
 
 
-def test_predict_json_gives_label_probabilities_familiarity_and_unknown_per_image(cli_run, shapes, tmp_path,
-                                                                                  capsys):
+def test_predict_json_gives_label_probabilities_familiarity_unknown_and_unusual_per_image(cli_run, shapes, tmp_path,
+                                                                                          capsys):
     out, _ = cli_run
     circle, noise = tmp_path / "circle.png", tmp_path / "noise.png"
     shapes.image("circle", 50).save(circle)
@@ -243,13 +243,14 @@ def test_predict_json_gives_label_probabilities_familiarity_and_unknown_per_imag
     results = json.loads(capsys.readouterr().out)
     assert [r["image"] for r in results] == [str(circle), str(noise)]
     for result in results:
-        assert set(result) == {"image", "label", "probabilities", "familiarity", "unknown"}
+        assert set(result) == {"image", "label", "probabilities", "familiarity", "unknown", "unusual", "answer"}
         assert set(result["probabilities"]) == {"circle", "square", "triangle"}
+        assert result["answer"] in ("familiar", "unusual", "unknown") and not (result["unknown"] and result["unusual"])
         assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
         assert 0 <= result["familiarity"] <= 1
-    assert results[0]["label"] == "circle" and results[0]["unknown"] is False
-    assert results[1]["unknown"] is True
+    assert results[0]["label"] == "circle" and results[0]["unknown"] is False and results[0]["answer"] == "familiar"
+    assert results[1]["unknown"] is True and results[1]["unusual"] is False and results[1]["answer"] == "unknown"
     from quasar_core.runs.learned import classifier_of
 
     expected = classifier_of(Run.open(out)).predict_proba([np.asarray(shapes.image("circle", 50))])[0]
@@ -263,11 +264,25 @@ def test_predict_in_words_and_a_file_that_is_not_a_picture(cli_run, shapes, tmp_
     text.write_text("not a picture")
     assert main(["predict", str(out), str(picture), str(text)]) == 0  # one of two worked
     captured = capsys.readouterr()
-    sure = r"(\d+\.\d|more than 99) %"  # wording.confidence: never "100.0 %"
-    assert re.fullmatch(rf"{re.escape(str(picture))}: square \({sure}\)\n", captured.out), captured.out
+    sure = r"(\d+\.\d|more than 99) % sure"  # wording.confidence: never "100.0 %"
+    assert re.fullmatch(rf"{re.escape(str(picture))}: It is most likely square \({sure}\)\n", captured.out), captured.out
     assert one_error_line(captured.err).startswith(f"error: {text}: ")
     assert main(["predict", str(out), str(text)]) == 2  # nothing worked
     assert one_error_line(capsys.readouterr().err)
+
+
+def test_predict_in_words_says_which_of_the_three_answers_and_never_100_percent(cli_run, shapes, tmp_path, capsys):
+    out, _ = cli_run
+    circle, noise = tmp_path / "circle.png", tmp_path / "noise.png"
+    shapes.image("circle", 52).save(circle)
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(noise)
+    assert main(["predict", str(out), str(circle), str(noise)]) == 0
+    words = capsys.readouterr().out
+    assert f"{circle}: It is most likely circle (" in words
+    assert f"{noise}: This doesn't look like any of your classes\n" in words
+    assert "100 %" not in words and "100.0 %" not in words and " 0 %" not in words and "0.0 %" not in words
 
 
 def test_explain_writes_a_heatmap_for_the_predicted_or_a_named_class(cli_run, shapes, tmp_path, capsys):
@@ -472,3 +487,32 @@ def test_the_installed_package_trains_and_predicts_from_another_folder(shapes, s
     packaged = subprocess.run([str(python), "-c", look], capture_output=True, text=True, cwd=elsewhere, env=env,
                               timeout=120)
     assert packaged.stdout.split() == ["True", "True"], packaged.stderr  # the package data came along
+
+
+def test_predict_says_unusual_in_json_and_in_words(cli_run, shapes, tmp_path, capsys):
+    """The run's reference with its unusual band widened to nearly every familiarity (a copy of the run): a
+    photo that is not unknown but less typical than the most typical training photo answers "unusual"."""
+    import shutil
+
+    out, _ = cli_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    with np.load(copy / "familiarity.npz", allow_pickle=False) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    arrays["unusual_below"] = np.array(0.999999)
+    np.savez(copy / "familiarity.npz", **arrays)
+    circle, blurred = tmp_path / "circle.png", tmp_path / "blurred.png"
+    shapes.image("circle", 53).save(circle)
+    from PIL import Image, ImageFilter
+
+    shapes.image("circle", 54).filter(ImageFilter.GaussianBlur(2)).save(blurred)
+    assert main(["predict", str(copy), str(circle), str(blurred), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    unusual = [r for r in results if r["answer"] == "unusual"]
+    assert unusual and all(r["unusual"] is True and r["unknown"] is False for r in unusual), results
+    assert all(0.025 <= r["familiarity"] < 0.999999 for r in unusual)
+    assert main(["predict", str(copy), unusual[0]["image"]]) == 0
+    words = capsys.readouterr().out
+    assert words.startswith(f"{unusual[0]['image']}: Not sure: this photo looks unusual for your classes; "
+                            f"the closest is {unusual[0]['label']} ("), words
+    assert "100 %" not in words and "100.0 %" not in words
