@@ -30,6 +30,16 @@ IGNORED_FILE_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 IGNORED_FOLDER_NAMES = frozenset({"__macosx"})
 NOT_IN_A_CLASS_FOLDER = "not inside a class folder; move it into the folder of its class"
 BLANK_CLASS_FOLDER = "its class folder name is blank; rename the folder"
+# Photos to label later: the label of their samples (no class folder can be blank), and the folder names
+# that hold them beside the class folders ("unlabelled/", "to label/"…: compared lower-case, _ and - as spaces).
+UNLABELLED = ""
+UNLABELLED_FOLDER_NAMES = frozenset({"unlabelled", "unlabeled", "not labelled", "not labeled", "to label",
+                                     "unsorted"})
+
+
+def is_unlabelled_folder(name: str) -> bool:
+    return " ".join(clean_class_name(name).lower().replace("_", " ").replace("-", " ").split()) in \
+        UNLABELLED_FOLDER_NAMES
 
 
 def clean_class_name(raw: str) -> str:
@@ -96,15 +106,15 @@ def _check_one(entry: Entry, limits: Limits) -> Sample | Problem:
 def build_dataset(source: str, entries: list[Entry], class_folders: set[str], problems: list[Problem],
                   limits: Limits, *, single_class_hint: str | None = None,
                   on_progress: ProgressFn | None = None) -> Dataset:
-    ordered = sorted(entries, key=lambda e: e.name)
+    # A folder named like "unlabelled/" holds photos to label later: checked alike, kept apart from the classes.
+    later = sorted((e for e in entries if is_unlabelled_folder(e.label)), key=lambda e: e.name)
+    ordered = sorted((e for e in entries if not is_unlabelled_folder(e.label)), key=lambda e: e.name)
+    class_folders = {name for name in class_folders if not is_unlabelled_folder(name)}
     labels_with_files = {entry.label for entry in ordered}
-    decoded: list[Sample] = []
-    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="quasar-decode") as pool:
-        for start in range(0, len(ordered), IN_FLIGHT):
-            for result in pool.map(lambda e: _check_one(e, limits), ordered[start : start + IN_FLIGHT]):
-                (decoded if isinstance(result, Sample) else problems).append(result)
-            if on_progress is not None:
-                on_progress(min(start + IN_FLIGHT, len(ordered)), len(ordered))
+    decoded = _decode(ordered + later, limits, problems, on_progress)
+    unlabelled = [Sample(s.name, UNLABELLED, s.original_size, s.digest, s.source) for s in decoded
+                  if is_unlabelled_folder(s.label)]
+    decoded = [s for s in decoded if not is_unlabelled_folder(s.label)]
 
     samples = _drop_duplicates(decoded, problems)
     for label in sorted(class_folders - labels_with_files):
@@ -118,15 +128,50 @@ def build_dataset(source: str, entries: list[Entry], class_folders: set[str], pr
     _add_dataset_warnings(report)
     labels = sorted(counts)
     ordered_samples = sorted(samples, key=lambda s: (labels.index(s.label), s.name))
-    return Dataset(samples=ordered_samples, labels=labels, report=report)
+    dataset = Dataset(samples=ordered_samples, labels=labels, report=report)
+    dataset.unlabelled = _drop_duplicates(unlabelled, problems, known={s.digest: s for s in samples})
+    return dataset
 
 
-def _drop_duplicates(decoded: list[Sample], problems: list[Problem]) -> list[Sample]:
+def _decode(entries: list[Entry], limits: Limits, problems: list[Problem], on_progress) -> list[Sample]:
+    decoded: list[Sample] = []
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="quasar-decode") as pool:
+        for start in range(0, len(entries), IN_FLIGHT):
+            for result in pool.map(lambda e: _check_one(e, limits), entries[start : start + IN_FLIGHT]):
+                (decoded if isinstance(result, Sample) else problems).append(result)
+            if on_progress is not None:
+                on_progress(min(start + IN_FLIGHT, len(entries)), len(entries))
+    return decoded
+
+
+def build_unlabelled(source: str, entries: list[Entry], problems: list[Problem], limits: Limits, *,
+                     on_progress: ProgressFn | None = None) -> Dataset:
+    """Photos to label later (no classes): each checked like any upload, copies used once. A Dataset without
+    labels whose samples' label is UNLABELLED; refused (DatasetRejected) when none is usable."""
+    ordered = sorted(entries, key=lambda e: e.name)
+    decoded = [Sample(s.name, UNLABELLED, s.original_size, s.digest, s.source)
+               for s in _decode(ordered, limits, problems, on_progress)]
+    samples = sorted(_drop_duplicates(decoded, problems), key=lambda s: s.name)
+    report = DataReport(source=source, counts={}, problems=problems)
+    if not samples:
+        skipped = f" {len(report.skipped())} files were skipped; the report says why." if report.skipped() else ""
+        raise DatasetRejected(f"No usable photos were found in {source}. Give JPEG or PNG photos.{skipped}", report)
+    return Dataset(samples=samples, labels=[], report=report)
+
+
+def _drop_duplicates(decoded: list[Sample], problems: list[Problem], *,
+                     known: dict[str, Sample] | None = None) -> list[Sample]:
+    """One sample per picture; with `known` (digest -> a labelled photo), photos to label that are already
+    labelled are left out too."""
     by_digest: dict[str, list[Sample]] = {}
     for sample in decoded:
         by_digest.setdefault(sample.digest, []).append(sample)
     kept: list[Sample] = []
-    for copies in by_digest.values():
+    for digest, copies in by_digest.items():
+        if known is not None and digest in known:
+            problems.extend(Problem(s.name, f"same picture as {known[digest].name}, which is labelled; used once",
+                                    "duplicate") for s in copies)
+            continue
         classes = sorted({s.label for s in copies})
         if len(classes) > 1:
             quoted = _join_words([repr(c) for c in classes])

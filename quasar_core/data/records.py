@@ -180,6 +180,9 @@ class Dataset:
     samples: list[Sample]
     labels: list[str]
     report: DataReport
+    # Photos found beside the classes in a folder named like "unlabelled/" (label assist): checked like the
+    # others, not part of the classes, not saved with them (the workspace keeps them apart).
+    unlabelled: list[Sample] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -13,8 +13,9 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from quasar_core.data.assembly import (BLANK_CLASS_FOLDER, NOT_IN_A_CLASS_FOLDER, Entry, ProgressFn, build_dataset,
-                                       check_image_count, clean_class_name, is_ignored)
+from quasar_core.data.assembly import (BLANK_CLASS_FOLDER, NOT_IN_A_CLASS_FOLDER, UNLABELLED, Entry, ProgressFn,
+                                       build_dataset, build_unlabelled, check_image_count, clean_class_name,
+                                       is_ignored)
 from quasar_core.data.zips import load_zip
 from quasar_core.data.records import Dataset, Limits, PhotoRef, Problem
 from quasar_core.errors import DatasetError, ResourceLimitError
@@ -32,8 +33,10 @@ def _file_entry(name: str, label: str, file_path: Path, size: int) -> Entry:
 
 
 def load_folder(path, *, limits: Limits | None = None, on_progress: ProgressFn | None = None,
-                source: str | None = None) -> Dataset:
-    """Load ``path/<class>/<image>`` (images in deeper sub-folders belong to their top class folder)."""
+                source: str | None = None, unlabelled: bool = False) -> Dataset:
+    """Load ``path/<class>/<image>`` (images in deeper sub-folders belong to their top class folder).
+
+    `unlabelled`: a folder of photos to label later, in sub-folders or not (assembly.build_unlabelled)."""
     limits = limits if limits is not None else Limits.from_env()
     root = Path(path)
     source = source or str(path)
@@ -61,11 +64,11 @@ def load_folder(path, *, limits: Limits | None = None, on_progress: ProgressFn |
                 continue
             name = "/".join(parts)
             file_path = Path(dirpath, filename)
-            if len(parts) == 1:
+            if len(parts) == 1 and not unlabelled:
                 problems.append(Problem(name, NOT_IN_A_CLASS_FOLDER, "skipped"))
                 continue
-            label = clean_class_name(parts[0])
-            if not label:
+            label = UNLABELLED if unlabelled else clean_class_name(parts[0])
+            if not label and not unlabelled:
                 problems.append(Problem(name, BLANK_CLASS_FOLDER, "skipped"))
                 continue
             if filename.lower().endswith(".zip"):
@@ -83,6 +86,8 @@ def load_folder(path, *, limits: Limits | None = None, on_progress: ProgressFn |
             entries.append(_file_entry(name, label, file_path, size))
 
     check_image_count(len(entries), limits, source)
+    if unlabelled:
+        return build_unlabelled(source, entries, problems, limits, on_progress=on_progress)
     hint = None
     if len(class_folders) == 1:
         (only,) = class_folders.values()
@@ -134,3 +139,15 @@ def load_dataset(path, *, limits: Limits | None = None, on_progress: ProgressFn 
     raise DatasetError(
         f"{str(path)!r} is neither a folder nor a .zip file. Give a folder of class folders or a .zip of them."
     )
+
+
+def load_unlabelled(path, *, limits: Limits | None = None, on_progress: ProgressFn | None = None) -> Dataset:
+    """Photos to label later: a folder or a ``.zip`` of photos, with or without sub-folders (label assist)."""
+    location = Path(path)
+    if location.is_dir():
+        return load_folder(location, limits=limits, on_progress=on_progress, unlabelled=True)
+    if location.is_file() and location.suffix.lower() == ".zip":
+        return load_zip(location, limits=limits, on_progress=on_progress, unlabelled=True)
+    if not location.exists():
+        raise DatasetError(f"{str(path)!r} does not exist. Give a folder of photos or a .zip of them.")
+    raise DatasetError(f"{str(path)!r} is neither a folder nor a .zip file. Give a folder of photos or a .zip of them.")

@@ -16,8 +16,9 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from quasar_core.data.assembly import (BLANK_CLASS_FOLDER, NOT_IN_A_CLASS_FOLDER, Entry, ProgressFn, UnreadableFile,
-                                       build_dataset, check_image_count, clean_class_name, is_ignored)
+from quasar_core.data.assembly import (BLANK_CLASS_FOLDER, NOT_IN_A_CLASS_FOLDER, UNLABELLED, Entry, ProgressFn,
+                                       UnreadableFile, build_dataset, build_unlabelled, check_image_count,
+                                       clean_class_name, is_ignored)
 from quasar_core.data.records import MB, Dataset, Limits, PhotoRef, Problem
 from quasar_core.errors import DatasetError, ResourceLimitError
 
@@ -31,8 +32,10 @@ CENTRAL_DIRECTORY_BYTES_PER_ENTRY = 256
 
 
 def load_zip(source, *, limits: Limits | None = None, name: str | None = None,
-             on_progress: ProgressFn | None = None) -> Dataset:
-    """Load a zip of class folders (optionally all under one top folder), reading members in memory."""
+             on_progress: ProgressFn | None = None, unlabelled: bool = False) -> Dataset:
+    """Load a zip of class folders (optionally all under one top folder), reading members in memory.
+
+    `unlabelled`: a zip of photos to label later, in folders or not (assembly.build_unlabelled)."""
     limits = limits if limits is not None else Limits.from_env()
     if isinstance(source, (str, os.PathLike)):
         zip_path = Path(source)
@@ -42,15 +45,17 @@ def load_zip(source, *, limits: Limits | None = None, name: str | None = None,
         size = zip_path.stat().st_size
         _check_archive_size(size, name, limits)
         with open(zip_path, "rb") as handle:
-            return _load_zip_file(handle, size, name, limits, on_progress, zip_path=str(zip_path.resolve()))
+            return _load_zip_file(handle, size, name, limits, on_progress, zip_path=str(zip_path.resolve()),
+                                  unlabelled=unlabelled)
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = name or "upload.zip"
         _check_archive_size(len(source), name, limits)
-        return _load_zip_file(io.BytesIO(bytes(source)), len(source), name, limits, on_progress)
+        return _load_zip_file(io.BytesIO(bytes(source)), len(source), name, limits, on_progress,
+                              unlabelled=unlabelled)
     if hasattr(source, "read"):
         name = name or Path(str(getattr(source, "name", "") or "upload.zip")).name
         handle, size = _seekable_copy(source, name, limits)
-        return _load_zip_file(handle, size, name, limits, on_progress)
+        return _load_zip_file(handle, size, name, limits, on_progress, unlabelled=unlabelled)
     raise ValueError(f"`source` must be a path, bytes or a binary file object. Received: source={source!r}")
 
 
@@ -133,7 +138,7 @@ def _is_unsafe(path: str) -> bool:
 
 
 def _load_zip_file(handle: BinaryIO, size: int, name: str, limits: Limits, on_progress: ProgressFn | None,
-                   *, zip_path: str | None = None) -> Dataset:
+                   *, zip_path: str | None = None, unlabelled: bool = False) -> Dataset:
     """Photos of a zip on disk are found again by (zip, member); those of a zip in memory keep their bytes."""
     not_a_zip = DatasetError(f"{name} is not a zip file, or it is damaged. Zip the class folders again and retry.")
     directory = _central_directory_size(handle, size)
@@ -188,6 +193,13 @@ def _load_zip_file(handle: BinaryIO, size: int, name: str, limits: Limits, on_pr
             if path.lower().endswith(".zip"):
                 problems.append(Problem(path, ZIP_IN_ZIP, "skipped"))
                 continue
+            if info.flag_bits & 0x1 and unlabelled:
+                problems.append(Problem(path, "password-protected; zip it again without a password", "skipped"))
+                continue
+            if unlabelled:  # photos to label later: wherever they are in the zip
+                entries.append(Entry(path, UNLABELLED, info.file_size, _member_reader(archive, info),
+                                     _reference(zip_path, info)))
+                continue
             if len(parts) == 1:
                 problems.append(Problem(path, NOT_IN_A_CLASS_FOLDER, "skipped"))
                 continue
@@ -203,6 +215,8 @@ def _load_zip_file(handle: BinaryIO, size: int, name: str, limits: Limits, on_pr
         class_folders.discard("")
 
         check_image_count(len(entries), limits, name)
+        if unlabelled:
+            return build_unlabelled(name, entries, problems, limits, on_progress=on_progress)
         return build_dataset(name, entries, class_folders, problems, limits, on_progress=on_progress)
 
 
