@@ -97,7 +97,7 @@ def test_the_second_job_waits_until_the_first_finishes(queue, gates, dataset, ba
     for finished in (first, second):
         view = finished.snapshot(queue)
         assert (view.state, view.queue_position, view.error) == ("done", 0, None)
-        assert [row["phase"] for row in view.history] == ["head"] * 5  # one row per regularisation tried
+        assert [row["phase"] for row in view.history] == ["head"] * 5 + ["learning"] * 4  # strengths, then the curve
         assert view.progress is not None and view.progress.phase == "save"
         run = Run.open(view.run_dir)
         assert run.state == "done" and run.has_model
@@ -239,7 +239,7 @@ def test_a_snapshot_is_a_copy(queue, dataset, base, runs):
     view.history.append({"epoch": 99})
     view.messages.append("not kept")
     again = done.snapshot(queue)
-    assert len(again.history) == 5 and "not kept" not in again.messages
+    assert len(again.history) == 5 + 4  # the strengths tried, then the learning curve and "not kept" not in again.messages
     assert view.run_dir == runs / "x" and view.job_id == done.job_id
 
 

@@ -144,13 +144,22 @@ def test_learned_state(fitted, dataset, base):
     assert isinstance(classifier.familiarity_, FamiliarityModel)
 
 
-def test_history_is_the_heads_tried_on_the_folds(fitted):
+def test_history_is_the_heads_tried_on_the_folds_then_what_more_photos_bought(fitted):
     classifier = fitted["classifier"]
     assert fitted["rows"] == classifier.history_
-    assert [row["phase"] for row in classifier.history_] == ["head"] * len(classifier.validation_.candidates)
-    [chosen] = [row for row in classifier.history_ if row["chosen"]]
+    heads = [row for row in classifier.history_ if row["phase"] == "head"]
+    assert len(heads) == len(classifier.validation_.candidates)
+    [chosen] = [row for row in heads if row["chosen"]]
     assert chosen["strength"] == classifier.validation_.strength
-    assert chosen["log_loss"] == min(row["log_loss"] for row in classifier.history_)
+    assert chosen["log_loss"] == min(row["log_loss"] for row in heads)
+    learning = classifier.history_[len(heads):]
+    assert [row["phase"] for row in learning] == ["learning"] * 4
+    assert [row["share"] for row in learning] == [0.25, 0.5, 0.75, 1.0]
+    assert [row["photos"] for row in learning] == sorted(row["photos"] for row in learning)
+    tested = classifier.folds_.tested
+    right = classifier.validation_.probabilities()[tested].argmax(1) == classifier.targets_[tested]
+    assert learning[-1]["accuracy"] == right.mean()  # all the photos: the estimate itself
+    assert all(row["low"] <= row["accuracy"] <= row["high"] and row["tested"] == len(tested) for row in learning)
 
 
 def test_it_learns_the_shapes(fitted):
@@ -238,7 +247,8 @@ def test_augmented_copies_cost_their_views_only_and_heads_learn_from_them(datase
     assert not np.allclose(classifier._views[1], classifier._views[0])
     np.testing.assert_array_equal(classifier.features_, fitted["classifier"].features_)
     learn_sizes = [len(classifier.folds_.split(f)[0]) for f in range(classifier.folds_.n_folds)]
-    assert sorted(set(learned_rows)) == sorted({2 * n for n in learn_sizes})  # both views of each photo
+    # every head learned from both views of each of its photos (the folds', and the learning curve's shares)
+    assert {2 * n for n in learn_sizes} <= set(learned_rows) and all(rows % 2 == 0 for rows in learned_rows)
     assert not np.isnan(classifier.validation_.logits).any()
 
 
@@ -381,11 +391,15 @@ def test_a_fine_tuned_model_says_how_familiar_a_photo_looks_in_its_own_feature_s
     classifier = fine_tuned["classifier"]
     photos = [dataset.pixels(i) for i in range(4)]
     _, features = classifier.predict_proba(photos, with_features=True)
-    np.testing.assert_allclose(features, classifier.features_[:4], rtol=1e-4, atol=1e-4 * np.abs(features).max())
+
+    def cosines(a, b):  # per photo; the pass that made the reference may run in bfloat16 where the CPU has it
+        return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    assert cosines(features, classifier.features_[:4]).min() > 0.999
     frozen = TransferClassifier(classifier.config.replace(mode="feature-extraction"), cache=classifier.cache,
                                 base_loader=classifier.base_loader).validate(dataset).features_[:4]
-    np.testing.assert_allclose(features[:, :512], frozen[:, :512], rtol=1e-4, atol=1e-4 * np.abs(frozen).max())
-    assert not np.allclose(features[:, 512:], frozen[:, 512:], rtol=1e-4, atol=1e-4 * np.abs(frozen).max())
+    assert cosines(features[:, :512], frozen[:, :512]).min() > 0.999  # block4's half: frozen in both
+    assert cosines(features[:, 512:], classifier.features_[:4, 512:]).min() > 0.999  # block5's: the tuned one's
     assert not classifier.familiarity_.is_unknown(features).any()  # its own training photos, in the same space
 
 

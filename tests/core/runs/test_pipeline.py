@@ -128,8 +128,10 @@ def test_history_and_status_are_on_disk_at_every_row(observed):
     rows = seen["rows"]
     assert seen["history_lengths"] == list(range(1, len(rows) + 1))
     assert all(status["state"] == "running" for status in seen["statuses"])
-    assert [row["phase"] for row in rows] == ["head"] * len(rows)  # one row per regularisation tried
-    assert sum(row["chosen"] for row in rows) == 1
+    heads = [row for row in rows if row["phase"] == "head"]  # one row per regularisation tried
+    assert [row["phase"] for row in rows] == ["head"] * len(heads) + ["learning"] * (len(rows) - len(heads))
+    assert [row["share"] for row in rows[len(heads):]] == [0.25, 0.5, 0.75, 1.0]
+    assert sum(row["chosen"] for row in heads) == 1
     assert run.history == rows
     assert seen["phases"][0] == "features" and seen["phases"][-1] == "save" and "head" in seen["phases"]
 
