@@ -326,46 +326,81 @@ def run_job(dataset: Dataset, job: PassJob, spec: FeatureSpec, missing, *, cache
     `cache` (and in `found`, when given: (view, index) -> features). Returns how many were stored, the photos
     that failed (Problems), and the workers' seconds and CPU seconds on them."""
     ray = require_ray()
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the caller's own progress (tqdm, the Train page) says it
-    context.print_on_execution_start = False
     batch = batch_size_for(job.image_size)
-    table = _table(dataset, missing)
-    block = max(1, min(batch * BLOCK_BATCHES, math.ceil(len(missing) / (2 * workers))))
-    blocks = [table.slice(start, block) for start in range(0, table.num_rows, block)]
-    photos = ray.data.from_arrow(blocks)
-    features = _map(photos, PhotoFeatures, fn_constructor_kwargs={"job": job, "network_factory": network_factory},
-                    batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-                    num_cpus=job.threads)
+    # The pipeline's own driver runs on the cluster, in an actor: this machine may be a Ray Client (ray://), where
+    # Ray Data's streaming executor does not run; it only takes the results, a few batches at a time.
+    driver = ray.remote(num_cpus=0, max_restarts=0)(PassDriver).remote(_table(dataset, missing), job, workers, batch,
+                                                                        network_factory)
     failed: list[Problem] = []
     seen: set[int] = set()
     timer = PhaseTimer(len(missing))
     done = stored = 0
     busy = cpu = 0.0
-    for result in features.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-        for index, view, value, error in zip(result["index"], result["view"], result["features"], result["error"]):
-            index, view = int(index), int(view)
-            if error:
-                if index not in seen:
-                    seen.add(index)
-                    failed.append(Problem(dataset.samples[index].name, str(error), "skipped"))
-                continue
-            value = np.ascontiguousarray(value, dtype=np.float32)
-            if cache is not None:
-                cache.put(dataset.samples[index].digest, spec.with_view(view, spec.augmentation), value)
-            if found is not None:
-                found[(view, index)] = value
-            stored += 1
-        done += len(result["index"])
-        busy, cpu = busy + float(np.sum(result["busy"])), cpu + float(np.sum(result["cpu"]))
-        elapsed = timer.elapsed()
-        hooks.progress(Progress("features", done, len(missing), elapsed_seconds=elapsed, eta_seconds=timer.eta(done),
-                                rate=done / elapsed if elapsed else None))
-        if is_cancelled(cancel):
-            break
+    try:
+        for result in _results(ray, driver):
+            if is_cancelled(cancel):
+                break
+            done, stored, busy, cpu = _take(result, dataset, spec, cache, found, failed, seen, done, stored, busy, cpu)
+            elapsed = timer.elapsed()
+            hooks.progress(Progress("features", done, len(missing), elapsed_seconds=elapsed,
+                                    eta_seconds=timer.eta(done), rate=done / elapsed if elapsed else None))
+    finally:
+        ray.kill(driver)  # its pipeline and workers go with it
     return stored, failed, busy, cpu
+
+
+def _results(ray, driver):
+    while True:
+        results = ray.get(driver.next.remote())
+        if not results:
+            return
+        yield from results
+
+
+def _take(result, dataset, spec, cache, found, failed, seen, done, stored, busy, cpu):
+    """One batch of results into the cache; the running totals."""
+    for index, view, value, error in zip(result["index"], result["view"], result["features"], result["error"]):
+        index, view = int(index), int(view)
+        if error:
+            if index not in seen:
+                seen.add(index)
+                failed.append(Problem(dataset.samples[index].name, str(error), "skipped"))
+            continue
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if cache is not None:
+            cache.put(dataset.samples[index].digest, spec.with_view(view, spec.augmentation), value)
+        if found is not None:
+            found[(view, index)] = value
+        stored += 1
+    done += len(result["index"])
+    return done, stored, busy + float(np.sum(result["busy"])), cpu + float(np.sum(result["cpu"]))
+
+
+class PassDriver:
+    """Ray Data's pipeline over the photo references, run in an actor on the cluster; `next` hands out its results
+    a few batches at a time (see run_job)."""
+
+    def __init__(self, table, job: PassJob, workers: int, batch: int, network_factory):
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the caller's own progress (tqdm, the Train page) says it
+        context.print_on_execution_start = False
+        block = max(1, min(batch * BLOCK_BATCHES, math.ceil(table.num_rows / (2 * workers))))
+        photos = ray.data.from_arrow([table.slice(start, block) for start in range(0, table.num_rows, block)])
+        features = _map(photos, PhotoFeatures, fn_constructor_kwargs={"job": job, "network_factory": network_factory},
+                        batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                        num_cpus=job.threads)
+        self._results = iter(features.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
+
+    def next(self, count: int = 4) -> list[dict]:
+        """Up to `count` result batches; [] when the pass is over."""
+        taken = []
+        for result in self._results:
+            taken.append(result)
+            if len(taken) >= count:
+                break
+        return taken
 
 
 def _map(photos, fn, **options):
