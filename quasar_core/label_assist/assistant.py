@@ -3,8 +3,8 @@ the photos to ask about next, and marks the pre-labels sure enough to accept in 
 
 ``LabelAssistant`` is a scikit-learn-style estimator: ``fit(features, targets)`` learns the engine's own head
 (square root, standardise, softmax regression; its regularisation chosen by cross-validation, its confidence
-calibrated by a temperature fitted on the out-of-fold answers), one head per fold (for the confident band's
-out-of-fold recalibration) and the "none of these" reference; ``suggest(pool_features)`` answers for the
+calibrated by a temperature fitted on the out-of-fold answers) keeping each fold's head (for the confident
+band's out-of-fold recalibration) and the "none of these" reference; ``suggest(pool_features)`` answers for the
 unlabelled photos. ``from_learned`` builds one from what a trained run keeps (its head, familiarity reference
 and out-of-fold answers) for ``quasar suggest``: without the labelled photos' features it cannot average over
 look-alikes, so its band is the run's calibrated confidence alone (smaller, see bench/README.md).
@@ -105,10 +105,9 @@ class LabelAssistant:
         (a boolean mask) says which photos the accuracy and the band are measured on (default: all); the others
         are only learned from (photos picked because they were hard, or pre-labels accepted in bulk, would
         make the measure lean)."""
-        from quasar_core.crossval import cross_validate
-        from quasar_core.data.split import Folds, cross_validation_folds
+        from quasar_core.data.split import cross_validation_folds
         from quasar_core.familiarity import FamiliarityModel
-        from quasar_core.head import fit_head, fit_temperature
+        from quasar_core.head import STRENGTHS, fit_head, fit_temperature, softmax
 
         self._check_params()
         x = np.asarray(features, dtype=np.float32)
@@ -119,28 +118,40 @@ class LabelAssistant:
         counts = np.bincount(y, minlength=n_classes)
         if (counts[counts > 0] < 2).any() or (counts > 0).sum() < 2:
             raise ValueError("Label assist needs at least 2 labelled photos of each of at least 2 classes.")
-        folds = cross_validation_folds(y, n_folds=int(max(2, min(MAX_FOLDS, counts[counts > 0].min()))),
-                                       seed=self.seed)
+        assignment = cross_validation_folds(y, n_folds=int(max(2, min(MAX_FOLDS, counts[counts > 0].min()))),
+                                            seed=self.seed).assignment
         tested = np.ones(len(y), bool) if tested is None else np.asarray(tested, bool)
         if tested.shape != y.shape or not tested.any():
             tested = np.ones(len(y), bool)
-        folds = Folds(np.where(tested, folds.assignment, -1), "cross-validation")
-        validation = cross_validate(x[None], y, folds, n_classes=n_classes)
-        head = fit_head(x, y, n_classes=n_classes, strength=validation.strength)
-        head.temperature = fit_temperature(*validation.stacked_logits(y))
-        self.fold_heads_ = []
-        for fold in np.unique(folds.assignment[folds.assignment >= 0]):
-            learn, _ = folds.split(int(fold))
-            fold_head = fit_head(x[learn], y[learn], n_classes=n_classes, strength=validation.strength)
+        # The engine's recipe (crossval.cross_validate), keeping each fold's heads: each candidate strength
+        # learns on the other folds and answers the fold's tested photos; the least log loss wins.
+        folds = np.unique(assignment[tested])
+        logits = {s: np.zeros((len(y), n_classes), np.float32) for s in STRENGTHS}
+        heads: dict = {s: [] for s in STRENGTHS}
+        for fold in folds:
+            test = tested & (assignment == fold)
+            for strength in STRENGTHS:
+                fold_head = fit_head(x[assignment != fold], y[assignment != fold], n_classes=n_classes,
+                                     strength=strength)
+                logits[strength][test] = fold_head.logits(x[test])
+                heads[strength].append(fold_head)
+
+        def log_loss(strength) -> float:
+            p = softmax(logits[strength][tested]).astype(np.float64)
+            return float(-np.mean(np.log(np.clip(p[np.arange(tested.sum()), y[tested]], 1e-12, None))))
+
+        strength = min(STRENGTHS, key=log_loss)
+        head = fit_head(x, y, n_classes=n_classes, strength=strength)
+        head.temperature = fit_temperature(logits[strength][tested], y[tested])
+        for fold_head in heads[strength]:
             fold_head.temperature = head.temperature
-            self.fold_heads_.append(fold_head)
-        seen = folds.tested
-        oof = validation.cross_fitted_probabilities(y)[seen]
-        self.head_, self.strength_, self.classes_ = head, float(validation.strength), np.arange(n_classes)
-        self.tested_ = (x[seen], y[seen], folds.assignment[seen])
-        self.oof_confidence_ = oof.max(axis=1)
-        self.oof_correct_ = oof.argmax(axis=1) == y[seen]
-        self.n_tested_ = int(len(seen))
+        oof = softmax(logits[strength][tested] / head.temperature)
+        self.head_, self.strength_, self.classes_ = head, float(strength), np.arange(n_classes)
+        self.fold_heads_ = heads[strength]
+        self.tested_ = (x[tested], y[tested], np.searchsorted(folds, assignment[tested]))
+        self.oof_confidence_ = oof.max(axis=1).astype(np.float64)
+        self.oof_correct_ = oof.argmax(axis=1) == y[tested]
+        self.n_tested_ = int(tested.sum())
         self.accuracy_ = float(self.oof_correct_.mean())
         self.familiarity_ = FamiliarityModel(seed=self.seed).fit(x, y) if self.familiarity else None
         self.labelled_view_ = feature_view(x)
@@ -189,10 +200,11 @@ class LabelAssistant:
         features, targets, folds = self.tested_
         near = neighbours(feature_view(features), view, k - 1)
         oof = np.empty((len(targets), probabilities.shape[1]))
-        for fold, fold_head in zip(np.unique(folds), self.fold_heads_):
+        for fold, fold_head in enumerate(self.fold_heads_):
             rows = np.flatnonzero(folds == fold)
-            pool = fold_head.probabilities(x).astype(np.float64)
-            oof[rows] = (fold_head.probabilities(features[rows]) + pool[near[rows]].sum(axis=1)) / k
+            needed, where = np.unique(near[rows], return_inverse=True)  # only the look-alikes these photos have
+            pool = fold_head.probabilities(x[needed]).astype(np.float64)[where.reshape(len(rows), -1)]
+            oof[rows] = (fold_head.probabilities(features[rows]) + pool.sum(axis=1)) / k
         temperature = recalibration(oof, targets)
         oof = with_temperature(oof, temperature)
         return with_temperature(averaged, temperature), oof.max(axis=1), oof.argmax(axis=1) == targets
