@@ -4,6 +4,7 @@ from quasar_core.errors import QuasarError
 from quasar_core.runs.folder import delete_run
 from quasar_core.runs.learned import forget
 from quasar_core.runs.pipeline import recover_run
+from quasar_core.runs.report import labelling_words
 from ui import comparing, job_control, layout, nav, predicting, resources, state, workspace
 
 STATE_WORDS = {"done": "finished", "cancelled": "stopped early", "failed": "failed", "interrupted": "interrupted"}
@@ -52,6 +53,9 @@ if layout.need(bool(listed), "No runs yet in this workspace: train a model and i
             info.markdown(f"**{layout.md(layout.describe_run(run))}**" + (" (current)" if is_current else ""))
             info.caption(f"{layout.md(layout.first_capital(words))} · trained "
                          f"{layout.md(layout.trained_when(run))} · classes: {layout.md(', '.join(run.labels))}")
+            labelled = labelling_words(run)
+            if labelled:
+                info.caption(layout.md(layout.first_capital(labelled)) + ".")
             if run.state in ("failed", "interrupted") and run.status.message:
                 info.caption(layout.md(run.status.message))
             if run.recoverable and not training:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quasar_core.config import TrainConfig
-from quasar_core.data.records import Dataset, source_exists
+from quasar_core.data.assembly import UNLABELLED
+from quasar_core.data.records import DataReport, Dataset, Sample, source_exists
 from quasar_core.errors import QuasarError
 from quasar_core.features.cache import FeatureCache, default_cache_dir
 from quasar_core.runs.folder import Run, atomic_write, delete_run, list_runs, read_json, write_json
@@ -30,8 +31,12 @@ DEFAULT_RUNS_BUDGET_MB = 300
 WORKSPACE_CACHE_ENV = "QUASAR_WORKSPACE_CACHE_MB"
 DEFAULT_WORKSPACE_CACHE_MB = 1024
 # What _workspace/ keeps beside photos/ (a project file carries them all: quasar_core.project).
-KEPT_FILES = ("dataset.json", "settings.json", "decisions.json", "check.json", "pinned.json")
+KEPT_FILES = ("dataset.json", "settings.json", "decisions.json", "check.json", "pinned.json", "labelling.json",
+              "label_rounds.json")
 DECISION_ACTIONS = ("move", "remove", "keep")
+# Label assist's decisions about photos to label (labelling.json): given a class (by hand, or accepted in bulk
+# from the confident band), skipped for now, or not any of the classes.
+LABEL_ACTIONS = ("label", "skip", "none")
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,19 @@ class Decision:
     """What the user decided about one photo on the Check my photos page."""
 
     file: str
-    action: str  # "move" | "remove" | "keep"
-    to: str | None = None  # the class a moved photo goes to
+    action: str  # "move" | "remove" | "keep"; label assist: "label" | "skip" | "none"
+    to: str | None = None  # the class a moved (or labelled) photo goes to
+    how: str | None = None  # label assist: "hand" (one by one) or "bulk" (the confident band accepted)
+    round: int | None = None  # label assist: the labelling round it was made in (1 = the first batch)
 
     def words(self) -> str:
-        return {"move": f"moved to {self.to}", "remove": "left out", "keep": "kept as it is"}[self.action]
+        if self.action == "label":
+            return f"labelled {self.to}" + (" (a pre-label accepted in bulk)" if self.how == "bulk" else "")
+        return {"move": f"moved to {self.to}", "remove": "left out", "keep": "kept as it is", "skip": "skipped for now",
+                "none": "not any of these classes"}[self.action]
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if value is not None or key == "to"}
 
 
 def _megabytes(env: str, default: float) -> int:
@@ -80,30 +93,145 @@ class Workspace:
         return target
 
     def keep_dataset(self, dataset: Dataset, *, photos_folder: Path | None = None) -> None:
-        """Remember the checked photos; earlier uploads that are no longer used are deleted."""
-        write_json(self.folder / "dataset.json", dataset.to_dict())
+        """Remember the checked photos; earlier uploads that are no longer used are deleted. Photos to label
+        (kept, plus the dataset's own `unlabelled` ones) stay; decisions about the old photos go."""
+        pool = self._merged_pool(self._stored()[1], dataset.unlabelled, dataset)[0]
+        self._write_photos(dataset, pool)
         self.clear_decisions()
+        self.clear_labelling()
         (self.folder / "check.json").unlink(missing_ok=True)
+        used = {self._upload_folder(s) for s in pool} | ({photos_folder.resolve()} if photos_folder else set())
         if self.photos.is_dir():
             for old in self.photos.iterdir():
-                if old.is_dir() and (photos_folder is None or old.resolve() != photos_folder.resolve()):
+                if old.is_dir() and old.resolve() not in used:
                     shutil.rmtree(old, ignore_errors=True)
+
+    def _stored(self) -> tuple[Dataset | None, list[Sample]]:
+        """dataset.json: (the labelled photos or None, the photos to label). Both live in one file, so a
+        project file carries the photos to label like the others (their label is the blank UNLABELLED)."""
+        data = read_json(self.folder / "dataset.json")
+        if not data:
+            return None, []
+        try:
+            everything = Dataset.from_dict(data)
+        except (KeyError, TypeError, ValueError):
+            return None, []
+        labelled = [s for s in everything.samples if s.label != UNLABELLED]
+        pool = [s for s in everything.samples if s.label == UNLABELLED]
+        dataset = Dataset(labelled, everything.labels, everything.report) if everything.labels else None
+        return dataset, pool
+
+    def _write_photos(self, dataset: Dataset | None, pool: list[Sample]) -> None:
+        data = dataset.to_dict() if dataset is not None else {"labels": [], "report": DataReport("").to_dict(),
+                                                              "samples": []}
+        data["samples"] += [s.to_dict() for s in pool]
+        write_json(self.folder / "dataset.json", data)
+
+    def _upload_folder(self, sample: Sample) -> Path | None:
+        try:
+            return (self.photos / Path(sample.source.path).resolve().relative_to(self.photos.resolve()).parts[0]
+                    ).resolve()
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return None
 
     def dataset(self) -> Dataset | None:
         """The photos loaded last (None if none, or if their files are gone)."""
-        data = read_json(self.folder / "dataset.json")
-        if not data:
-            return None
-        try:
-            dataset = Dataset.from_dict(data)
-        except (KeyError, TypeError, ValueError):
-            return None
-        return dataset if source_exists(dataset) else None
+        dataset = self._stored()[0]
+        return dataset if dataset is not None and source_exists(dataset) else None
 
     def discard_photos(self) -> None:
         (self.folder / "dataset.json").unlink(missing_ok=True)
         self.clear_decisions()
+        self.clear_labelling()
         shutil.rmtree(self.photos, ignore_errors=True)
+
+    # --- photos to label (label assist) ------------------------------------------------------------
+    def unlabelled(self) -> Dataset | None:
+        """The photos to label (a Dataset without labels; the ones already labelled included), or None."""
+        labelled, pool = self._stored()
+        known = {s.digest for s in labelled.samples} if labelled is not None else set()
+        pool = [s for s in pool if s.digest not in known]
+        dataset = Dataset(pool, [], DataReport("photos to label", {}, []))
+        return dataset if pool and source_exists(dataset) else None
+
+    def keep_unlabelled(self, photos: Dataset) -> int:
+        """Add checked photos to label (load_unlabelled's) to those kept; returns how many were new."""
+        labelled, pool = self._stored()
+        pool, added = self._merged_pool(pool, photos.samples, labelled)
+        self._write_photos(labelled, pool)
+        return added
+
+    @staticmethod
+    def _merged_pool(pool: list[Sample], new: list[Sample], labelled: Dataset | None) -> tuple[list[Sample], int]:
+        """The pool with the new photos added: copies (of a kept or labelled photo) once, names made unique."""
+        digests = {s.digest for s in pool} | ({s.digest for s in labelled.samples} if labelled else set())
+        names = {s.name for s in pool}
+        merged, added = list(pool), 0
+        for sample in new:
+            if sample.digest in digests:
+                continue
+            name, number = sample.name, 1
+            while name in names:
+                number += 1
+                stem, dot, suffix = sample.name.rpartition(".")
+                name = f"{stem} ({number}).{suffix}" if dot else f"{sample.name} ({number})"
+            merged.append(Sample(name, UNLABELLED, sample.original_size, sample.digest, sample.source))
+            digests.add(sample.digest)
+            names.add(name)
+            added += 1
+        return merged, added
+
+    def discard_unlabelled(self) -> None:
+        """Forget the photos to label and every decision about them (their files go with the next upload)."""
+        self._write_photos(self._stored()[0], [])
+        self.clear_labelling()
+
+    def labelling(self) -> list[Decision]:
+        """Label assist's decisions, oldest first (unreadable entries are ignored)."""
+        entries = read_json(self.folder / "labelling.json", [])
+        kept = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                kept.append(Decision(**entry))
+            except TypeError:
+                continue
+        return [d for d in kept if d.action in LABEL_ACTIONS]
+
+    def label(self, decision: Decision) -> None:
+        """Record a decision about a photo to label (replacing an earlier one about the same photo)."""
+        if decision.action not in LABEL_ACTIONS:
+            raise ValueError(f"A labelling decision is one of {', '.join(LABEL_ACTIONS)}; got {decision.action!r}.")
+        kept = [d for d in self.labelling() if d.file != decision.file] + [decision]
+        write_json(self.folder / "labelling.json", [d.to_dict() for d in kept])
+
+    def label_many(self, decisions: list[Decision]) -> None:
+        """Several decisions at once (accepting the confident band)."""
+        files = {d.file for d in decisions}
+        write_json(self.folder / "labelling.json",
+                   [d.to_dict() for d in [d for d in self.labelling() if d.file not in files] + list(decisions)])
+
+    def undo_label(self, file: str) -> None:
+        write_json(self.folder / "labelling.json", [d.to_dict() for d in self.labelling() if d.file != file])
+
+    def clear_labelling(self) -> None:
+        (self.folder / "labelling.json").unlink(missing_ok=True)
+        (self.folder / "label_rounds.json").unlink(missing_ok=True)
+
+    def label_rounds(self) -> list[dict]:
+        """Each finished labelling round: {"round", "labelled", "accuracy", "low", "high", "tested", …}."""
+        rounds = read_json(self.folder / "label_rounds.json", [])
+        return [r for r in rounds if isinstance(r, dict)] if isinstance(rounds, list) else []
+
+    def keep_label_round(self, row: dict) -> None:
+        """Record a round (one with the same number is replaced)."""
+        rounds = [r for r in self.label_rounds() if r.get("round") != row.get("round")] + [row]
+        write_json(self.folder / "label_rounds.json", sorted(rounds, key=lambda r: r.get("round", 0)))
+
+    def _labelled_in(self, labels: list[str]) -> list[Sample]:
+        """Photos to label that were given one of `labels`, as samples of that class."""
+        pool = {s.name: s for s in (self.unlabelled() or Dataset([], [], DataReport(""))).samples}
+        return [Sample(d.file, d.to, pool[d.file].original_size, pool[d.file].digest, pool[d.file].source)
+                for d in self.labelling() if d.action == "label" and d.to in labels and d.file in pool]
 
     # --- the photo check's decisions ----------------------------------------------------------------
     def decisions(self) -> list[Decision]:
@@ -112,10 +240,10 @@ class Workspace:
     def decide(self, decision: Decision) -> None:
         """Record a decision about a photo (replacing an earlier one about the same photo)."""
         kept = [d for d in self.decisions() if d.file != decision.file] + [decision]
-        write_json(self.folder / "decisions.json", [d.__dict__ for d in kept])
+        write_json(self.folder / "decisions.json", [d.to_dict() for d in kept])
 
     def undo(self, file: str) -> None:
-        write_json(self.folder / "decisions.json", [d.__dict__ for d in self.decisions() if d.file != file])
+        write_json(self.folder / "decisions.json", [d.to_dict() for d in self.decisions() if d.file != file])
 
     def clear_decisions(self) -> None:
         (self.folder / "decisions.json").unlink(missing_ok=True)
@@ -129,6 +257,13 @@ class Workspace:
         if dataset is None:
             return None
         by_file = {d.file: d for d in self.decisions()}
+        labelled_in = self._labelled_in(dataset.labels)
+        if labelled_in:  # label assist's labels join the photos like the photo check's changes
+            samples = dataset.samples + labelled_in
+            counts = {label: sum(1 for s in samples if s.label == label) for label in dataset.labels}
+            dataset = Dataset(sorted(samples, key=lambda s: (dataset.labels.index(s.label), s.name)),
+                              list(dataset.labels), DataReport(dataset.report.source, counts,
+                                                               list(dataset.report.problems)))
         if not by_file:
             return dataset
         keep, labels = [], {}
@@ -155,13 +290,31 @@ class Workspace:
         """What the photo check found and what the user changed (for a run's model card), or None."""
         found = (self.check() or {}).get("report")
         made = self.decisions()
+        labelling = self.labelling_summary()
         if not found and not made:
-            return None
+            return {"labelling": labelling} if labelling else None
         found = found or {}
         return {"found": {"label_issues": len(found.get("label_issues", [])),
                           "near_duplicates": len(found.get("near_duplicates", [])),
                           "outliers": len(found.get("outliers", []))},
-                "changes": [{"file": d.file, "words": d.words()} for d in made]}
+                "changes": [{"file": d.file, "words": d.words()} for d in made],
+                **({"labelling": labelling} if labelling else {})}
+
+    def labelling_summary(self) -> dict | None:
+        """How the photos labelled with label assist got their labels (for a run's model card), or None:
+        {"by_hand": n, "bulk": n, "rounds": [{"round": r, "by_hand": n, "bulk": n}, …]}."""
+        dataset = self.dataset()
+        joined = {s.name for s in self._labelled_in(dataset.labels)} if dataset is not None else set()
+        made = [d for d in self.labelling() if d.action == "label" and d.file in joined]
+        if not made:
+            return None
+        rounds = sorted({d.round or 1 for d in made})
+
+        def count(how: str, round_: int | None = None) -> int:
+            return sum(1 for d in made if (d.how or "hand") == how and round_ in (None, d.round or 1))
+
+        return {"by_hand": count("hand"), "bulk": count("bulk"),
+                "rounds": [{"round": r, "by_hand": count("hand", r), "bulk": count("bulk", r)} for r in rounds]}
 
     # --- settings ---------------------------------------------------------------------------
     def keep_settings(self, preset: str, config: TrainConfig, *, chosen: bool) -> None:

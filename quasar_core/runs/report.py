@@ -50,6 +50,22 @@ def describe(run: Run) -> str:
     return " · ".join(parts)
 
 
+def labelling_words(run: Run) -> str | None:
+    """How many of the photos were labelled with label assist, by hand and in bulk, and by which round (None when
+    none was): "38 photos labelled by hand and 120 pre-labels accepted in bulk, in 2 rounds of label assist
+    (round 1: 20 by hand and 120 in bulk; round 2: 18 by hand)"."""
+    summary = (run.read(FILES.DOCTOR) or {}).get("labelling") if run.report is not None else None
+    if not summary:
+        return None
+    rounds = summary.get("rounds", [])
+    each = "; ".join(f"round {r.get('round')}: " + " and ".join(
+        part for part in (f"{r.get('by_hand', 0)} by hand" if r.get("by_hand") else "",
+                          f"{r.get('bulk', 0)} in bulk" if r.get("bulk") else "") if part) for r in rounds)
+    return (f"{plural(summary.get('by_hand', 0), 'photo')} labelled by hand and "
+            f"{plural(summary.get('bulk', 0), 'pre-label')} accepted in bulk, in {plural(len(rounds), 'round')} of "
+            f"label assist ({each})")
+
+
 def trained_when(run: Run) -> str:
     if run.opened_from_file and not run.status.finished:
         return "an unknown date (the model file does not say)"
@@ -88,7 +104,15 @@ def _data_section(run: Run, figure) -> str:
     text = (f"<h2>The data</h2>{figure(charts.class_distribution_figure(report.counts))}"
             f"<p>{plural(report.total, 'usable photo')} from {html.escape(run.status.source or report.source)}. "
             f"Problems found: {'none' if not problems else len(problems)}.</p>{listed}")
-    if doctor:
+    labelled = labelling_words(run)
+    if labelled:
+        rounds = (doctor or {}).get("labelling", {}).get("rounds", [])
+        text += ("<h3>Photos labelled with the model's help</h3>"
+                 f"<p>{html.escape(labelled)}: the model asked about the photos that taught it most, and its surest "
+                 "pre-labels were accepted in bulk. Those pre-labels are a model's own answers (a few may be wrong) "
+                 "and are among the photos the accuracy above was measured on.</p>" + _table([{"Round": r.get("round"), "Labelled by hand": r.get("by_hand", 0),
+                                   "Accepted in bulk": r.get("bulk", 0)} for r in rounds]))
+    if doctor and "found" in doctor:
         changes = doctor.get("changes", [])
         found = doctor.get("found", {})
         text += ("<h3>What the photo check found, and what was changed</h3><p>"
