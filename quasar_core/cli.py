@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="photo files")
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per photo")
 
+    suggest = sub.add_parser("suggest", help="label assist: the unlabelled photos to label next, and the pre-labels "
+                                             "sure enough to accept in bulk")
+    suggest.add_argument("run_dir", help="a run folder written by train")
+    suggest.add_argument("unlabelled", help="a folder or .zip of photos to label (class folders not needed)")
+    suggest.add_argument("--count", type=int, default=20, help="how many photos to list to label next "
+                                                               "(default: %(default)s)")
+    suggest.add_argument("--max-images", type=int, default=None,
+                         help="the most photos read (default: QUASAR_MAX_IMAGES, else 3000); raise it for big folders")
+    suggest.add_argument("--json", action="store_true",
+                         help="print one JSON object: next (file, suggested, confidence, familiarity, answer, reason) "
+                              "and confident (the band's photos, threshold and stated error)")
+
     explain = sub.add_parser("explain", help="Grad-CAM heatmap: where the model looked")
     explain.add_argument("run_dir", help="a run folder written by train")
     explain.add_argument("image", help="a photo file")

@@ -282,6 +282,46 @@ def cmd_project(args) -> int:
     return 0
 
 
+def cmd_suggest(args) -> int:
+    from quasar_core.data import Limits, load_unlabelled
+    from quasar_core.label_assist import suggest_for_run
+
+    if args.count < 1:
+        raise QuasarError(f"--count must be a whole number of at least 1, got {args.count}.")
+    run = _open_run(args.run_dir)
+    bar = _progress()
+    try:
+        photos = load_unlabelled(args.unlabelled, limits=Limits.from_env(max_images=args.max_images),
+                                 on_progress=bar.checked)
+    finally:
+        bar.close()
+    print(f"{photos.report.source}: {len(photos)} photos to label.", file=sys.stderr)
+    for problem in photos.report.problems:
+        print(f"  {problem.file}: {problem.reason}", file=sys.stderr)
+    bar = _progress()
+    found = suggest_for_run(run, photos, cache=_cache(), count=args.count, hooks=bar.hooks())
+    bar.close()
+    if args.json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False))
+        return 0
+    print(f"Label these next ({len(found.next)}):")
+    for number, item in enumerate(found.next, start=1):
+        answer = {"unknown": "looks like none of the classes, closest", "unusual": "unusual photo, closest"}.get(
+            item.answer, "maybe")
+        print(f"  {number}. {item.file}: {answer} {item.suggested} ({confidence(item.confidence, 0)}; {item.reason})")
+    if found.band is None or not found.confident:
+        print("No pre-label is sure enough to accept in bulk yet: label these first.")
+    else:
+        print(f"Sure enough to accept in bulk: {len(found.confident)} of {found.pool_size} photos "
+              f"({percent(found.coverage, 0)}); {found.band.words()}.")
+        for item in found.confident[:10]:
+            print(f"  {item.file}: {item.suggested} ({confidence(item.confidence, 0)})")
+        if len(found.confident) > 10:
+            print(f"  …and {len(found.confident) - 10} more (--json lists them all).")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "features": cmd_features, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "explain": cmd_explain, "report": cmd_report, "compare": cmd_compare,
             "check": cmd_check, "project": cmd_project}
+COMMANDS["suggest"] = cmd_suggest  # label assist

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,174 @@ def test_an_unlabelled_folder_beside_the_classes_is_kept_apart(tmp_path, shapes_
         assert sorted(s.name.rsplit("/", 1)[-1] for s in dataset.unlabelled) == ["t0.png", "t1.png", "t2.png", "t3.png"]
         assert any("which is labelled" in p.reason for p in dataset.report.problems)
         assert "Unlabelled" not in dataset.report.counts
+
+
+# --- photos to label: the workspace ---------------------------------------------------------------
+@pytest.fixture
+def labelled_space(tmp_path, shapes):
+    """A workspace with 5 shapes a class labelled and 6 photos to label (2 of each shape), both uploaded."""
+    from quasar_core.data import load_folder, load_unlabelled
+    from quasar_core.workspace import Workspace
+
+    space = Workspace(tmp_path / "runs" / "ws-1", workspace_id="ws-1")
+    folder = space.new_photos_folder()
+    for label in shapes.classes:
+        for number in range(5):
+            space.save_upload(folder, f"{label}/{label}_{number}.png", shapes.png(shapes.image(label, number)))
+    space.keep_dataset(load_folder(folder), photos_folder=folder)
+    later = space.new_photos_folder()
+    for label in shapes.classes:
+        for number in (40, 41):
+            space.save_upload(later, f"{label[0]}{number}.png", shapes.png(shapes.image(label, number)))
+    assert space.keep_unlabelled(load_unlabelled(later)) == 6
+    return space
+
+
+def test_labels_join_the_photos_the_next_training_learns_from_and_can_be_undone(labelled_space):
+    from quasar_core.workspace import Decision
+
+    space = labelled_space
+    uploaded = {p: p.read_bytes() for p in space.photos.rglob("*") if p.is_file()}
+    assert len(space.unlabelled()) == 6 and len(space.dataset()) == 15  # kept apart from the classes
+    space.label(Decision("c40.png", "label", "circle", how="hand", round=1))
+    space.label(Decision("s40.png", "label", "circle", how="hand", round=1))
+    space.label(Decision("s40.png", "label", "square", how="hand", round=1))  # changed: the last word counts
+    space.label_many([Decision("t40.png", "label", "triangle", how="bulk", round=1),
+                      Decision("t41.png", "label", "triangle", how="bulk", round=1)])
+    space.label(Decision("c41.png", "none", round=1))
+    space.label(Decision("s41.png", "skip", round=1))
+    effective = space.effective_dataset()
+    assert effective.report.counts == {"circle": 6, "square": 6, "triangle": 7}
+    assert {s.name: s.label for s in effective.samples if s.name[1:3] == "40" or s.name == "t41.png"} == {
+        "c40.png": "circle", "s40.png": "square", "t40.png": "triangle", "t41.png": "triangle"}
+    assert [d.words() for d in space.labelling()] == [
+        "labelled circle", "labelled square", "labelled triangle (a pre-label accepted in bulk)",
+        "labelled triangle (a pre-label accepted in bulk)", "not any of these classes", "skipped for now"]
+    space.undo_label("t41.png")
+    assert space.effective_dataset().report.counts["triangle"] == 6
+    assert {p: p.read_bytes() for p in space.photos.rglob("*") if p.is_file()} == uploaded  # files never changed
+    summary = space.check_summary()
+    assert summary == {"labelling": {"by_hand": 2, "bulk": 1, "rounds": [{"round": 1, "by_hand": 2, "bulk": 1}]}}
+    with pytest.raises(ValueError, match="labelling decision"):
+        space.label(Decision("c41.png", "move", "circle"))
+
+
+def test_photos_to_label_survive_a_restart_and_a_new_upload_of_labelled_photos(labelled_space, shapes):
+    from quasar_core.data import load_folder
+    from quasar_core.workspace import Decision, Workspace
+
+    space = labelled_space
+    space.label(Decision("c40.png", "label", "circle", how="hand", round=1))
+    space.keep_label_round({"round": 0, "labelled": 15, "accuracy": 0.8, "low": 0.6, "high": 0.9, "tested": 15})
+    again = Workspace(space.root, workspace_id="ws-1")  # a restart: everything from disk
+    assert len(again.unlabelled()) == 6 and len(again.effective_dataset()) == 16
+    assert again.label_rounds()[0]["accuracy"] == 0.8
+    assert [d.to_dict() for d in again.decisions()] == []  # the photo check's decisions untouched
+    folder = again.new_photos_folder()
+    for label in shapes.classes:
+        for number in range(6):
+            again.save_upload(folder, f"{label}/{label}_{number}.png", shapes.png(shapes.image(label, number)))
+    again.keep_dataset(load_folder(folder), photos_folder=folder)
+    assert len(again.dataset()) == 18 and len(again.unlabelled()) == 6  # the photos to label stay (files too)
+    assert again.labelling() == [] and again.label_rounds() == []  # decisions about the old photos go
+    again.discard_unlabelled()
+    assert again.unlabelled() is None and len(again.dataset()) == 18
+
+
+def test_a_damaged_labelling_file_is_read_as_no_decision(labelled_space):
+    (labelled_space.folder / "labelling.json").write_text('[{"file": "a", "action": "label", "weird": 1}, 3]')
+    assert labelled_space.labelling() == []
+    (labelled_space.folder / "label_rounds.json").write_text('{"round": 1}')
+    assert labelled_space.label_rounds() == []
+
+
+def test_photos_to_label_and_their_decisions_travel_in_a_project_file(labelled_space, tmp_path):
+    from quasar_core.project import open_project, save_project
+    from quasar_core.workspace import Decision, Workspace
+
+    labelled_space.label(Decision("c40.png", "label", "circle", how="hand", round=1))
+    labelled_space.keep_label_round({"round": 0, "labelled": 15, "accuracy": 0.8, "low": 0.6, "high": 0.9,
+                                     "tested": 15})
+    saved = save_project(labelled_space.root, tmp_path / "project.zip")
+    assert saved.photos == 21
+    target = tmp_path / "runs" / "ws-2"
+    open_project(tmp_path / "project.zip", target, cache_root=tmp_path / "cache")
+    opened = Workspace(target, workspace_id="ws-2")
+    assert len(opened.unlabelled()) == 6 and len(opened.effective_dataset()) == 16
+    assert opened.labelling()[0].to == "circle" and opened.label_rounds()[0]["round"] == 0
+
+
+# --- quasar suggest and a trained run -------------------------------------------------------------
+@pytest.fixture
+def photos_to_label(tmp_path, shapes):
+    folder = tmp_path / "to-label"
+    folder.mkdir()
+    for label in shapes.classes:
+        for number in range(20, 26):
+            shapes.image(label, number).save(folder / f"{label[0]}{number}.png")
+    return folder
+
+
+def test_quasar_suggest_lists_the_next_photos_and_the_confident_band(trained_run, photos_to_label, tmp_path,
+                                                                     monkeypatch, capsys):
+    from quasar_core.cli import main
+
+    monkeypatch.setenv("QUASAR_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["suggest", str(trained_run.path), str(photos_to_label), "--count", "5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["next"]) <= 5 and data["pool"] == 18
+    for item in data["next"] + data["confident"]["photos"]:
+        assert set(item) == {"file", "suggested", "confidence", "familiarity", "answer", "reason"}
+        assert item["suggested"] in ("circle", "square", "triangle") and 0 <= item["confidence"] <= 1
+        assert item["answer"] in ANSWERS and item["reason"] in ("uncertain", "diverse", "confident")
+    assert {i["file"] for i in data["next"]}.isdisjoint(i["file"] for i in data["confident"]["photos"])
+    assert main(["suggest", str(trained_run.path), str(photos_to_label), "--count", "3"]) == 0
+    words = capsys.readouterr().out
+    assert "Label these next" in words and "100 %" not in words
+
+
+def test_quasar_suggest_refuses_bad_input_in_one_line(trained_run, photos_to_label, tmp_path, monkeypatch, capsys):
+    from quasar_core.cli import main
+
+    monkeypatch.setenv("QUASAR_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["suggest", str(trained_run.path), str(photos_to_label), "--count", "0"]) == 2
+    assert "--count must be a whole number" in capsys.readouterr().err
+    assert main(["suggest", str(trained_run.path), str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no photos")
+    assert main(["suggest", str(trained_run.path), str(empty)]) == 2
+    assert "No usable photos were found in" in capsys.readouterr().err
+
+
+def test_suggestions_of_a_run_reuse_its_cached_features(trained_run, photos_to_label, tmp_path, base_loader):
+    from quasar_core.data import load_unlabelled
+    from quasar_core.features.cache import FeatureCache
+
+    cache = FeatureCache(tmp_path / "cache")
+    photos = load_unlabelled(photos_to_label)
+    first = suggest_for_run(trained_run, photos, cache=cache, count=4, base_loader=base_loader)
+    misses = cache.misses
+    again = suggest_for_run(trained_run, photos, cache=cache, count=4, base_loader=lambda: pytest.fail("VGG16 ran"))
+    assert cache.misses == misses  # every feature read back, none computed
+    assert [s.file for s in again.next] == [s.file for s in first.next]
+
+
+# --- the model card and Past runs -----------------------------------------------------------------
+def test_the_model_card_says_how_the_photos_were_labelled(trained_run, tmp_path):
+    import shutil
+
+    from quasar_core.runs.folder import FILES, Run, write_json
+    from quasar_core.runs.report import labelling_words, model_card_html
+
+    assert labelling_words(trained_run) is None
+    folder = Path(shutil.copytree(trained_run.path, tmp_path / "run"))
+    write_json(folder / FILES.DOCTOR, {"labelling": {"by_hand": 38, "bulk": 120, "rounds": [
+        {"round": 1, "by_hand": 20, "bulk": 120}, {"round": 2, "by_hand": 18, "bulk": 0}]}})
+    run = Run.open(folder)
+    assert labelling_words(run) == ("38 photos labelled by hand and 120 pre-labels accepted in bulk, in 2 rounds of "
+                                    "label assist (round 1: 20 by hand and 120 in bulk; round 2: 18 by hand)")
+    card = model_card_html(folder, with_grad_cam=False)
+    assert "Photos labelled with the model's help" in card and "38 photos labelled by hand" in card
+    assert "What the photo check found" not in card  # no check ran: no empty findings
