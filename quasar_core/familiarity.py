@@ -6,7 +6,7 @@ between the classes it knows. This module gives every prediction a second number
 training photo, and one of three answers:
 
 * **familiar** — the label and its confidence;
-* **unusual** — familiarity below ``unusual_below`` (default 0.10) but not unknown: the closest
+* **unusual** — familiarity below ``unusual_below`` (default 0.20) but not unknown: the closest
   class, said with doubt ("Not sure: this photo looks unusual for your classes");
 * **unknown** — familiarity below ``1 - familiar_share`` (default 0.025): like none of the classes.
 
@@ -37,11 +37,12 @@ import warnings
 
 import numpy as np
 
-__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "METHODS", "BLOCK_WIDTH", "UNUSUAL_BELOW"]
+__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "class_scores", "METHODS", "BLOCK_WIDTH",
+           "UNUSUAL_BELOW"]
 
 METHODS = ("knn_cosine", "mahalanobis")
 BLOCK_WIDTH = 512  # pooled values per VGG16 block (block4_pool, block5_pool): each block is a part of its own
-UNUSUAL_BELOW = 0.10  # familiarity under which a photo that is not unknown is "unusual" (bench/README: why)
+UNUSUAL_BELOW = 0.20  # familiarity under which a photo that is not unknown is "unusual" (bench/README: why)
 MAX_CALIBRATION = 2000  # training photos scored out-of-fold for the calibration (stratified subsample above)
 _CHUNK = 512  # rows scored at a time: bounds memory at _CHUNK x bank floats
 _FOLDS = 10  # out-of-fold calibration of the Mahalanobis score
@@ -76,8 +77,9 @@ def familiarity(features, arrays):
     score = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     calibration = arrays["calibration"]  # the training photos' own out-of-fold scores, sorted
     fam = (len(calibration) - np.searchsorted(calibration, score, side="left")) / len(calibration)
-    unknown = fam < 1 - float(arrays["familiar_share"]) - 1e-9  # (1e-9: 1 - 0.975 is 0.025000000000000022)
-    unusual_below = float(arrays["unusual_below"]) if "unusual_below" in arrays else 0.10
+    share = float(arrays["familiar_share"])
+    unknown = fam < 1 - share - 1e-9  # (1e-9: 1 - 0.975 is 0.025000000000000022)
+    unusual_below = float(arrays["unusual_below"]) if "unusual_below" in arrays else max(0.20, 1 - share)
     return fam, unknown, ~unknown & (fam < unusual_below - 1e-9)
 '''
 
@@ -215,6 +217,32 @@ def _mahalanobis(xn, center, projection, centres) -> np.ndarray:
 def parts_of(n_features: int, block_width: int = BLOCK_WIDTH) -> int:
     """How many blocks' parts features of this width hold: 1,024 pooled values -> 2 (block4, block5); else 1."""
     return n_features // block_width if n_features % block_width == 0 and n_features > block_width else 1
+
+
+def class_scores(features, labels, *, k: int = 5, block_width: int = BLOCK_WIDTH) -> np.ndarray:
+    """(n,) each photo's strangeness to the nearest class, out-of-fold: the kNN score (mean cosine distance to
+    the k nearest; each block square-rooted and unit-length on its own) against each class's photos alone,
+    the photo itself left out, and the smallest over the classes. The photo check's outliers: a photo of
+    something else stays far from every class even when a few photos like it were filed in other classes
+    (they are not all its neighbours), and a photo merely filed in the wrong class is near its true one."""
+    if not _is_int(k) or k < 1:
+        raise ValueError(f"k (how many nearest photos) must be a whole number >= 1; got {k!r}.")
+    x = _as_features(features, min_rows=2)
+    y = _as_labels(labels, len(x))
+    view = _knn_view(x, parts_of(x.shape[1], block_width))
+    out = np.full(len(x), np.inf, dtype=np.float32)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        bank = view[members]
+        for s in range(0, len(x), _CHUNK):
+            rows = np.arange(s, min(len(x), s + _CHUNK))
+            d = 1 - view[rows] @ bank.T
+            own = np.flatnonzero(y[rows] == c)
+            d[own, np.searchsorted(members, rows[own])] = np.inf  # not its own neighbour
+            kc = min(k, len(members) - (len(own) > 0))
+            if kc >= 1:
+                out[rows] = np.minimum(out[rows], np.where(np.isinf(d).all(axis=1), np.inf, _kmean(d, kc)))
+    return np.where(np.isfinite(out), out, np.float32(2.0))  # alone with no class to compare: as far as can be
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,8 +17,13 @@ bench/bench_photo_check_bound.py measure the whole check again.
   aligned grey thumbnails far more alike than the photos' look-alikes (when the caller gives
   `thumbnails`: what finds copies of small grayscale photos, which look alike to VGG16), joined
   into groups; groups spanning classes first, then by similarity.
-* **Outliers** — mean distance to the 10 nearest photos against a typical photo's: ``score`` =
-  1 - typical / its distance (0 = typical, 0.5 = twice as far); only photos above typical.
+* **Outliers** — photos unlike every class, by the familiarity score ("none of these",
+  familiarity.class_scores): the mean cosine distance to the 5 nearest photos of the nearest class
+  (each VGG16 block square-rooted and unit-length on its own), itself left out. Listed when above the
+  user's own photos' upper fence (third quartile + 1.5 x the interquartile range of every photo's
+  score), strangest first; ``score`` = 1 - typical / its distance (0 = typical, 0.5 = twice as far).
+  Class by class, a photo of something else stays far even when a few like it were filed in other
+  classes: they are not all its neighbours (measured: bench/bench_strangers.py --doctor, bench/README.md).
 * **Which class needs more photos** — each class's cross-validated recall learning from
   25/50/75/100 % of the photos; a power law fitted to its error gives the photos that would cut
   its mistakes by a quarter. A class is named alone only if its curve (25 -> 100 %) is steeper
@@ -35,10 +40,13 @@ from typing import Callable
 
 import numpy as np
 
+from quasar_core.familiarity import class_scores
 from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplicates, power_normalise
 
 LR_C = 0.01
 NEIGHBOURS = 10
+OUTLIER_NEIGHBOURS = 5  # the familiarity score's k
+OUTLIER_FENCE = 1.5  # Tukey's upper fence: Q3 + 1.5 x IQR of the user's own photos' scores
 CENTROID_TEMPERATURE = 0.02
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 GOOD_ENOUGH = 0.97  # a class this accurate needs no more photos
@@ -249,13 +257,14 @@ def _label_issues(y, probs, names, files):
     return tuple(LabelIssue(files[i], names[y[i]], names[suggested[i]], round(float(1 - quality[i]), 4)) for i in keep)
 
 
-def _outliers(distances, files):
-    spread = distances.mean(1)
-    typical = max(float(np.median(spread)), 1e-12)
-    score = 1 - typical / np.maximum(spread, 1e-12)
-    order = [i for i in np.argsort(-score, kind="stable") if score[i] > 0]
-    cap = max(1, min(max(10, len(files) // 50), len(files) // 4))
-    return tuple(Outlier(files[i], round(float(score[i]), 4)) for i in order[:cap])
+def _outliers(x, y, files):
+    """Photos beyond the upper fence of their class-wise familiarity score, strangest first (at most a quarter)."""
+    score = class_scores(x, y, k=OUTLIER_NEIGHBOURS).astype(np.float64)
+    q1, typical, q3 = np.percentile(score, [25, 50, 75])
+    fence = q3 + OUTLIER_FENCE * (q3 - q1)
+    order = [i for i in np.argsort(-score, kind="stable") if score[i] > fence and score[i] > typical]
+    typical = max(float(typical), 1e-12)
+    return tuple(Outlier(files[i], round(float(1 - typical / score[i]), 4)) for i in order[: max(1, len(files) // 4)])
 
 
 def _curves(x, y, names, splits, fit_predict, seed, full=None):
@@ -354,8 +363,8 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
     costs (1 + v) x its time). ``fit_predict(train_features, train_labels, test_features) -> (n_test,
     classes)`` is the learning curves' head (default ``default_fit_predict``). Folds are capped at
     the smallest class. ``thumbnails`` (n, crops, pixels) from near_copies.dataset_thumbnails add the
-    pixels' evidence to the near-duplicates. Caps: label issues max(10, 2 x cleanlab's estimate),
-    outliers max(10, n / 50), both at most n / 4; near-duplicate groups max(50, n / 5).
+    pixels' evidence to the near-duplicates. Caps: label issues max(10, 2 x cleanlab's estimate), at most n / 4;
+    outliers: those above the fence of the photos' own scores, at most n / 4; near-duplicate groups max(50, n / 5).
     """
     x, y, names, files, given, folds, seed, views = _check(
         features, labels, class_names, files, oof_probabilities, fit_predict, folds, seed, views)
@@ -379,7 +388,7 @@ def diagnose(features, labels, *, class_names, files, oof_probabilities=None, fi
                          full=own if fit_predict is None and views is None else None)
         copies = near_duplicates(z, y, names, files, thumbs=thumbnails, feature_neighbours=near)
         return Findings(_label_issues(y, probs, names, files), copies,
-                            _outliers(dist, files), tuple(a for *_, a in scored), _advice_sentence(scored))
+                            _outliers(x, y, files), tuple(a for *_, a in scored), _advice_sentence(scored))
 
 
 def readable_report(report: Findings) -> list[str]:

@@ -313,3 +313,19 @@ def test_the_module_imports_only_numpy_scikit_learn_and_the_standard_library():
     names = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
     assert names <= {"__future__", "numbers", "warnings", "numpy", "sklearn"}, names
+
+
+def test_class_scores_are_out_of_fold_and_take_the_nearest_class():
+    from quasar_core.familiarity import class_scores
+
+    x, y = clusters(30)
+    scores = class_scores(x, y)
+    assert scores.shape == (len(x),) and scores.min() > 1e-3  # a photo is not its own neighbour
+    odd = np.concatenate([x, strangers(2)])
+    both = class_scores(odd, np.r_[y, 0, 1])  # two alike strangers filed in two classes: each far from both
+    assert set(np.argsort(-both)[:2]) == {len(x), len(x) + 1}
+    moved = y.copy()
+    moved[0] = 1  # filed in the wrong class: near its own class all the same
+    assert class_scores(x, moved)[0] <= np.percentile(scores, 90)
+    with pytest.raises(ValueError, match="k"):
+        class_scores(x, y, k=0)

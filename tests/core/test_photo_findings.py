@@ -66,11 +66,50 @@ def test_near_copies_are_grouped_and_the_copy_in_another_class_comes_first(case)
     assert all(0.9 < g.similarity <= 1 and len(g.classes) == len(g.files) for g in groups)
 
 
-def test_photos_unlike_every_class_are_the_first_outliers(case):
-    outliers = case["report"].outliers
-    assert {o.file for o in outliers[:3]} == set(case["strays"])
+def pooled_like(seed=0, strays=3, per=PER):
+    """Features as VGG16's pooled averages are (>= 0): class c lights up its own 6 of 32 channels; strays light
+    up channels no class uses (26..31), each filed in some class, like photos of other things among the photos."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for c in range(len(NAMES)):
+        centre = np.full(DIM, 0.3)
+        centre[6 * c:6 * (c + 1)] = 3.0
+        rows.append(centre * rng.gamma(4.0, 0.25, (per, DIM)))
+        labels += [c] * per
+    centre = np.full(DIM, 0.3)
+    centre[26:] = 3.0
+    rows.append(centre * rng.gamma(4.0, 0.25, (strays, DIM)))
+    labels += [int(c) for c in rng.integers(0, len(NAMES), strays)]
+    files = [f"{NAMES[c]}/photo_{i:03d}.png" for i, c in enumerate(labels)]
+    return np.concatenate(rows).astype(np.float32), np.array(labels), files
+
+
+def test_photos_unlike_every_class_are_the_first_outliers():
+    features, labels, files = pooled_like()
+    outliers = diagnose(features, labels, class_names=NAMES, files=files).outliers
+    assert {o.file for o in outliers[:3]} == set(files[-3:])
     assert all(0 < o.score < 1 for o in outliers)
     assert [o.score for o in outliers] == sorted((o.score for o in outliers), reverse=True)
+
+
+def test_outliers_are_listed_by_a_threshold_from_the_photos_not_a_fixed_count():
+    """Strays alike among themselves (each other's nearest neighbours) are still listed: class by class, a stray
+    filed in one class is far from that class and from the others. A clean set lists few photos, not 10."""
+    from quasar_core.familiarity import class_scores
+
+    features, labels, files = pooled_like(strays=6)
+    outliers = diagnose(features, labels, class_names=NAMES, files=files).outliers
+    assert set(files[-6:]) <= {o.file for o in outliers[:8]}
+    clean = pooled_like(strays=0, seed=1)
+    listed = diagnose(clean[0], clean[1], class_names=NAMES, files=clean[2]).outliers
+    assert len(listed) <= len(clean[2]) // 20
+    score = class_scores(clean[0], clean[1])
+    q1, q3 = np.percentile(score, [25, 75])
+    assert {o.file for o in listed} == {f for f, s in zip(clean[2], score) if s > q3 + 1.5 * (q3 - q1)}
+    # a photo filed in the wrong class is near its true class: a label issue, not an outlier
+    moved = labels.copy()
+    moved[0] = 1
+    assert files[0] not in {o.file for o in diagnose(features, moved, class_names=NAMES, files=files).outliers}
 
 
 def test_learning_curves_cover_every_class_at_four_sizes(case):
