@@ -12,8 +12,9 @@ export's predict.py score photos) on photos it never saw:
   clothes model    trained on the bundled sample (5 Fashion-MNIST classes, 60 each)
                    own kind:       unseen Fashion-MNIST pictures of those classes (`--fashion-test` each)
                    flowers:        `--flowers-test` photos of each of the 5 species
-The goal (issue 13): about 95-99 % of photos like the training ones count as familiar (the threshold
+The goal (issue 13): about 95-99 % of photos like the training ones are not unknown (the threshold
 is set for 97.5 % on the training photos, out-of-fold); photos of another domain are called unknown.
+Unusual (the band above unknown, issue 25) is counted beside it; bench_strangers.py measures more kinds.
 """
 
 from __future__ import annotations
@@ -31,15 +32,20 @@ HELD_OUT_SPECIES = ("sunflower", "tulip")
 
 
 def unknown_share(classifier, dataset) -> dict:
+    """How many photos of `dataset` the deployed model calls unknown, and unusual (the band above unknown)."""
     import numpy as np
 
-    unknown = []
+    unknown, unusual = [], []
     for start in range(0, len(dataset), CHUNK):
         images = [dataset.pixels(i) for i in range(start, min(len(dataset), start + CHUNK))]
         _, features = classifier.predict_proba(images, with_features=True)
-        unknown.append(classifier.familiarity_.is_unknown(features))
+        _, u, v = classifier.familiarity_.answers(features)
+        unknown.append(u)
+        unusual.append(v)
     flags = np.concatenate(unknown) if unknown else np.zeros(0, bool)
-    return {"photos": int(len(flags)), "unknown": int(flags.sum()), "share": float(flags.mean()) if len(flags) else None}
+    odd = np.concatenate(unusual) if unusual else np.zeros(0, bool)
+    return {"photos": int(len(flags)), "unknown": int(flags.sum()), "share": float(flags.mean()) if len(flags) else None,
+            "unusual": int(odd.sum()), "unusual_share": float(odd.mean()) if len(odd) else None}
 
 
 def split_species(train_dir: Path, test_dir: Path, other_dir: Path) -> None:
@@ -68,7 +74,7 @@ def evaluate_model(name: str, train, test_sets: dict, cache, base_loader, args) 
         entry = unknown_share(classifier, dataset)
         result["sets"][set_name] = entry
         print(f"  {set_name:44} {entry['unknown']:>5} of {entry['photos']:>5} called unknown "
-              f"({100 * entry['share']:.1f} %)")
+              f"({100 * entry['share']:.1f} %), {entry['unusual']:>5} unusual ({100 * entry['unusual_share']:.1f} %)")
     return result
 
 
