@@ -54,6 +54,8 @@ def product_words(run_dir: Path, photo: Path) -> str:
     unknown = unusual = False
     if served.familiarity_ is not None:
         unknown = bool(served.familiarity_.is_unknown(features)[0])
+        is_unusual = getattr(served.familiarity_, "is_unusual", None)
+        unusual = bool(is_unusual(features)[0]) if is_unusual is not None else False
     spec = importlib.util.spec_from_file_location("bench_answers", ANSWERS)
     words = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(words)

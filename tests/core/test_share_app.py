@@ -302,7 +302,14 @@ def test_app_words_equal_the_products(app_folder):
     probabilities = np.array([0.2, 0.7, 0.1])
     assert words.verdict(probabilities, list(CLASSES)) == ("familiar", "It is most likely square (70.0 % sure).")
     assert words.verdict(probabilities, list(CLASSES), unusual=True) == (
-        "unusual", "Not sure: this photo looks unusual for your classes; the closest is square (70.0 %).")
+        "unusual", "Not sure: this photo looks unusual for your classes; the closest is square (70.0 % sure).")
+    from quasar_core.predicting import answer_words  # the product's own words: the app says the same
+
+    for unknown, unusual in ((False, False), (False, True), (True, False)):
+        result = {"label": "square", "probabilities": dict(zip(CLASSES, probabilities)), "unknown": unknown,
+                  "unusual": unusual, "familiarity": 0.5}
+        assert words.verdict(probabilities, list(CLASSES), unknown=unknown, unusual=unusual)[1].startswith(
+            answer_words(result, list(CLASSES))), (unknown, unusual)
     kind, sentence = words.verdict(probabilities, list(CLASSES), unknown=True, unusual=True)
     assert kind == "unknown" and sentence.startswith("This doesn't look like any of your classes")
     assert words.verdict(np.array([0.9999, 0.0001, 0]), list(CLASSES))[1] == \

@@ -1,7 +1,7 @@
 """The three answers an exported Quasar Nexus model gives, in words (numpy only; the app and predict.py share it).
 
 * familiar: "It is most likely ants (87.3 % sure)."
-* unusual:  "Not sure: this photo looks unusual for your classes; the closest is ants (61.0 %)."
+* unusual:  "Not sure: this photo looks unusual for your classes; the closest is ants (61.0 % sure)."
 * unknown:  "This doesn't look like any of your classes" (the closest is named after it).
 
 A confidence never reads "100 %" nor "0 %": above 99 % it is "more than 99 %", below 1 % "less than 1 %".
@@ -40,5 +40,5 @@ def verdict(probabilities, labels, *, unknown=False, unusual=False):
     if unknown:
         return "unknown", f"This doesn't look like any of your classes (the closest is {label}, {sure})."
     if unusual:
-        return "unusual", f"Not sure: this photo looks unusual for your classes; the closest is {label} ({sure})."
+        return "unusual", f"Not sure: this photo looks unusual for your classes; the closest is {label} ({sure} sure)."
     return "familiar", f"It is most likely {label} ({sure} sure)."
