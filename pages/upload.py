@@ -3,7 +3,9 @@ import streamlit as st
 from quasar_core import sample
 from quasar_core.data import DatasetRejected, Limits, load_folder, load_zip
 from quasar_core.errors import DatasetError, ResourceLimitError
-from ui import layout, nav, state, uploads, workspace
+from ui import job_control, layout, nav, state, uploads, workspace
+
+POLL_SECONDS = 1.0
 
 layout.page_intro(
     "Upload photos",
@@ -12,20 +14,25 @@ layout.page_intro(
 
 
 def use(load, photos_folder=None):
-    """Run a loader; keep its photos in the workspace, or say plainly why nothing could be used."""
-    try:
-        with st.spinner("Checking every photo…"):
-            dataset = load()
-    except DatasetRejected as exc:
-        st.error(str(exc))
-        layout.problems(exc.report)
-        uploads.discard(photos_folder)
-        return
-    except (DatasetError, ResourceLimitError, ValueError) as exc:
-        st.error(str(exc))
-        uploads.discard(photos_folder)
-        return
-    workspace.keep_photos(dataset, photos_folder=photos_folder)
+    """Check an upload in the background: `load(on_progress)` decodes every photo; the page shows "Checking photo
+    N of M" meanwhile and stays responsive, and takes the result (take_upload) when the check has ended."""
+    job_control.start_upload_check(load, photos_folder)
+
+
+def take_upload(job) -> None:
+    """An ended upload check: keep its photos in the workspace (once), or say plainly why nothing could be used."""
+    if not job.taken:
+        job.taken = True
+        if job.state == "done":
+            workspace.keep_photos(job.result, photos_folder=job.photos_folder)
+        else:
+            uploads.discard(job.photos_folder)
+    if job.state == "cancelled":
+        st.info("The check of your last upload was stopped; nothing of it was kept.")
+    elif job.state == "failed":
+        st.error(job.error)
+        if job.report is not None:
+            layout.problems(job.report)
 
 
 limits = Limits.from_env()
@@ -39,7 +46,8 @@ with zip_tab:
     archive = st.file_uploader("Zip file", key="upload_zip")
     if st.button("Check and use this zip", key="load_zip", disabled=archive is None):
         folder, path = uploads.save_zip(archive.name, archive.getvalue())
-        use(lambda: load_zip(path, limits=limits, name=archive.name), folder)
+        use(lambda on_progress, path=path, name=archive.name: load_zip(path, limits=limits, name=name,
+                                                                       on_progress=on_progress), folder)
 
 with per_class_tab:
     st.markdown("Type each class's name and drop its photos next to it.")
@@ -62,12 +70,13 @@ with per_class_tab:
             except (ResourceLimitError, DatasetError) as exc:
                 st.error(str(exc))
             else:
-                use(lambda: load_folder(folder, limits=limits, source="your uploads"), folder)
+                use(lambda on_progress, folder=folder: load_folder(folder, limits=limits, source="your uploads",
+                                                                   on_progress=on_progress), folder)
 
 with sample_tab:
     st.markdown("300 small photos of clothing in 5 classes (Fashion-MNIST), to try the app without your own.")
     if st.button("Use the sample dataset", key="load_sample"):
-        use(lambda: sample.load_sample(limits=limits))
+        use(lambda on_progress: sample.load_sample(limits=limits))
 
 if local_tab:
     with local_tab[0]:
@@ -75,8 +84,32 @@ if local_tab:
                     "upload (this is on because QUASAR_ALLOW_LOCAL_FOLDERS=1; never turn it on for a shared server).")
         path = st.text_input("Folder path", key="local_folder", placeholder="/home/me/photos")
         if st.button("Check and use this folder", key="load_local", disabled=not path.strip()):
-            use(lambda: load_folder(path.strip(), limits=uploads.local_limits()))
+            use(lambda on_progress, path=path.strip(): load_folder(path, limits=uploads.local_limits(),
+                                                                   on_progress=on_progress))
 
+upload_job = job_control.current_upload_check()
+checking_upload = job_control.is_active(upload_job)
+
+
+@st.fragment(run_every=POLL_SECONDS if checking_upload else None)
+def upload_progress() -> None:
+    """"Checking photo N of M" while the upload check runs; the whole page reruns once it has ended."""
+    current = job_control.current_upload_check()
+    if current is None or current.finished:
+        if checking_upload:
+            st.rerun()
+        return
+    with st.container(horizontal=True):
+        progress = current.progress
+        st.progress(progress.fraction if progress is not None and progress.total_steps else 0.0,
+                    text=job_control.upload_progress_text(current))
+        st.button("Stop", key="stop_upload_check", on_click=current.cancel)
+
+
+if checking_upload:
+    upload_progress()
+elif upload_job is not None:
+    take_upload(upload_job)
 dataset = state.dataset()
 if dataset is not None:
     layout.data_report(dataset)

@@ -162,6 +162,50 @@ class CheckJob(TrainingJob):
         return "done"
 
 
+class UploadCheckJob(TrainingJob):
+    """The upload check (every photo decoded and checked, data/assembly.py) beside the page, with progress.
+
+    `load(on_progress)` returns the Dataset or raises; on_progress(done, total) becomes "photo N of M". The
+    result (the Dataset, which holds references, not pixels) or the refusal (its message and report) stays on
+    the job until the page has taken it (`taken`), so a reloaded page takes it too.
+    """
+
+    def __init__(self, load, *, owner: str, photos_folder: Path | None = None):
+        super().__init__(None, TrainConfig(), photos_folder or Path("."), owner=owner, base_loader=None)
+        self.load = load
+        self.photos_folder = photos_folder
+        self.result = None  # the checked Dataset
+        self.report = None  # a refused upload's DataReport (what was skipped and why)
+        self.taken = False
+        self.progress = Progress("check", 0, 0)
+
+    def _work(self, hooks: TrainingHooks) -> str:
+        from quasar_core.data import DatasetRejected
+
+        def on_progress(done: int, total: int) -> None:
+            if self.cancel_event.is_set():
+                raise _Stopped()
+            hooks.on_progress(Progress("check", done, total))
+
+        try:
+            self.result = self.load(on_progress)
+        except _Stopped:
+            return "cancelled"
+        except DatasetRejected as exc:
+            self.error, self.report = str(exc), exc.report
+            return "failed"
+        except (QuasarError, ValueError) as exc:
+            self.error = str(exc)
+            return "failed"
+        finally:
+            self.load = None
+        return "done"
+
+
+class _Stopped(Exception):
+    pass
+
+
 class JobQueue:
     """Admits at most `max_running` jobs at once, in arrival order."""
 
@@ -233,7 +277,18 @@ class JobQueue:
 
 
 _DEFAULT_QUEUE: JobQueue | None = None
+_UPLOAD_QUEUE: JobQueue | None = None
 _DEFAULT_LOCK = threading.Lock()
+UPLOAD_CONCURRENCY = 2  # upload checks at once; they never wait behind a training (their own queue)
+
+
+def upload_queue() -> JobQueue:
+    """The process-wide queue of upload checks (decoding only: light, so not behind the trainings' line)."""
+    global _UPLOAD_QUEUE
+    with _DEFAULT_LOCK:
+        if _UPLOAD_QUEUE is None:
+            _UPLOAD_QUEUE = JobQueue(UPLOAD_CONCURRENCY)
+        return _UPLOAD_QUEUE
 
 
 def default_queue() -> JobQueue:

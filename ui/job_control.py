@@ -72,6 +72,37 @@ def start_check(dataset, config) -> jobs.CheckJob:
     return job
 
 
+def start_upload_check(load, photos_folder: Path | None = None) -> jobs.UploadCheckJob:
+    """Check an upload in the background: `load(on_progress)` returns the Dataset (or raises)."""
+    earlier = current_upload_check()
+    if is_active(earlier):  # a new upload replaces the one still being checked
+        earlier.cancel()
+    here = workspace.current()
+    job = jobs.UploadCheckJob(load, owner=here.id, photos_folder=photos_folder)
+    jobs.upload_queue().submit(job)
+    state.set_upload_job_id(job.job_id)
+    return job
+
+
+def current_upload_check() -> jobs.UploadCheckJob | None:
+    """This session's latest upload check, or (after a reload) the workspace's latest one."""
+    job = jobs.upload_queue().get(state.upload_job_id()) if state.upload_job_id() else None
+    if job is None and workspace.current_id():
+        job = jobs.upload_queue().latest_for(workspace.current_id(), kind=jobs.UploadCheckJob)
+        if job is not None:
+            state.set_upload_job_id(job.job_id)
+    return job if isinstance(job, jobs.UploadCheckJob) and job.owner == workspace.current_id() else None
+
+
+def upload_progress_text(job: jobs.UploadCheckJob) -> str:
+    """"Checking photo 40 of 3,000" (before the photos are counted: "Checking your photos…")."""
+    job.seen()
+    progress = job.progress
+    if progress is None or not progress.total_steps:
+        return "Checking your photos…"
+    return f"Checking photo {progress.step:,} of {progress.total_steps:,}"
+
+
 def snapshot(job) -> jobs.JobSnapshot:
     return job.snapshot(jobs.default_queue())
 

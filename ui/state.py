@@ -40,6 +40,7 @@ CLASS_ROWS_KEY = _PREFIX + "class_rows"
 COMPARISON_JOB_KEY = _PREFIX + "comparison_job_id"
 CHECK_JOB_KEY = _PREFIX + "check_job_id"
 CHECK_REPORT_KEY = _PREFIX + "check_report"
+UPLOAD_JOB_KEY = _PREFIX + "upload_job_id"
 GRAD_CAMS_KEY = _PREFIX + "grad_cams"
 EXPORTS_KEY = _PREFIX + "exports"
 NOTICE_KEY = _PREFIX + "notice"
@@ -171,6 +172,15 @@ def check_job_id() -> str | None:
 
 def set_check_job_id(value: str | None) -> None:
     st.session_state[CHECK_JOB_KEY] = value
+
+
+def upload_job_id() -> str | None:
+    """Id of this session's latest upload check job (every photo decoded and checked, in the background)."""
+    return st.session_state.get(UPLOAD_JOB_KEY)
+
+
+def set_upload_job_id(value: str | None) -> None:
+    st.session_state[UPLOAD_JOB_KEY] = value
 
 
 def check_report() -> "Findings | None":

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 import zipfile
 
-from tests.app.support import new_app, png_bytes, shown_text
+import pytest
 
+from tests.app.support import JOB_TIMEOUT, new_app, png_bytes, readable_words, shown_text
+
+from quasar_core import jobs
+from quasar_core.data import assembly
 from tests import hostile
 from ui import nav, state
 
@@ -22,6 +28,16 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 
 def upload_page():
     return new_app().run().switch_page(nav.UPLOAD.path).run()
+
+
+def wait_for_upload(at, timeout: float = JOB_TIMEOUT):
+    """The upload check runs in the background: wait for the session's to end, then rerun the page once."""
+    job = jobs.upload_queue().get(at.session_state[state.UPLOAD_JOB_KEY])
+    assert isinstance(job, jobs.UploadCheckJob)
+    if not jobs.upload_queue().wait(job, timeout=timeout):
+        job.cancel()
+        pytest.fail(f"the upload check did not finish within {timeout} s (state {job.state})")
+    return at.run()
 
 
 def nothing_loaded(at) -> bool:
@@ -42,7 +58,7 @@ def test_zip_with_broken_files_keeps_the_good_ones():
     files["photos/dogs/notes.jpg"] = b"shopping list: milk, eggs"  # text saved as .jpg
     at = upload_page()
     at.file_uploader(key="upload_zip").set_value(("photos.zip", zip_of(files), "application/zip")).run()
-    at.button(key="load_zip").click().run()
+    wait_for_upload(at.button(key="load_zip").click().run())
 
     assert not at.exception and not at.error
     dataset = at.session_state[state.DATASET_KEY]
@@ -59,7 +75,7 @@ def test_zip_with_broken_files_keeps_the_good_ones():
 def test_a_file_that_is_not_a_zip_is_refused_plainly():
     at = upload_page()
     at.file_uploader(key="upload_zip").set_value(("holiday.jpg", png_bytes(seed=1), "image/jpeg")).run()
-    at.button(key="load_zip").click().run()
+    wait_for_upload(at.button(key="load_zip").click().run())
     assert not at.exception
     assert [e.value for e in at.error] == [
         "holiday.jpg is not a zip file, or it is damaged. Zip the class folders again and retry."]
@@ -71,7 +87,7 @@ def test_rejected_zip_says_why_and_lists_what_was_skipped():
     files["dogs/readme.png"] = b"not a picture"
     at = upload_page()
     at.file_uploader(key="upload_zip").set_value(("pets.zip", zip_of(files), "application/zip")).run()
-    at.button(key="load_zip").click().run()
+    wait_for_upload(at.button(key="load_zip").click().run())
     assert not at.exception
     assert any("has no usable images" in e.value and "dogs" in e.value for e in at.error)
     assert any("dogs/readme.png" in w.value.replace("\\", "") for w in at.warning)
@@ -88,7 +104,7 @@ def test_photos_typed_in_per_class():
             photos.append(("pear-notes.png", b"%PDF-1.4 not a photo", "image/png"))
         at.file_uploader(key=f"class_files_{row}").set_value(photos)
     at.run()
-    at.button(key="load_photos").click().run()
+    wait_for_upload(at.button(key="load_photos").click().run())
     assert not at.exception and not at.error
     dataset = at.session_state[state.DATASET_KEY]
     assert dataset.labels == ["apples", "pears"] and len(dataset) == 10
@@ -109,7 +125,7 @@ def test_few_photos_in_several_classes_is_one_sentence():
     files.update({f"clothes/Trouser/{i}.png": png_bytes(seed=900 + i) for i in range(12)})
     at = upload_page()
     at.file_uploader(key="upload_zip").set_value(("clothes.zip", zip_of(files), "application/zip")).run()
-    at.button(key="load_zip").click().run()
+    wait_for_upload(at.button(key="load_zip").click().run())
     assert not at.exception and not at.error
     [box] = [w.value.replace("\\", "") for w in at.warning if "to check" in w.value]
     # Each class is named once (no "Bag/: … in class 'Bag'"), the sentence ends with a full stop.
@@ -135,7 +151,7 @@ def box(at, kind: str, heading: str) -> str:
 
 def upload_zip(at, name: str, content: bytes):
     at.file_uploader(key="upload_zip").set_value((name, content, "application/zip")).run()
-    return at.button(key="load_zip").click().run()
+    return wait_for_upload(at.button(key="load_zip").click().run())
 
 
 def test_the_hostile_corpus_names_every_bad_file_and_uses_the_good_ones():
@@ -194,3 +210,47 @@ def test_a_zip_bomb_is_refused_plainly_and_the_session_goes_on(tmp_path):
     assert not at.exception and not at.error
     assert at.session_state[state.DATASET_KEY].report.counts == {"cats": 5, "dogs": 5}
     assert "10 usable photos in 2 classes" in shown_text(at)
+
+
+def test_the_upload_check_shows_progress_while_it_runs_and_the_report_after(monkeypatch):
+    """Decoding runs beside the page: "Checking photo N of M" while it runs (a reload finds it), the report after."""
+    files = {f"pets/{label}/{i}.png": png_bytes(seed=100 * n + i) for n, label in enumerate(("cats", "dogs"))
+             for i in range(20)}
+    files["pets/dogs/notes.jpg"] = b"shopping list: milk, eggs"
+    release, lock, calls = threading.Event(), threading.Lock(), []
+    check_one = assembly._check_one
+
+    def slowed(entry, limits):  # the first batch goes through; the rest wait until the test lets them
+        with lock:
+            calls.append(entry.name)
+            first_batch = len(calls) <= assembly.IN_FLIGHT
+        if not first_batch:
+            assert release.wait(60)
+        return check_one(entry, limits)
+
+    monkeypatch.setattr(assembly, "_check_one", slowed)
+    at = upload_page()
+    at.file_uploader(key="upload_zip").set_value(("pets.zip", zip_of(files), "application/zip")).run()
+    at.button(key="load_zip").click().run(timeout=30)
+    assert not at.exception
+    job = jobs.upload_queue().get(at.session_state[state.UPLOAD_JOB_KEY])
+    deadline = time.monotonic() + 30
+    while job.progress.step < assembly.IN_FLIGHT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run(timeout=30)  # the page answers while the check is still running
+    assert f"Checking photo {assembly.IN_FLIGHT} of 41" in readable_words(at)
+    assert at.button(key="stop_upload_check") and at.session_state[state.DATASET_KEY] is None
+    assert not job.finished
+
+    # a reload (a new session on the same workspace) finds the running check
+    again = new_app({"workspace": at.query_params["workspace"]}).run(timeout=30).switch_page(nav.UPLOAD.path)
+    again.run(timeout=30)
+    assert "Checking photo" in readable_words(again)
+
+    release.set()
+    wait_for_upload(at)
+    assert not at.exception and not at.error
+    assert at.session_state[state.DATASET_KEY].report.counts == {"cats": 20, "dogs": 20}
+    words = shown_text(at)
+    assert "40 usable photos in 2 classes" in words and "Checking photo" not in readable_words(at)
+    assert "dogs/notes.jpg" in words and "not an image (the file is text)" in words
