@@ -502,7 +502,7 @@ def compare_row(method: str, per_model: dict) -> None:
     print(f"{method[:36]:36}" + "".join(cells), flush=True)
 
 
-def doctor_outliers(pools, args, trials: int = 10, per_class: int = 50) -> dict:
+def doctor_outliers(pools, args, trials: int = 20, per_class: int = 50) -> dict:
     """The doctor (doctor.diagnose, as *Check my photos* runs it) on `per_class` flowers of each species with 4
     planted photos of other things, one to a class in turn: how many of the 4 are among the first 8 outliers
     listed, and how many photos are listed. Two plantings: real photos (weather, everyday objects) and

@@ -20,7 +20,7 @@ bench/bench_photo_check_bound.py measure the whole check again.
 * **Outliers** — photos unlike every class, by the familiarity score ("none of these",
   familiarity.class_scores): the mean cosine distance to the 5 nearest photos of the nearest class
   (each VGG16 block square-rooted and unit-length on its own), itself left out. Listed when above the
-  user's own photos' upper fence (third quartile + 1.5 x the interquartile range of every photo's
+  user's own photos' upper fence (third quartile + 1.0 x the interquartile range of every photo's
   score), strangest first; ``score`` = 1 - typical / its distance (0 = typical, 0.5 = twice as far).
   Class by class, a photo of something else stays far even when a few like it were filed in other
   classes: they are not all its neighbours (measured: bench/bench_strangers.py --doctor, bench/README.md).
@@ -46,7 +46,7 @@ from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplic
 LR_C = 0.01
 NEIGHBOURS = 10
 OUTLIER_NEIGHBOURS = 5  # the familiarity score's k
-OUTLIER_FENCE = 1.5  # Tukey's upper fence: Q3 + 1.5 x IQR of the user's own photos' scores
+OUTLIER_FENCE = 1.0  # the upper fence: Q3 + 1.0 x IQR of the user's own photos' scores (bench/README: why 1.0)
 CENTROID_TEMPERATURE = 0.02
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 GOOD_ENOUGH = 0.97  # a class this accurate needs no more photos
