@@ -169,12 +169,17 @@ def _boundary_bytes(image_size: int, frozen_blocks: int) -> int:
     return int(side * side * channels * 4)
 
 
-def estimate_training_memory(config: TrainConfig, n_photos: int) -> int:
-    """Bytes a training job adds to the process at its peak (the shared VGG16 base excluded).
+# Measured by bench/bench_memory.py (whole `quasar train` processes on 250 flowers photos, and the imports alone;
+# bench/README.md "Memory"), in MiB as the kernel counts a process's peak (VmHWM):
+RUNTIME_BYTES = 216 * 1024**2  # Python, NumPy, SciPy, scikit-learn, ONNX Runtime and the engine imported
+TENSORFLOW_BYTES = 480 * 1024**2  # TensorFlow and Keras, imported when the job needs them (uses_tensorflow)
+VGG16_BYTES = 120 * 1024**2  # VGG16 loaded: its weights (14.7 M parameters) as Keras' model or the int8 one
+JOB_FIXED_BYTES = 60 * 1024**2  # the job's own: datasets, folds, the heads, writing the run
+MEMORY_MARGIN = 1.0  # on the job's share (calibrated: the activations' formula already has its slack)
 
-    Photos are streamed, so they do not count; the pooled features (4 KB a photo and view) do,
-    and with fine-tuning the boundary activations and the training step.
-    """
+
+def _job_bytes(config: TrainConfig, n_photos: int) -> tuple[int, int]:
+    """(the feature pass's and fine-tuning's working memory, the pooled features kept) for one setting."""
     size = config.image_size
     pass_activations = int(batch_size_for(size) * 3 * size * size * 64 * 4)
     features = n_photos * config.views * 1024 * 4 * 3  # cache, views and the folds' copies
@@ -184,7 +189,44 @@ def estimate_training_memory(config: TrainConfig, n_photos: int) -> int:
         fine_tune = n_photos * config.views * _boundary_bytes(size, frozen) * 2  # activations + one copy
         fine_tune += config.batch_size * 9 * _boundary_bytes(size, frozen) * config.fine_tune_blocks
         fine_tune += 3 * 4 * 2_400_000 * 4 * config.fine_tune_blocks  # trainable weights + Adam slots
-    return int((pass_activations + features + fine_tune + 150 * 1024**2) * 1.25)
+    return pass_activations + fine_tune, features
+
+
+def uses_tensorflow(config: TrainConfig, precision: str | None = None) -> bool:
+    """Whether a job with this setting imports TensorFlow: augmentation (Keras' random layers), fine-tuning,
+    or VGG16 in float (int8 runs through ONNX Runtime). `precision` is what will run (None: as chosen here)."""
+    if config.fine_tunes or config.augment:
+        return True
+    if precision is None:
+        from quasar_core.features.precision import choose_precision
+
+        try:
+            precision = choose_precision(config.precision, random_weights=config.weights == "none").precision
+        except (ValueError, OSError):
+            precision = "float32"
+    return precision != "int8"
+
+
+def base_memory(tensorflow: bool = True) -> int:
+    """Bytes of the runtime, VGG16 and (when `tensorflow`) TensorFlow in a process that trains."""
+    return RUNTIME_BYTES + VGG16_BYTES + (TENSORFLOW_BYTES if tensorflow else 0)
+
+
+def estimate_training_memory(config: TrainConfig, n_photos: int, *, candidates: list[TrainConfig] | None = None,
+                             precision: str | None = None) -> int:
+    """Bytes at the peak of a process that trains `config` (Best accuracy: every one of its `candidates`).
+
+    The runtime and VGG16 count, TensorFlow when any setting needs it (uses_tensorflow; `precision` what
+    will run, None: as chosen on this machine); then the costliest setting's feature pass and fine-tuning
+    (the preset's largest image size and views: candidates run one after the other) and the pooled features
+    of every candidate (4 KB a photo and view, a few copies: Best keeps them to compare). Photos are
+    streamed, so their pixels do not count.
+    """
+    configs = list(candidates or []) or [config]
+    parts = [_job_bytes(c, n_photos) for c in configs]
+    job = max(work for work, _ in parts) + sum(kept for _, kept in parts) + JOB_FIXED_BYTES
+    tensorflow = any(uses_tensorflow(c, precision) for c in configs)
+    return int(base_memory(tensorflow) + job * MEMORY_MARGIN)
 
 
 def memory_limit_bytes(*, proc_cgroup: str | Path = "/proc/self/cgroup",
@@ -253,10 +295,17 @@ def current_rss_bytes() -> int:
     return 0
 
 
-def check_memory(config: TrainConfig, n_photos: int, *, reserved_bytes: int = 0) -> int:
-    """Raise ResourceLimitError, before anything starts, when the job would not fit. Returns its estimate."""
-    need = estimate_training_memory(config, n_photos)
-    free = memory_limit_bytes() - current_rss_bytes() - reserved_bytes
+def check_memory(config: TrainConfig, n_photos: int, *, reserved_bytes: int = 0,
+                 candidates: list[TrainConfig] | None = None) -> int:
+    """Raise ResourceLimitError, before anything starts, when the job would not fit. Returns its estimate.
+
+    The estimate counts the runtime, VGG16 and TensorFlow; what this process holds already counts towards
+    them (a server loads them once), and only what it holds beyond them is taken from the limit.
+    """
+    need = estimate_training_memory(config, n_photos, candidates=candidates)
+    tensorflow = any(uses_tensorflow(c) for c in (list(candidates or []) or [config]))
+    beyond_base = max(current_rss_bytes() - base_memory(tensorflow), 0)
+    free = memory_limit_bytes() - beyond_base - reserved_bytes
     if need > free:
         raise ResourceLimitError(
             f"This training needs about {need / 1024**3:.1f} GB of memory but only {max(free, 0) / 1024**3:.1f} GB "

@@ -47,10 +47,10 @@ def start(dataset, config) -> jobs.TrainingJob:
 
     The Best preset's candidates are tried in the job. Raises QuasarError subclasses with a plain message.
     """
-    planning.check_memory(config, len(dataset))
+    candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" else None
+    planning.check_memory(config, len(dataset), candidates=candidates)
     resources.shared_base(config.weights)  # loaded once per server (behind a spinner), reused by every job
     here = workspace.current()
-    candidates = preset_named(state.preset()).candidates(dataset, config) if state.preset() == "Best accuracy" else None
     job = jobs.TrainingJob(dataset, config, new_run_dir(here.root), owner=here.id,
                            base_loader=resources.base_loader(config.weights), cache=here.cache(), candidates=candidates,
                            doctor=here.check_summary())
@@ -171,6 +171,8 @@ def plan(dataset, config) -> planning.Plan:
 def memory_check(dataset, config) -> tuple[int | None, str | None]:
     """(bytes needed, None) when training fits in memory, else (None, what to do instead)."""
     try:
-        return planning.check_memory(config, len(dataset)), None
+        candidates = preset_named(state.preset()).candidates(dataset, config) \
+            if state.preset() == "Best accuracy" else None  # Best: its largest image size and views count
+        return planning.check_memory(config, len(dataset), candidates=candidates), None
     except ResourceLimitError as exc:
         return None, str(exc)

@@ -297,3 +297,40 @@ def test_the_environment_overrides_the_cgroup(tmp_path, monkeypatch):
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "512")
     cgroups = _tree(tmp_path / "sys", {"memory.max": str(LIMIT_2_7_GB)})
     assert memory_limit_bytes(proc_cgroup=tmp_path / "missing", cgroup_root=cgroups) == 512 * 1024**2
+
+
+# --- what the estimate counts: the runtime, VGG16, TensorFlow when used, the preset's costliest candidate ---------
+def test_memory_counts_the_runtime_and_vgg16_and_tensorflow_when_the_job_imports_it():
+    plain = TrainConfig(image_size=224)
+    int8 = estimate_training_memory(plain, 250, precision="int8")
+    assert int8 > planning.RUNTIME_BYTES + planning.VGG16_BYTES  # the process, not only the job's share
+    assert estimate_training_memory(plain, 250, precision="float32") - int8 == planning.TENSORFLOW_BYTES
+    augmented = plain.replace(augment=True, augmentation=Augmentation(views=2))
+    assert planning.uses_tensorflow(augmented, "int8") and planning.uses_tensorflow(plain.replace(mode="fine-tune"),
+                                                                                      "int8")
+    assert not planning.uses_tensorflow(plain, "int8") and planning.uses_tensorflow(plain, "bfloat16")
+    assert estimate_training_memory(augmented, 250, precision="int8") - int8 >= planning.TENSORFLOW_BYTES
+
+
+def test_best_counts_its_largest_candidate_and_every_candidates_features():
+    plain = TrainConfig(image_size=224)
+    larger = plain.replace(image_size=352)
+    augmented = larger.replace(augment=True, augmentation=Augmentation(views=2))
+    candidates = [plain, larger, plain.replace(augment=True, augmentation=Augmentation(views=2)), augmented]
+    best = estimate_training_memory(plain, 2000, candidates=candidates, precision="int8")
+    for config in candidates:
+        assert best >= estimate_training_memory(config, 2000, precision="int8")
+    assert best > estimate_training_memory(augmented, 2000, precision="int8")  # the others' features are kept too
+    assert estimate_training_memory(plain, 2000, candidates=[plain], precision="int8") == \
+        estimate_training_memory(plain, 2000, precision="int8")
+
+
+def test_check_memory_counts_only_what_the_process_holds_beyond_the_runtime_and_vgg16(monkeypatch):
+    config = TrainConfig(image_size=96, precision="float32")  # TensorFlow counted in the estimate
+    need = estimate_training_memory(config, 100)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str((need + 50 * 1024**2) / 1024**2))
+    monkeypatch.setattr(planning, "current_rss_bytes", lambda: planning.base_memory(True))  # a server with them
+    assert check_memory(config, 100) == need  # what is loaded already is part of the estimate
+    monkeypatch.setattr(planning, "current_rss_bytes", lambda: planning.base_memory(True) + 100 * 1024**2)
+    with pytest.raises(ResourceLimitError):  # another 100 MB held beyond them: no longer fits
+        check_memory(config, 100)
