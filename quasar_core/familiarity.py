@@ -79,9 +79,9 @@ def familiarity(features, arrays):
     fam = (len(calibration) - np.searchsorted(calibration, score, side="left")) / len(calibration)
     share = float(arrays["familiar_share"])
     unknown = fam < 1 - share - 1e-9  # (1e-9: 1 - 0.975 is 0.025000000000000022)
-    unusual_below = float(arrays["unusual_below"]) if "unusual_below" in arrays else max(0.20, 1 - share)
+    unusual_below = float(arrays["unusual_below"]) if "unusual_below" in arrays else max(@UNUSUAL_BELOW@, 1 - share)
     return fam, unknown, ~unknown & (fam < unusual_below - 1e-9)
-'''
+'''.replace("@UNUSUAL_BELOW@", repr(UNUSUAL_BELOW))  # arrays saved before version 2: the default band
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,8 +266,7 @@ class FamiliarityModel:
     Learned: ``calibration_scores_`` (the training photos' out-of-fold scores, sorted; at most
     MAX_CALIBRATION of them, stratified), ``threshold_`` (the largest score still not unknown),
     ``familiar_rate_`` (share of those training photos not unknown out-of-fold: about familiar_share),
-    ``unusual_rate_`` (share of them unusual), ``own_scores_`` (every training photo's out-of-fold
-    score, in order: the data doctor's outliers), ``n_parts_``, ``bank_`` (float16) and ``bank_labels_``
+    ``unusual_rate_`` (share of them unusual), ``n_parts_``, ``bank_`` (float16) and ``bank_labels_``
     (kNN), ``classes_``, ``n_features_in_``, ``n_train_``.
     """
 
@@ -299,11 +298,10 @@ class FamiliarityModel:
         self.classes_ = np.unique(y)
         cal_idx = _stratified(y, MAX_CALIBRATION, rng)
         if self.method == "knn_cosine":
-            own = self._fit_knn(x, y, rng)
+            calibration = self._fit_knn(x, y, cal_idx, rng)
         else:
-            own = self._fit_mahalanobis(x, y, rng)
-        self.own_scores_ = own.astype(np.float32)
-        self.calibration_scores_ = np.sort(self.own_scores_[cal_idx])
+            calibration = self._fit_mahalanobis(x, y, cal_idx, rng)
+        self.calibration_scores_ = np.sort(calibration.astype(np.float32))
         self._rates()
         return self
 
@@ -314,7 +312,7 @@ class FamiliarityModel:
         self.unusual_rate_ = float(self._unusual_of(fam).mean())
         self.threshold_ = float(self.calibration_scores_[~unknown].max())
 
-    def _fit_knn(self, x, y, rng):
+    def _fit_knn(self, x, y, cal_idx, rng):
         view = _knn_view(x, self.n_parts_)
         bank_idx = _stratified(y, int(self.max_bank), rng)
         self.bank_ = view[bank_idx].astype(np.float16)
@@ -324,8 +322,8 @@ class FamiliarityModel:
         position = np.full(len(x), -1)
         position[bank_idx] = np.arange(len(bank_idx))
         out = []
-        for s in range(0, len(x), _CHUNK):  # leave-one-out: a photo is not its own neighbour
-            rows = np.arange(s, min(len(x), s + _CHUNK))
+        for s in range(0, len(cal_idx), _CHUNK):  # leave-one-out: a photo is not its own neighbour
+            rows = cal_idx[s:s + _CHUNK]
             d = 1 - view[rows] @ self._bank.T
             own = position[rows]
             hit = np.flatnonzero(own >= 0)
@@ -333,7 +331,7 @@ class FamiliarityModel:
             out.append(_kmean(d, self._k))
         return np.concatenate(out)
 
-    def _fit_mahalanobis(self, x, y, rng):
+    def _fit_mahalanobis(self, x, y, cal_idx, rng):
         xn = _by_parts(x, self.n_parts_)
         self._parts = _mahalanobis_parts(xn, y)
         self._k = int(self.k)
@@ -342,9 +340,11 @@ class FamiliarityModel:
         scores = np.full(len(x), np.nan, dtype=np.float32)
         for f in range(folds):  # out-of-fold: each photo scored by a model fitted without it
             held = np.flatnonzero(fold == f)
-            parts = _mahalanobis_parts(xn[fold != f], y[fold != f])
-            scores[held] = _mahalanobis(xn[held], *parts)
-        return scores
+            held = held[np.isin(held, cal_idx)]
+            if len(held):
+                parts = _mahalanobis_parts(xn[fold != f], y[fold != f])
+                scores[held] = _mahalanobis(xn[held], *parts)
+        return scores[cal_idx]
 
     # -- scoring --------------------------------------------------------------------------
     def _check_fitted(self):

@@ -186,13 +186,8 @@ def test_the_unusual_band_holds_about_its_share_of_photos_like_the_training_ones
     assert "unusual" in model.describe() and f"{model.unusual_rate_ * 100:.1f} %" in model.describe()
 
 
-def test_every_training_photo_has_its_own_out_of_fold_score(data):
-    x, y, _, _ = data
-    model = FamiliarityModel().fit(x, y)
-    assert model.own_scores_.shape == (len(x),)
-    np.testing.assert_array_equal(np.sort(model.own_scores_), model.calibration_scores_)
-    odd = np.concatenate([x, strangers(1)])
-    assert np.argmax(FamiliarityModel().fit(odd, np.r_[y, 0]).own_scores_) == len(x)  # the stranger, last
+def test_the_snippets_default_band_for_arrays_saved_before_is_the_engines():
+    assert f"max({UNUSUAL_BELOW!r}, 1 - share)" in SCORING_SNIPPET and "@UNUSUAL" not in SCORING_SNIPPET
 
 
 def test_the_snippet_needs_only_numpy():
