@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quasar_core.head import MAX_ITER, ROOT_EPSILON, VARIANCE_FLOOR, Head
+from quasar_core.head_arrays import MAX_ITER, ROOT_EPSILON, VARIANCE_FLOOR, Head
 
 # Training rows above which fit_head uses this module. Below it scikit-learn's own path, whose rooted, standardised
 # and solver copies cost ~3-4x the rows' features (at 50,000 rows of 1,024 floats: ~0.6-0.8 GB), stays as it was.
