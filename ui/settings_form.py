@@ -106,7 +106,7 @@ def size_sentence(dataset, preset_name: str, config: TrainConfig) -> str:
         size = preset.config(dataset).image_size
         larger = large_size(dataset)
         text += f"Best accuracy tries its settings at **{join_words([f'{s} px' for s in sizes])}**" + (
-            f" ({larger} px because your photos are big enough)" if larger in sizes else "") + "."
+            f" ({larger} px because your photos have the detail for it)" if larger in sizes else "") + "."
     if config.image_size != size:
         text += f" Your settings use **{config.image_size} px**."
     return text

@@ -69,7 +69,7 @@ def test_the_size_sentence_is_true_for_the_preset_shown():
     at.switch_page(nav.CONFIGURE.path).run()
     # 28 px photos: 96 px is enough for every preset, and Best has no larger size to try.
     sentence = check_presets(at, suggested=96, quick=96, best_sizes=[96])
-    assert "larger" not in sentence and "big enough" not in sentence
+    assert "larger" not in sentence and "the detail for it" not in sentence
 
     # A size of the user's own: the sentence and the caption both say so.
     at.radio(key=settings_form.PRESET_KEY).set_value("Quick look").run()
@@ -97,8 +97,8 @@ def test_the_size_sentence_for_large_photos():
     at.button(key="load_zip").click().run()
     assert at.session_state[state.DATASET_KEY].median_source_side() == 300
     at.switch_page(nav.CONFIGURE.path).run()
-    sentence = check_presets(at, suggested=224, quick=128, best_sizes=[128, 224, 288])
-    assert "288 px because your photos are big enough" in sentence
+    sentence = check_presets(at, suggested=224, quick=128, best_sizes=[224, 352])
+    assert "352 px because your photos have the detail for it" in sentence
     at.radio(key=settings_form.PRESET_KEY).set_value("Quick look").run()
     assert "Quick look uses 128 px, its limit, to stay quick." in size_sentence(at)
 

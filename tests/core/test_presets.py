@@ -28,8 +28,9 @@ def test_suggested_size_upscales_small_photos_about_three_times_at_most_to_224(s
     assert size in IMAGE_SIZE_CANDIDATES
 
 
-@pytest.mark.parametrize("side, size", [(100, None), (287, None), (288, 288), (351, 288), (352, 352), (4000, 352)])
-def test_large_size_only_where_the_photos_fill_it(side, size):
+@pytest.mark.parametrize("side, size", [(100, None), (191, None), (192, 288), (234, 288), (235, 352), (240, 352),
+                                        (4000, 352)])
+def test_large_size_only_where_the_photos_have_the_detail_enlarged_by_half_at_most(side, size):
     assert large_size(Photos(side)) == size
 
 
