@@ -8,7 +8,9 @@ from ui import layout, nav, presenting, state
 
 # Large type for a projector, in the theme's own text colour (legible in the light and the dark theme).
 BIG = "<p style='font-size:clamp(2rem, 4.2vw, 3.6rem); font-weight:700; line-height:1.15; margin:0.1em 0'>{}</p>"
-ANSWER = "<p style='font-size:clamp(1.5rem, 2.8vw, 2.4rem); font-weight:650; line-height:1.2; margin:0.2em 0'>{}</p>"
+ANSWER = "<p style='font-size:clamp(1.4rem, 2vw, 2.2rem); font-weight:650; line-height:1.2; margin:0.2em 0'>{}</p>"
+PHOTO_SIDE = 240  # "where it looks": three side by side beside what it learned from, on a 1920 x 1080 screen
+MISTAKE_SIDE = 150
 ICONS = {"familiar": ":material/check_circle:", "unusual": ":material/help:", "unknown": ":material/block:"}
 
 
@@ -25,55 +27,61 @@ if layout.need_model(run is not None and run.has_model, "this screen"):
     big(shown.headline)
     st.caption(shown.headline_note)
 
-    st.subheader("What it learned from")
-    for line in shown.learned:
-        st.markdown(layout.md(line))
-    if shown.counts:
-        columns = st.columns(min(len(shown.counts), 6))
-        for number, (label, count) in enumerate(shown.counts.items()):
-            columns[number % len(columns)].metric(label, plural(count, "photo"))
-
-    looked = []  # (placeholder, prediction): the photos first, where it looked once worked out (below)
-    if shown.examples:
-        st.subheader("Where it looks")
-        for column, prediction in zip(st.columns(len(shown.examples)), shown.examples):
-            with column:
-                spot = st.empty()
-                spot.image(presenting.picture(run, prediction), width="stretch")
-                looked.append((spot, prediction))
-
-    if shown.mistakes or shown.fair:
-        st.subheader("Where it goes wrong, and why that is fair")
-        if shown.mistakes:
-            for column, prediction in zip(st.columns(len(shown.mistakes)), shown.mistakes):
-                column.image(presenting.picture(run, prediction), width="stretch",
-                             caption=presenting.mistake_caption(prediction))
-        for line in shown.fair:
+    learned, looks = st.columns([2, 3], gap="large")
+    with learned:
+        st.subheader("What it learned from")
+        for line in shown.learned:
             st.markdown(layout.md(line))
+        if shown.counts:
+            with st.container(horizontal=True):
+                for label, count in shown.counts.items():
+                    st.metric(label, plural(count, "photo"), width="content")
+    looked = []  # (placeholder, prediction): the photos first, where it looked once worked out (below)
+    with looks:
+        if shown.examples:
+            st.subheader("Where it looks")
+            with st.container(horizontal=True):
+                for prediction in shown.examples:
+                    with st.container(width=PHOTO_SIDE):
+                        spot = st.empty()
+                        spot.image(presenting.picture(run, prediction), width=PHOTO_SIDE)
+                        looked.append((spot, prediction))
 
-    st.subheader("Try it")
-    photo = st.file_uploader("Show it a photo", key="present_upload")
-    uploads = [(photo.name, photo.getvalue())] if photo is not None else []
-    if st.toggle("Use the camera", key="present_use_camera"):
-        shot = st.camera_input("Take a photo", key="present_camera")
-        if shot is not None:
-            uploads.append(("camera photo", shot.getvalue()))
-    if uploads:
-        try:
-            with st.spinner("Looking…"):
-                answers, problems = presenting.try_it(run, uploads)
-        except QuasarError as exc:
-            st.error(str(exc))
-        else:
-            for problem in problems:
-                st.error(layout.md(problem))
-            content = dict(uploads)
-            for said in answers:
-                left, right = st.columns([1, 2], vertical_alignment="center")
-                left.image(content[said.name], width="stretch")
-                with right:
-                    st.markdown(ICONS[said.kind])
-                    big(said.text, ANSWER)
+    wrong, tried = st.columns([3, 2], gap="large")
+    with wrong:
+        if shown.mistakes or shown.fair:
+            st.subheader("Where it goes wrong, and why that is fair")
+            with st.container(horizontal=True):
+                for prediction in shown.mistakes:
+                    st.image(presenting.picture(run, prediction), width=MISTAKE_SIDE,
+                             caption=presenting.mistake_caption(prediction))
+            for line in shown.fair:
+                st.markdown(layout.md(line))
+
+    with tried:
+        st.subheader("Try it")
+        photo = st.file_uploader("Show it a photo", key="present_upload")
+        uploads = [(photo.name, photo.getvalue())] if photo is not None else []
+        if st.toggle("Use the camera", key="present_use_camera"):
+            shot = st.camera_input("Take a photo", key="present_camera")
+            if shot is not None:
+                uploads.append(("camera photo", shot.getvalue()))
+        if uploads:
+            try:
+                with st.spinner("Looking…"):
+                    answers, problems = presenting.try_it(run, uploads)
+            except QuasarError as exc:
+                st.error(str(exc))
+            else:
+                for problem in problems:
+                    st.error(layout.md(problem))
+                content = dict(uploads)
+                for said in answers:
+                    with st.container(horizontal=True, vertical_alignment="center"):
+                        st.image(content[said.name], width=MISTAKE_SIDE)
+                        with st.container():
+                            st.markdown(ICONS[said.kind])
+                            big(said.text, ANSWER)
     nav.link(nav.EVALUATE, "Back to the details")
 
     if looked:  # last, so the rest of the screen is there at once
@@ -81,4 +89,4 @@ if layout.need_model(run is not None and run.has_model, "this screen"):
             for spot, prediction in looked:
                 pixels = presenting.overlay(run, prediction)
                 if pixels is not None:
-                    spot.image(pixels, width="stretch", caption=presenting.example_caption(prediction))
+                    spot.image(pixels, width=PHOTO_SIDE, caption=presenting.example_caption(prediction))

@@ -59,8 +59,9 @@ def _learned(run: Run) -> list[str]:
                 else join_words([f"{label} ({count})" for label, count in counts.items()]))
         lines.append(f"It learned from {plural(sum(counts.values()), 'photo')}: {each}.")
     if run.status.seconds and not run.opened_from_file:
-        lines.append(f"It took {duration(run.status.seconds)} on this computer, starting from a network that had "
-                     "already learned to see from 1.2 million photos.")
+        start = ("a blank network" if run.config.weights == "none"
+                 else "a network that had already learned to see from 1.2 million photos")
+        lines.append(f"It took {duration(run.status.seconds)} on this computer, starting from {start}.")
     compared = _against_a_blank_start(run)
     if compared:
         lines.append(compared)
@@ -119,8 +120,12 @@ def _fair(metrics) -> list[str]:
     pair = _most_mixed(wrong)
     count = sum(frozenset((p["true"], p["predicted"])) == pair for p in wrong)
     a, b = sorted(pair)
-    lines.append(f"{count} of its {plural(len(wrong), 'mistake')} are between {a} and {b}: two classes that can look "
-                 "alike.")
+    share = ("Its one mistake is" if len(wrong) == 1 else f"All {len(wrong)} of its mistakes are" if count == len(wrong)
+             else f"{count} of its {len(wrong)} mistakes are")
+    if count >= 2 or len(wrong) == 1:
+        lines.append(f"{share} between {a} and {b}: two classes that can look alike.")
+    else:
+        lines.append(f"Its {len(wrong)} mistakes are spread over different classes: it mixes up no two of them often.")
     right = [p["confidence"] for p in metrics.predictions if p["true"] == p["predicted"]]
     unsure, sure = float(np.mean([p["confidence"] for p in wrong])), float(np.mean(right)) if right else 0.0
     if right and unsure < sure:
