@@ -103,4 +103,5 @@ elif layout.need_model(run is not None and run.metrics is not None, "its results
     st.caption("One web page with the results, how sure they are, example mistakes and where the model looked. "
                "It opens offline, for people who do not use this app.")
     nav.link(nav.PREDICT, "Next: try it on new photos")
+    nav.link(nav.LABEL, "Have photos without labels? Let the model help label them")
     nav.link(nav.COMPARE, "How much did ImageNet help? Compare with training from scratch")

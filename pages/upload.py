@@ -2,6 +2,7 @@ import streamlit as st
 
 from quasar_core import sample
 from quasar_core.data import DatasetRejected, Limits, load_folder, load_zip
+from quasar_core.wording import plural
 from quasar_core.errors import DatasetError, ResourceLimitError
 from ui import job_control, layout, nav, state, uploads, workspace
 
@@ -33,13 +34,38 @@ def take_upload(job) -> None:
         st.error(job.error)
         if job.report is not None:
             layout.problems(job.report)
+    else:
+        dataset = job.result
+        if dataset.unlabelled:
+            st.info(f"{plural(len(dataset.unlabelled), 'photo')} in a folder for photos to label were kept apart "
+                    "from the classes: the model can pre-label them on the Label more page.")
+
+
+def keep_to_label(load, photos_folder) -> None:
+    """Photos to label later: checked like any upload, then added to the workspace's."""
+    try:
+        with st.spinner("Checking every photo…"):
+            photos = load()
+    except DatasetRejected as exc:
+        st.error(str(exc))
+        layout.problems(exc.report)
+        uploads.discard(photos_folder)
+        return
+    except (DatasetError, ResourceLimitError, ValueError) as exc:
+        st.error(str(exc))
+        uploads.discard(photos_folder)
+        return
+    added = uploads.keep_to_label(photos)
+    st.success(f"{plural(added, 'new photo')} to label kept" + (f" ({len(photos) - added} already here)."
+                                                                if added < len(photos) else "."))
+    layout.problems(photos.report)
 
 
 limits = Limits.from_env()
-tabs = ["A zip of class folders", "Photos per class", "The sample dataset"]
+tabs = ["A zip of class folders", "Photos per class", "The sample dataset", "Photos to label"]
 if uploads.local_folders_allowed():
     tabs.append("A folder on this computer")
-zip_tab, per_class_tab, sample_tab, *local_tab = st.tabs(tabs)
+zip_tab, per_class_tab, sample_tab, later_tab, *local_tab = st.tabs(tabs)
 
 with zip_tab:
     st.markdown("Zip a folder that holds one folder per class (for example `cats/` and `dogs/`) and upload it.")
@@ -78,6 +104,27 @@ with sample_tab:
     if st.button("Use the sample dataset", key="load_sample"):
         use(lambda on_progress: sample.load_sample(limits=limits))
 
+with later_tab:
+    st.markdown("Photos you have not labelled yet — a zip of them or the photos themselves, no class folders "
+                "needed. A model trained on your labelled photos pre-labels them on the Label more page. (A folder "
+                "named `unlabelled` inside a zip of class folders works too.)")
+    later_zip = st.file_uploader("A zip of photos to label", key="upload_unlabelled_zip", type=["zip"])
+    later_files = st.file_uploader("Or the photos themselves", key="upload_unlabelled_files",
+                                   accept_multiple_files=True)
+    if st.button("Check and keep these photos to label", key="load_unlabelled",
+                 disabled=later_zip is None and not later_files):
+        if later_zip is not None:
+            folder, path = uploads.save_zip(later_zip.name, later_zip.getvalue())
+            keep_to_label(lambda: load_zip(path, limits=limits, name=later_zip.name, unlabelled=True), folder)
+        else:
+            try:
+                folder = uploads.save_photos([(f.name, f.getvalue()) for f in later_files])
+            except (ResourceLimitError, DatasetError) as exc:
+                st.error(str(exc))
+            else:
+                keep_to_label(lambda: load_folder(folder, limits=limits, source="your photos to label",
+                                                  unlabelled=True), folder)
+
 if local_tab:
     with local_tab[0]:
         st.markdown("The server runs on this computer, so it can read a folder of class folders directly: no zip, no "
@@ -110,6 +157,10 @@ if checking_upload:
     upload_progress()
 elif upload_job is not None:
     take_upload(upload_job)
+pool = uploads.to_label()
+if pool is not None:
+    st.caption(f"{plural(len(pool), 'photo')} to label kept in this workspace.")
+    nav.link(nav.LABEL, "Label them with the model's help")
 dataset = state.dataset()
 if dataset is not None:
     layout.data_report(dataset)

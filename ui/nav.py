@@ -30,13 +30,14 @@ UPLOAD = PageInfo("pages/upload.py", "Upload photos", ":material/upload:", "Make
 CHECK = PageInfo("pages/check.py", "Check my photos", ":material/health_and_safety:", "Make a classifier")
 CONFIGURE = PageInfo("pages/configure.py", "Configure", ":material/tune:", "Make a classifier")
 TRAIN = PageInfo("pages/train.py", "Train", ":material/model_training:", "Make a classifier")
+LABEL = PageInfo("pages/label.py", "Label more", ":material/label:", "Make a classifier")
 EVALUATE = PageInfo("pages/evaluate.py", "Evaluate", ":material/fact_check:", "Use it")
 PREDICT = PageInfo("pages/predict.py", "Predict", ":material/image_search:", "Use it")
 PRESENT = PageInfo("pages/present.py", "Present", ":material/slideshow:", "Use it")
 RUNS = PageInfo("pages/runs.py", "Past runs", ":material/history:", "Use it")
 COMPARE = PageInfo("pages/compare.py", "Compare", ":material/compare_arrows:", "Understand it")
 
-PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CHECK, CONFIGURE, TRAIN, EVALUATE, PREDICT, PRESENT, RUNS, COMPARE)
+PAGES: tuple[PageInfo, ...] = (HOME, UPLOAD, CHECK, CONFIGURE, TRAIN, LABEL, EVALUATE, PREDICT, PRESENT, RUNS, COMPARE)
 
 
 def navigation():

@@ -42,6 +42,31 @@ def save_per_class(files: list[tuple[str, str, bytes]]) -> Path:
     return folder
 
 
+def save_photos(files: list[tuple[str, bytes]]) -> Path:
+    """Photos to label later, as (file name, bytes), saved side by side in a new folder; returns the folder."""
+    limits = Limits.from_env()
+    total = sum(len(content) for _, content in files)
+    if total > limits.max_upload_bytes:
+        raise ResourceLimitError(
+            f"The photos add up to {total / MB:.0f} MB, more than the upload limit of "
+            f"{limits.max_upload_bytes / MB:.0f} MB (set by QUASAR_MAX_UPLOAD_MB). Upload fewer or smaller photos.")
+    here = workspace.current()
+    folder = here.new_photos_folder()
+    for name, content in files:
+        here.save_upload(folder, Path(name.replace(chr(92), "/")).name, content)
+    return folder
+
+
+def keep_to_label(photos) -> int:
+    """Checked photos to label (a Dataset from load_unlabelled) join the workspace's; returns how many were new."""
+    return workspace.current().keep_unlabelled(photos)
+
+
+def to_label():
+    """The workspace's photos to label (a Dataset without classes), or None."""
+    return workspace.current().unlabelled()
+
+
 def discard(folder: Path | None) -> None:
     """An upload that was not accepted: its files are not kept."""
     if folder is not None:
