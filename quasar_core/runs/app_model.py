@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from quasar_core.features import int8
-from quasar_core.head import FEATURE_LAYERS, LEGACY_LAYERS, ROOT_EPSILON, Head
+from quasar_core.backbone import FEATURE_LAYERS
+from quasar_core.head_arrays import LEGACY_LAYERS, ROOT_EPSILON, Head
 
 STORAGES = ("int8", "int8 weights", "mixed weights", "float16 weights", "float32")
 EIGHT_BIT_IN_MIXED = ("block5_conv1", "block5_conv2", "block5_conv3")  # 7.1 M of VGG16's 14.7 M weights
