@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="the photo check: the photos that hurt (wrong labels, near-copies, outliers)")
     _data_argument(check)
     check.add_argument("--image-size", type=int, default=None,
-                       help="default: the Quick preset's size for these photos (at most 128 px)")
+                       help="default: the default preset's size for these photos (at most 224 px)")
     check.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
 
     project = sub.add_parser("project", help="save a workspace (photos, decisions, settings, runs) to one file, or "

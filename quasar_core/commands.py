@@ -248,11 +248,11 @@ def cmd_check(args) -> int:
     """The photo check (`quasar check`; `quasar doctor`, its old name, still works)."""
     from quasar_core.photo_check import check_photos
     from quasar_core.photo_findings import readable_report
-    from quasar_core.presets import PRESETS
+    from quasar_core.presets import DEFAULT
 
     bar = _progress()
     dataset = _load(args, bar)
-    config = PRESETS["quick"].config(dataset)
+    config = DEFAULT.config(dataset)
     if args.image_size is not None:
         config = config.replace(image_size=args.image_size)
     report = check_photos(dataset, config, cache=_cache(), hooks=bar.hooks()).report

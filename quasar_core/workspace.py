@@ -297,7 +297,7 @@ class Workspace:
         return {"found": {"label_issues": len(found.get("label_issues", [])),
                           "near_duplicates": len(found.get("near_duplicates", [])),
                           "outliers": len(found.get("outliers", []))},
-                "changes": [{"file": d.file, "words": d.words()} for d in made],
+                "changes": [{"file": d.file, "words": d.words(), "action": d.action} for d in made],
                 **({"labelling": labelling} if labelling else {})}
 
     def labelling_summary(self) -> dict | None:
