@@ -1,3 +1,5 @@
+import time
+
 import streamlit as st
 
 from quasar_core import sample
@@ -7,6 +9,7 @@ from quasar_core.errors import DatasetError, ResourceLimitError
 from ui import job_control, layout, nav, state, uploads, workspace
 
 POLL_SECONDS = 1.0
+WAIT_SECONDS = 8.0  # a small upload (the sample's 300 photos: about a second) is shown in the same script run
 
 layout.page_intro(
     "Upload photos",
@@ -17,7 +20,14 @@ layout.page_intro(
 def use(load, photos_folder=None):
     """Check an upload in the background: `load(on_progress)` decodes every photo; the page shows "Checking photo
     N of M" meanwhile and stays responsive, and takes the result (take_upload) when the check has ended."""
-    job_control.start_upload_check(load, photos_folder)
+    job = job_control.start_upload_check(load, photos_folder)
+    bar = st.progress(0.0, text=job_control.upload_progress_text(job))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not job_control.wait_for(job, 0.25) and time.monotonic() < deadline:
+        progress = job.progress
+        bar.progress(progress.fraction if progress is not None and progress.total_steps else 0.0,
+                     text=job_control.upload_progress_text(job))
+    bar.empty()  # ended: its result below; still running: the progress below, polled
 
 
 def take_upload(job) -> None:

@@ -94,6 +94,11 @@ def current_upload_check() -> jobs.UploadCheckJob | None:
     return job if isinstance(job, jobs.UploadCheckJob) and job.owner == workspace.current_id() else None
 
 
+def wait_for(job: jobs.UploadCheckJob, seconds: float) -> bool:
+    """Wait up to `seconds` for an upload check to end; whether it has."""
+    return jobs.upload_queue().wait(job, timeout=seconds)
+
+
 def upload_progress_text(job: jobs.UploadCheckJob) -> str:
     """"Checking photo 40 of 3,000" (before the photos are counted: "Checking your photos…")."""
     job.seen()
