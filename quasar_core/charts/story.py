@@ -7,6 +7,7 @@ Numbers are words a person reads (``wording``): never "100 %" (a measured score 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -29,6 +30,7 @@ SHARE_WORDS = {0.25: "a quarter", 0.5: "half", 0.75: "three quarters", 1.0: "all
 _TICKS = dict(tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0], ticktext=["0 %", "20 %", "40 %", "60 %", "80 %", "all"])
 _GAP = "\u2003"  # a label starts clear of its interval bar (SVG keeps an em space, not a plain one)
 _TOP, _BOTTOM, _LEGEND_DROP = 100, 150, 95  # the leaderboard's margins (px); its legend sits under "Kept: …"
+_LINE, _WRAP = 18, 110  # a subtitle's extra line (px), and where a long reason wraps (Plotly does not wrap)
 RISING = 0.02  # the last step gained at least 2 points: more photos probably still help
 
 
@@ -106,6 +108,10 @@ def accuracy_words(accuracy: float, low: float | None = None, high: float | None
     return main if low is None or high is None else f"{main} ({likely(low, high)})"
 
 
+def _wrapped(text: str) -> str:
+    return "<br>".join(textwrap.wrap(text, _WRAP))
+
+
 def _share(value: float) -> str:
     return SHARE_WORDS.get(round(value, 2), percent(value, 0))
 
@@ -145,7 +151,7 @@ def learning_story_figure(rows: Sequence[HistoryRow], *, title: str = LEARNING_T
             x=[r["photos"] for r in points], y=[r["accuracy"] for r in points], name="Photos it never saw",
             mode="lines+markers+text", line=dict(color=BLUE, width=3), marker=dict(size=11, color=BLUE),
             error_y=_error_bars(points, BLUE), text=[_GAP + score(r["accuracy"], 0) for r in points],
-            textposition="middle right", textfont=dict(color=BLUE),
+            textposition="bottom right", textfont=dict(color=BLUE),  # under a flat or rising line, not across it
             customdata=[[_share(r["share"]), score(r["accuracy"]), plural(r["tested"], "photo"),
                          likely(r["low"], r["high"])] for r in points],
             hovertemplate=("Learned from %{x} photos (%{customdata[0]} of yours): named %{customdata[1]} of "
@@ -190,7 +196,8 @@ def leaderboard_figure(candidate_rows_: Sequence[HistoryRow], choice: ChoiceRow 
     ``choice`` exists every bar is one trace, ``"Tried so far"``; then the winner (the candidate with the
     choice's words) is its own trace ``"Kept"`` (dark blue, "· kept" on the bar), the others ``"Not kept"``
     (light grey), a diamond ``"Expected on new photos"`` marks the choice's accuracy (corrected for picking
-    the best of several), the subtitle is the choice's reason and an annotation under the plot says what was
+    the best of several), the subtitle is the choice's reason (wrapped with ``<br>``: Plotly does not wrap it)
+    and an annotation under the plot says what was
     kept and how good to expect it. Only ``"candidate"`` rows of ``candidate_rows_`` are drawn, so a whole
     history may be given. No candidates: the annotation ``NO_SETTINGS_TEXT``.
     """
@@ -199,10 +206,12 @@ def leaderboard_figure(candidate_rows_: Sequence[HistoryRow], choice: ChoiceRow 
     fig = go.Figure()
     waiting = ("Each bar is one setting; the black line across its end is the likely range. More appear as each "
                "finishes.")
-    base_layout(fig, title, choice["reason"] if choice is not None else (waiting if candidates else None))
+    subtitle = _wrapped(choice["reason"]) if choice is not None else (waiting if candidates else None)
+    base_layout(fig, title, subtitle)
+    top = _TOP + _LINE * (subtitle or "").count("<br>")
+    height = max(360, 230 + 60 * len(candidates)) + (top - _TOP)
     legend_below(fig)
-    height = max(360, 230 + 60 * len(candidates))
-    fig.update_layout(uirevision=title, hovermode="closest", bargap=0.35, height=height)
+    fig.update_layout(uirevision=title, hovermode="closest", bargap=0.35, height=height, margin=dict(t=top))
     everyone = range(len(candidates))
     if choice is None:
         _bars(fig, candidates, list(everyone), name="Tried so far", colour=SKY_BLUE, text_colour=BLACK)
@@ -222,7 +231,7 @@ def leaderboard_figure(candidate_rows_: Sequence[HistoryRow], choice: ChoiceRow 
         fig.add_annotation(text=f"Kept: {choice['setting']}. Expected on new photos: {expected}.",
                            xref="paper", yref="paper", x=0.0, xanchor="left", y=0.0, yanchor="top", yshift=-62,
                            showarrow=False, align="left", font=dict(size=14, color=BLACK))
-        fig.update_layout(legend=dict(y=-_LEGEND_DROP / (height - _TOP - _BOTTOM)), margin=dict(b=_BOTTOM))
+        fig.update_layout(legend=dict(y=-_LEGEND_DROP / (height - top - _BOTTOM)), margin=dict(b=_BOTTOM))
     fig.update_yaxes(tickvals=list(everyone), ticktext=[r["setting"] for r in candidates],
                      range=[len(candidates) - 0.5, -0.5] if candidates else None, automargin=True, showgrid=False)
     fig.update_xaxes(title_text=SHARE_AXIS, range=[0, 1.05], **_TICKS)

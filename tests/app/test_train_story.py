@@ -217,7 +217,7 @@ def test_best_run_fills_the_leaderboard_and_the_header_names_the_winner(isolated
         assert f"kept: {FIRST}" not in shown_text(at)
         board = figure(at, "leaderboard_chart")
         assert [trace["name"] for trace in board["data"]] == ["Not kept", "Kept", "Expected on new photos"]
-        assert board["layout"]["title"]["subtitle"]["text"] == REASON
+        assert board["layout"]["title"]["subtitle"]["text"].replace("<br>", " ") == REASON
         assert board["data"][1]["y"] == [1] and board["data"][1]["text"][0].endswith("88.0 % · kept")
         assert_plain(at)
         release.set()
