@@ -78,7 +78,8 @@ def result(run) -> None:
 
 def details(history, run=None) -> None:
     """The specialists' charts and words, folded away: the classifier's strength, fine-tuning, how it was measured."""
-    heads, tuned = charts.head_rows(history), charts.fine_tune_rows(history)
+    kept = charts.kept_model_history(history)  # the strength search of the kept setting, not of every one tried
+    heads, tuned = charts.head_rows(kept), charts.fine_tune_rows(history)
     measured = run.metrics.method if run is not None and run.metrics is not None else None
     if not (heads or tuned or measured):
         return
@@ -86,13 +87,13 @@ def details(history, run=None) -> None:
         if measured:
             st.markdown(f"Accuracy measured by {layout.md(measured)}.")
         if heads:
-            st.plotly_chart(charts.selection_figure(history), key="selection_chart")
+            st.plotly_chart(charts.selection_figure(kept), key="selection_chart")
         if tuned:
             st.plotly_chart(charts.training_curves(history), key="training_curves")
             choice = charts.choice_row(history)
             if choice is not None and not charts.tunes(choice["setting"]):
                 st.caption("Fine-tuning was tried and not kept: these curves are of the model set aside.")
-            layout.hints(insights.fit_hints(charts.fine_tune_rows(charts.kept_model_history(history))))
+            layout.hints(insights.fit_hints(charts.fine_tune_rows(kept)))
 
 
 @st.fragment(run_every=POLL_SECONDS if active else None)

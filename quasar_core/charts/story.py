@@ -56,24 +56,30 @@ def tunes(setting: str) -> bool:
 
 
 def kept_model_history(history: Sequence[HistoryRow]) -> list[HistoryRow]:
-    """The history without the fine-tuning epochs of a model that was not kept.
+    """The history without the rows of models that were not kept.
 
-    Before (or without) a choice every row stays. Once Best accuracy has chosen a setting without
-    fine-tuning, no fine-tuning epoch is the kept model's; if it chose fine-tuning and the epochs are
-    labelled by setting, only the winner's stay.
+    Before (or without) a choice every row stays. Once Best accuracy has chosen: each candidate's search for
+    the classifier's strength (its ``"head"`` rows, written just before its ``"candidate"`` row) stays only for
+    the winner; fine-tuning epochs stay only if the winner fine-tunes (and, when the epochs are labelled by
+    setting, only the winner's).
     """
     choice = choice_row(history)
     if choice is None:
         return list(history)
+    scored = [i for i, row in enumerate(history) if row.get("phase") == "candidate"]
+    won = next((i for i in scored if history[i]["setting"] == choice["setting"]), None)
+    since = max((i for i in scored if won is not None and i < won), default=-1)  # the winner's rows follow this
     tuned = [row for row in history if row.get("phase") == "fine-tune"]
     by_setting = any(row.get("label") == choice["setting"] for row in tuned)
 
-    def kept(row) -> bool:
-        if row.get("phase") != "fine-tune":
-            return True
-        return tunes(choice["setting"]) and (not by_setting or row.get("label") == choice["setting"])
+    def kept(i: int, row) -> bool:
+        if row.get("phase") == "head" and won is not None and scored and i < scored[-1]:
+            return since < i < won
+        if row.get("phase") == "fine-tune":
+            return tunes(choice["setting"]) and (not by_setting or row.get("label") == choice["setting"])
+        return True
 
-    return [row for row in history if kept(row)]
+    return [row for i, row in enumerate(history) if kept(i, row)]
 
 
 def status_line(messages: Sequence[str]) -> str | None:

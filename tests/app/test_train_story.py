@@ -91,8 +91,8 @@ def learning_rows(photos=240, tested=300):
             for share, accuracy in ((0.25, 0.71), (0.5, 0.80), (0.75, 0.84), (1.0, 0.86))]
 
 
-def head_row(accuracy=0.86):
-    return {"phase": "head", "strength": 1e-06, "accuracy": accuracy, "log_loss": 0.4,
+def head_row(accuracy=0.86, strength=1e-06):
+    return {"phase": "head", "strength": strength, "accuracy": accuracy, "log_loss": 0.4,
             "train_accuracy": accuracy + 0.05, "chosen": True}
 
 
@@ -171,16 +171,18 @@ def test_best_run_fills_the_leaderboard_and_the_header_names_the_winner(isolated
     tuned = candidate_row("224 px, fine-tuning the top block", 0.85, 224)
     trial = overfitting_trial()
     assert any("fine-tuning" in hint.text for hint in insights.fit_hints(trial))  # a warning it must not show
-    history = [*tried, *trial, tuned, CHOICE, head_row(0.87)]
+    searches = [[head_row(0.78, strength=0.01)], [head_row(0.88, strength=0.1)], [head_row(0.85, strength=1.0)]]
+    history = [*searches[0], tried[0], *searches[1], tried[1], *searches[2], *trial, tuned, CHOICE]
     scored, chosen, release = threading.Event(), threading.Event(), threading.Event()
 
     def begin(hooks):  # two settings scored, the third fine-tuning its trial run
         for number, row in enumerate(tried, 1):
             hooks.message(f"Trying setting {number} of 3: {row['setting']}.")
-            hooks.epoch_end(row)
+            for each in [*searches[number - 1], row]:  # its search for the classifier's strength, then its score
+                hooks.epoch_end(each)
         hooks.message(f"Trying setting 3 of 3: {tuned['setting']}.")
         hooks.message("Fine-tuning VGG16's top 1 block(s) (hold-out).")
-        for row in trial:
+        for row in [*searches[2], *trial]:
             hooks.epoch_end(row)
 
     def finish(run_dir, job, hooks):  # the third is scored, the choice made; the kept model learns; the run is saved
@@ -237,6 +239,7 @@ def test_best_run_fills_the_leaderboard_and_the_header_names_the_winner(isolated
         assert "Fine-tuning was tried and not kept: these curves are of the model set aside." in \
             [c.value for c in details_of(at).get("caption")]
         assert "It named 3 of 4 photos correctly" in shown_text(at)
+        assert figure(at, "selection_chart")["data"][0]["x"] == [0.1]  # the kept setting's search only
         assert_plain(at)
 
     after(at)

@@ -246,14 +246,31 @@ def epoch(n, label):
 def test_kept_model_history_drops_the_fine_tuning_of_a_model_not_kept(tried):
     tuned = [epoch(1, "hold-out"), epoch(2, "hold-out"), epoch(1, "kept model")]
     head = {"phase": "head", "strength": 0.1, "accuracy": 0.8, "log_loss": 0.5, "train_accuracy": 0.9, "chosen": True}
-    before = [head, *tried, *tuned]
+    before = [*tried, head, *tuned]  # a head row after every candidate: the kept model's
     assert charts.kept_model_history(before) == before  # no choice yet: everything
     plain = [*before, choice("352 px")]
-    assert charts.kept_model_history(plain) == [head, *tried, choice("352 px")]
+    assert charts.kept_model_history(plain) == [*tried, head, choice("352 px")]
     winner = choice("224 px, fine-tuning the top block")
     assert charts.kept_model_history([*before, winner]) == [*before, winner]
     by_setting = [epoch(1, "224 px, fine-tuning the top block"), epoch(1, "352 px, fine-tuning the top block")]
     assert charts.kept_model_history([*by_setting, winner]) == [by_setting[0], winner]
+
+
+def test_kept_model_history_keeps_only_the_winners_search_for_the_strength():
+    def head(strength, chosen=False):
+        return {"phase": "head", "strength": strength, "accuracy": 0.8, "log_loss": 0.5, "train_accuracy": 0.9,
+                "chosen": chosen}
+
+    first = [head(0.1), head(1.0, chosen=True)]  # each candidate's search, just before its row
+    second = [head(0.1, chosen=True), head(1.0)]
+    third = [head(10.0, chosen=True)]
+    a, b, c = candidate("128 px", 0.8), candidate("352 px", 0.9), candidate("224 px", 0.85)
+    learned = [learning(1.0, 0.9)]  # the kept model's, after every candidate
+    history = [*first, a, *second, b, *third, c, *learned]
+    assert charts.kept_model_history(history) == history  # not chosen yet
+    assert charts.kept_model_history([*history, choice("352 px")]) == [a, *second, b, c, *learned, choice("352 px")]
+    assert charts.kept_model_history([*history, choice("128 px")]) == [*first, a, b, c, *learned, choice("128 px")]
+    assert charts.head_rows(charts.kept_model_history([*history, choice("224 px")])) == third
 
 
 def test_status_line_is_the_latest_message_in_plain_words():
