@@ -70,6 +70,8 @@ def result(run) -> None:
         right = int(round(metrics.accuracy * metrics.n_images))
         st.markdown(f"It named {right} of {metrics.n_images} photos correctly that the model testing them had never "
                     f"seen: {charts.accuracy_words(metrics.accuracy, low, high)}.")
+        if metrics.check_changes:  # the photo check changed photos: the number may read high, and its other end
+            st.markdown(metrics.check_note())
     plain = insights.fit_hints([row for row in kept if row.get("phase") != "fine-tune"])
     tuned = insights.fit_hints(charts.fine_tune_rows(kept))  # in the details, beside the curves they are about
     poor = insights.accuracy_hint(metrics, run.config)

@@ -18,7 +18,7 @@ from quasar_core.wording import percent
 PHASE_LABELS = {
     "check": "Checking your photos",
     "features": "Reading your photos through VGG16",
-    "head": "Training and testing the classifier on every fold",
+    "head": "Testing the classifier on photos it has not learned from",
     "fine-tune": "Fine-tuning VGG16's top layers",
     "save": "Saving the model",
 }

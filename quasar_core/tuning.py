@@ -23,6 +23,8 @@ from quasar_core.head import Head, feature_layers, feature_output, head_layers, 
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled, make_progress_callback
 
 CHECKPOINT_INFO = "checkpoint.json"
+# What a person reads of each fine-tuning: the trial on the photos set aside, then the model that is kept.
+TRIAL_WORDS = {"hold-out": "a trial run on most of the photos, checked on the rest", "kept model": "the kept model"}
 CHECKPOINT_WEIGHTS = "fine-tune.weights.h5"
 
 
@@ -92,7 +94,8 @@ class FineTuner:
         strategy = make_strategy(config.strategy)
         with strategy.scope():  # variables and optimizer state mirrored across replicas
             model, pairs, dense = tune_network(self.base, self.boundary, x.shape[1:], start)
-            self.hooks.message(f"Fine-tuning VGG16's top {config.fine_tune_blocks} block(s) ({label}).")
+            self.hooks.message(f"Fine-tuning VGG16's top {config.fine_tune_blocks} block(s) "
+                               f"({TRIAL_WORDS.get(label, label)}).")
             weights = class_weights(y, len(start.bias)) if config.class_weights else None
             if config.strategy == "multi-worker":
                 self._fit_multi_worker(strategy, model, x, y, validation_data, weights)

@@ -184,7 +184,7 @@ def test_progress_words():
         "Step 1 of 3 · Reading your photos through VGG16 · photo 40 of 255, 3.2 photos/s")
     head = Progress("head", step=5, total_steps=25)
     assert job_control.progress_text(head, fine_tunes=False) == (
-        "Step 2 of 3 · Training and testing the classifier on every fold · 5 of 25")
+        "Step 2 of 3 · Testing the classifier on photos it has not learned from · 5 of 25")
 
 
 def test_confusion_cell_click_shows_that_cells_photos(isolated_runs):

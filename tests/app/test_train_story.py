@@ -251,7 +251,6 @@ def test_best_run_fills_the_leaderboard_and_the_header_names_the_winner(isolated
     after(again)
 
 
-@pytest.mark.xfail(reason="quasar_core/progress.PHASE_LABELS['head'] says 'fold' in the progress bar (engine's words)")
 def test_progress_bar_words_while_the_classifier_is_tested_are_plain(isolated_runs):
     workspace_id = story_workspace(isolated_runs, "Quick look")
     job, _ = stand_in_job(isolated_runs, stopped_before_any_candidate, workspace_id=workspace_id,

@@ -63,12 +63,13 @@ def test_zip_to_prediction(page: Page, server, tmp_path):
     assert seen(page, '[data-testid="stProgress"]'), "the progress bar never appeared while training"
     total = len(CLASSES) * PER_CLASS
     expect(page.get_by_text(re.compile(
-        rf"^It named \d+ of {total} photos correctly that the model testing them had never seen: {ACCURACY}, "
-        rf"measured by {PER_CLASS}-fold cross-validation over {total} photos, repeated 3 times\.$"))).to_be_visible()
-    # the regularisation it tried, scored on the folds: drawn once (live while training, then by the full
-    # rerun at the end; the frontend removes the live one once that rerun has finished)
-    expect(chart(page, "selection_chart")).to_have_count(1)
-    expect(chart(page, "selection_chart")).to_be_visible()
+        rf"^It named \d+ of {total} photos correctly that the model testing them had never seen: .+\.$"))
+    ).to_be_visible()
+    # what more photos bought, on photos the models never saw: drawn once (live while training, then by the
+    # full rerun at the end; the frontend removes the live one once that rerun has finished); the strengths
+    # tried are folded into the details for specialists
+    expect(chart(page, "learning_chart")).to_have_count(1)
+    expect(chart(page, "learning_chart")).to_be_visible()
     expect(keyed(page, "training_curves")).to_have_count(0)  # no fine-tuning, so no epochs to draw
     expect(page.get_by_test_id("stProgress")).to_have_count(0)
     expect(start).to_be_enabled()

@@ -59,8 +59,7 @@ def test_two_sessions_queue_and_stay_private(new_page, server, shared_server, tm
 
     for page, own, other, photos in ((first, "fashion · 5 classes · 96 px", "shoes-and-bags.zip", 300),
                                      (second, "shoes-and-bags.zip · 3 classes · 32 px", "fashion", 24)):
-        expect(page.get_by_text(re.compile(rf"measured by \d+-fold cross-validation over {photos} photos, repeated 3 times"))
-               ).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"^It named \d+ of {photos} photos correctly"))).to_be_visible()
         sidebar_to(page, "Past runs")
         expect(pins(page)).to_have_count(1)  # its own run only
         expect(page.get_by_text(own, exact=False)).to_be_visible()
@@ -130,8 +129,8 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         expect(page.get_by_text(f"clothes.zip · 3 classes · {size} px", exact=True)).to_be_visible()
         expect(page.get_by_text(re.compile(r"^Interrupted · trained "))).to_be_visible()
         expect(page.get_by_text(re.compile(
-            r"^The training stopped while (reading your photos through VGG16|training and testing the classifier "
-            r"on every fold): the server or the program was stopped before it finished\.$"))).to_be_visible()
+            r"^The training stopped while (reading your photos through VGG16|testing the classifier on photos it "
+            r"has not learned from): the server or the program was stopped before it finished\.$"))).to_be_visible()
         main = page.get_by_test_id("stMain")
         expect(main.get_by_text(re.compile(r"running|training now", re.IGNORECASE))).to_have_count(0)
         expect(button(page, f"reopen_{run.name}")).to_be_disabled()  # it has no model to reopen
@@ -143,8 +142,8 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         sidebar_to(page, "Train")
         button(page, "start_training").click()
         wait_for_training(page)
-        expect(page.get_by_text(re.compile(rf"measured by {PER_CLASS}-fold cross-validation over "
-                                           rf"{len(CLASSES) * PER_CLASS} photos, repeated 3 times"))).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"^It named \d+ of {len(CLASSES) * PER_CLASS} photos correctly"))
+               ).to_be_visible()
         sidebar_to(page, "Past runs")
         expect(pins(page)).to_have_count(2)
         expect(page.get_by_text(re.compile(r"^Finished · trained "))).to_be_visible()
@@ -157,7 +156,7 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         server.stop()
 
 
-CUT_OFF_PHASES = ("reading your photos through VGG16", "training and testing the classifier on every fold")
+CUT_OFF_PHASES = ("reading your photos through VGG16", "testing the classifier on photos it has not learned from")
 
 
 def cut_off_point(workspace_runs: Path, timeout: float = TRAIN_MS / 1000) -> Path:

@@ -22,7 +22,7 @@ from quasar_core.progress import (
 
 def test_label_is_plain_language_and_unknown_phases_pass_through():
     assert Progress("features", 1, 2).label == PHASE_LABELS["features"] == "Reading your photos through VGG16"
-    assert Progress("head", 1, 2).label == "Training and testing the classifier on every fold"
+    assert Progress("head", 1, 2).label == "Testing the classifier on photos it has not learned from"
     assert Progress("fine-tune", 1, 2).label == "Fine-tuning VGG16's top layers"
     assert Progress("something-new", 1, 2).label == "something-new"
     assert PHASE_ORDER == ("check", "features", "head", "fine-tune", "save")
