@@ -236,8 +236,11 @@ class LabelAssistant:
             return Suggestion(int(i), files[i], labels[best[i]], float(confidence[i]),
                               None if familiarity is None else float(familiarity[i]), str(answer[i]), reason)
 
-        chosen, reasons = select(p, view, int(count or self.count), strategy=self.strategy, eligible=~in_band,
+        # Asked about among every photo (the band's are the surest, so the uncertain strategies reach them only when
+        # little else is left); a photo asked about leaves the band, which only lowers the band's expected mistakes.
+        chosen, reasons = select(p, view, int(count or self.count), strategy=self.strategy,
                                  labelled_view=self.labelled_view_, pool_factor=self.pool_factor, seed=self.seed)
+        in_band[chosen] = False
         confident = [suggestion(i, "confident") for i in np.flatnonzero(in_band)[np.argsort(-confidence[in_band])]]
         return Suggestions([suggestion(i, r) for i, r in zip(chosen, reasons)], confident, band, m,
                            {a: int((answer == a).sum()) for a in ANSWERS})
