@@ -1,7 +1,7 @@
 import streamlit as st
 
 from quasar_core import charts
-from quasar_core.wording import confidence, percent, plural
+from quasar_core.wording import confidence, plural
 from ui import labelling, layout, nav, state
 
 PER_ROW = 4
@@ -96,14 +96,10 @@ if layout.need(pool is not None, "There are no photos to label yet. On the Uploa
             else:
                 st.success("Nothing left to ask about: every photo is labelled, decided or in the sure ones.")
             waiting = labelling.labelled_this_round()
-            if st.button(f"Learn from these labels ({plural(waiting, 'new label')})", key="learn", type="primary",
-                         disabled=waiting == 0, help="The model learns again from every label (seconds: the "
-                                                     "photos were read once) and asks about the next photos."):
-                with st.spinner("Learning from your labels…"):
-                    row = labelling.learn(run)
-                state.set_notice(f"Round {row['round']} learned: with {row['labelled']} labelled photos it names "
-                                 f"about {percent(row['accuracy'], 0)} of photos it never saw correctly.")
-                st.rerun()
+            st.button(f"Learn from these labels ({plural(waiting, 'new label')})", key="learn", type="primary",
+                      disabled=waiting == 0, on_click=labelling.learn, args=(run,),
+                      help="The model learns again from every label (seconds: the photos were read once) and asks "
+                           "about the next photos.")
         with sure_tab:
             if found.band is None or not found.confident:
                 st.info("The model is not sure enough of any photo yet. Label a round or two, and the photos it "

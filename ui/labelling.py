@@ -21,7 +21,8 @@ from quasar_core.label_assist import DEFAULT_COUNT, Suggestions, labelling_round
 from quasar_core.label_assist.strategy import DEFAULT_POOL_FACTOR
 from quasar_core.progress import TrainingHooks
 from quasar_core.workspace import Decision
-from ui import resources, workspace
+from quasar_core.wording import percent
+from ui import resources, state, workspace
 
 PRECISIONS = ("int8", "float32", "bfloat16")
 COUNT, POOL_FACTOR = DEFAULT_COUNT, DEFAULT_POOL_FACTOR  # photos asked about a round; how many times more it chooses among
@@ -147,13 +148,16 @@ def labelled_this_round() -> int:
 
 
 def learn(run) -> dict:
-    """End the round: the model learns from every label so far; its numbers become the round's point."""
+    """on_click of Learn from these labels: the model learns from every label so far, its numbers become the round's
+    point (and a notice says them), the next round begins."""
     number = current_number()
     learned, tested, rest = _split(number + 1)
     found = _round(_key(run, number + 1, learned, rest), run, number + 1, learned, tested, rest)
     row = _row(number, found.measured)
     workspace.current().keep_label_round(row)
     _apply()
+    state.set_notice(f"Round {number} learned: with {row['labelled']} labelled photos it names about "
+                     f"{percent(row['accuracy'], 0)} of photos it never saw correctly.")
     return row
 
 

@@ -44,8 +44,8 @@ PER_CLASS = 8
 PREDICT_PHOTO = SAMPLE_DIR / "Trouser" / "Trouser_050.png"  # not one of the zipped photos
 
 # The sidebar, as the app draws it (ui/nav.py), and the pages/ file names Streamlit's own list would show.
-TITLES = ("Home", "Upload photos", "Check my photos", "Configure", "Train", "Evaluate", "Predict", "Present",
-          "Past runs", "Compare")
+TITLES = ("Home", "Upload photos", "Check my photos", "Configure", "Train", "Label more", "Evaluate", "Predict",
+          "Present", "Past runs", "Compare")
 FILE_NAMES = frozenset({"app", *(path.stem for path in (ROOT / "pages").glob("*.py"))})
 
 SERVER_START_S = 60
