@@ -127,13 +127,13 @@ def test_settings_chosen_is_ticked_only_when_the_user_chose():
     assert ticked(reloaded, "Photos loaded") and not ticked(reloaded, "Settings chosen")
 
     reloaded.switch_page(nav.CONFIGURE.path).run()
-    reloaded.radio(key=settings_form.PRESET_KEY).set_value("Balanced").run()
+    reloaded.radio(key=settings_form.PRESET_KEY).set_value("Quick look").run()  # Balanced is the default
     reloaded.switch_page(nav.HOME.path).run()
     assert ticked(reloaded, "Settings chosen")
     again = new_app({"workspace": workspace_id}).run()
     assert ticked(again, "Settings chosen")
-    assert again.session_state[state.PRESET_KEY] == "Balanced"
-    assert again.session_state[state.CONFIG_KEY].augment is True
+    assert again.session_state[state.PRESET_KEY] == "Quick look"
+    assert again.session_state[state.CONFIG_KEY] == PRESETS["quick"].config(again.session_state[state.DATASET_KEY])
 
 
 def test_the_estimate_is_one_number_in_the_sentence_and_the_chosen_row():
