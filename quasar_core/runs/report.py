@@ -54,7 +54,7 @@ def labelling_words(run: Run) -> str | None:
     """How many of the photos were labelled with label assist, by hand and in bulk, and by which round (None when
     none was): "38 photos labelled by hand and 120 pre-labels accepted in bulk, in 2 rounds of label assist
     (round 1: 20 by hand and 120 in bulk; round 2: 18 by hand)"."""
-    summary = (run.read(FILES.DOCTOR) or {}).get("labelling") if run.report is not None else None
+    summary = (run.read(FILES.DOCTOR) or {}).get("labelling")
     if not summary:
         return None
     rounds = summary.get("rounds", [])

@@ -198,3 +198,17 @@ def test_upload_takes_photos_to_label_checked_like_any_upload(isolated_runs):
     assert at.session_state[state.DATASET_KEY].labels == ["Bag", "Sneaker"]  # no "unlabelled" class
     assert "1 photo in a folder for photos to label were kept apart" in shown_text(at)
     assert len(space.unlabelled()) == 4
+
+
+def test_past_runs_say_how_the_photos_were_labelled(isolated_runs):
+    from tests.app.support import write_fake_run
+
+    workspace_id = workspace.new_id()
+    folder = write_fake_run(isolated_runs / workspace_id / "20260101-120000-abab1111")
+    (folder / "doctor.json").write_text('{"labelling": {"by_hand": 20, "bulk": 35, "rounds": '
+                                        '[{"round": 1, "by_hand": 20, "bulk": 35}]}}')
+    at = new_app({"workspace": workspace_id}).run()
+    at.switch_page(nav.RUNS.path).run()
+    assert not at.exception
+    assert ("20 photos labelled by hand and 35 pre-labels accepted in bulk, in 1 round of label assist (round 1: "
+            "20 by hand and 35 in bulk).") in shown_text(at)
