@@ -9,8 +9,8 @@ POLL_SECONDS = 1.0
 
 layout.page_intro(
     "Compare",
-    "See what starting from ImageNet is worth on your own photos, by training the same model from random weights "
-    "as well.",
+    "See what starting from ImageNet is worth on your own photos, against a small network trained from random "
+    "weights on the same photos.",
     page=nav.COMPARE,
 )
 
@@ -21,6 +21,9 @@ def show_results(summary: dict) -> None:
     st.markdown(f"**{layout.md(summary['conclusion'])}**")
     if summary.get("method"):
         st.caption(f"Measured by {layout.md(summary['method'])}; times are what a training of each would take.")
+    if any(r["weights"] == "none" for r in summary["results"]):
+        st.caption("Compared before the small network from scratch existed: VGG16 with random weights, frozen, under "
+                   "a trained top layer. Press Compare again for a network trained from scratch.")
     if summary.get("cancelled"):
         st.caption("Stopped early: only the trainings that finished are shown.")
     st.dataframe(comparing.results_table(summary["results"]), hide_index=True, key="comparison_table")
@@ -48,7 +51,7 @@ def live_view(run) -> None:
             st.warning("Stopping after the current batch; the trainings that finished are kept.")
         st.progress(comparing.overall_fraction(snap), text=comparing.headline(snap))
         if snap.progress is not None:
-            st.caption(job_control.progress_text(snap.progress, fine_tunes=job.config.fine_tunes))
+            st.caption(comparing.progress_text(snap.progress))
     if snap.state in job_control.ACTIVE_STATES:
         return
     if active:  # it ended since the page was drawn: redraw it all (buttons)
@@ -68,12 +71,15 @@ def live_view(run) -> None:
 if layout.need_model(run is not None and run.has_model, "how much ImageNet helped it"):
     layout.model_line(run)
     shares = join_words([f"{f * 100:.0f} %" for f in sorted(set(comparing.FRACTIONS))])
-    st.markdown(f"VGG16 reads your photos twice — once with its ImageNet weights (mostly remembered from the "
-                f"training) and once with random weights — and a model learns from {shares} of them with each. "
-                "Every photo is tested by models that never saw it, so each accuracy comes with its range and you "
-                "can see whether a difference is real. It takes about as long as one or two trainings.")
+    st.markdown(f"Two ways to learn from your photos. **Transfer**: VGG16 reads them with its ImageNet weights "
+                f"(mostly remembered from the training) and a model learns from {shares} of them; every photo is "
+                "tested by models that never saw it. **From scratch**: a small network "
+                f"({comparing.SCRATCH_WORDS}) starts from random weights and learns every layer from your photos "
+                f"({comparing.SCRATCH_BUDGET_WORDS}); it is tested on a fifth of the photos it never saw, where the "
+                "transfer model is scored too. Each accuracy comes with its range, so you can see whether a "
+                "difference is real. The network from scratch takes minutes.")
     if run.config.weights == "none":
-        st.caption("This model itself started from random weights; the comparison also starts from ImageNet's.")
+        st.caption("This model itself started from random weights; the comparison starts from ImageNet's.")
     saved = comparing.saved(run)
     problem = comparing.missing_photos(run, dataset)
     with st.container(horizontal=True, key="comparison_buttons"):  # side by side, not a column apart

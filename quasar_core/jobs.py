@@ -127,9 +127,9 @@ class TrainingJob:
 
 
 class ComparisonJob(TrainingJob):
-    """Transfer vs from scratch on the user's data; writes comparison.json into `run_dir`.
+    """Transfer vs a small CNN trained from scratch on the user's data; writes comparison.json into `run_dir`.
 
-    `base_loader` is {"imagenet": loader, "none": loader} (functions returning the shared bases).
+    `base_loader` is {"imagenet": loader} (a function returning the shared VGG16 base).
     """
 
     def __init__(self, dataset, config: TrainConfig, run_dir: Path, *, owner: str, base_loader, cache=None,

@@ -1,22 +1,29 @@
 """Transfer learning vs training from scratch, for the current run: start, follow, stop, read back.
 
-A quasar_core.jobs.ComparisonJob runs VGG16 twice over the run's photos (ImageNet weights,
-mostly from the feature cache, and random weights) and scores 25/50/100 % of them on the
-same folds (quasar_core.compare); it waits its turn in the process-wide queue like any
-training and writes comparison.json into the run folder. Nothing here imports TensorFlow.
+A quasar_core.jobs.ComparisonJob reads the run's photos through VGG16 with its ImageNet weights
+(mostly from the feature cache) and scores transfer from 25/50/100 % of them on the training's
+folds, then trains a small CNN from random weights on the same photos, every layer, and tests it
+on the first folds' photos (quasar_core.compare); it waits its turn in the process-wide queue like
+any training and writes comparison.json into the run folder. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 from quasar_core import jobs, planning
-from quasar_core.compare import FRACTIONS, WEIGHTS_WORDS
+from quasar_core.compare import (
+    FRACTIONS, SCRATCH_ARCHITECTURE, SCRATCH_EPOCHS, SCRATCH_MAX_SIDE, SCRATCH_STEP, WEIGHTS_WORDS,
+)
 from quasar_core.config import TrainConfig
 from quasar_core.runs.folder import Run
 from quasar_core.runs.pipeline import comparison_of
+from quasar_core.progress import Progress
 from quasar_core.wording import duration, estimate
-from ui import nav, resources, state, workspace
+from ui import job_control, nav, resources, state, workspace
 
-PASSES = 2  # VGG16 passes over the photos: ImageNet weights, then random weights
+SCRATCH_WORDS = SCRATCH_ARCHITECTURE
+SCRATCH_BUDGET_WORDS = f"{SCRATCH_EPOCHS} epochs at up to {SCRATCH_MAX_SIDE} px, with left-right flips"
+STEPS = ("Reading the photos", SCRATCH_STEP)  # each step's message begins so: VGG16 with ImageNet weights, then the CNN
+STEP_WORDS = ("Reading the photos through VGG16 with ImageNet weights", SCRATCH_STEP)
 
 
 def current_job() -> jobs.ComparisonJob | None:
@@ -54,10 +61,10 @@ def missing_photos(run: Run, dataset) -> tuple[str, nav.PageInfo, str] | None:
 
 
 def start(run: Run, dataset) -> jobs.ComparisonJob:
-    """Check memory, load both VGG16 bases here in the script thread, and queue the comparison."""
+    """Check memory, load VGG16 here in the script thread, and queue the comparison."""
     config = config_for(run)
     planning.check_memory(config, len(dataset))
-    loaders = {"imagenet": resources.base_loader(config.weights), "none": resources.base_loader("none")}
+    loaders = {"imagenet": resources.base_loader(config.weights)}
     for load in loaders.values():
         load()  # behind the page's spinner, not in the job
     here = workspace.current()
@@ -68,29 +75,51 @@ def start(run: Run, dataset) -> jobs.ComparisonJob:
     return job
 
 
+def _started(snapshot: jobs.JobSnapshot) -> int:
+    return sum(1 for m in snapshot.messages if m.startswith(STEPS))
+
+
 def overall_fraction(snapshot: jobs.JobSnapshot) -> float:
-    """Share of the whole comparison done: finished passes plus the current one's progress."""
-    started = sum(1 for m in snapshot.messages if m.startswith("Reading the photos"))
-    current = snapshot.progress.fraction if snapshot.progress is not None and snapshot.progress.phase == "features" \
-        else 1.0
-    return min(1.0, max(0.0, (max(started - 1, 0) + current) / PASSES))
+    """Share of the whole comparison done: finished steps plus the current one's progress."""
+    started = _started(snapshot)
+    progress = snapshot.progress
+    current = progress.fraction if progress is not None and progress.phase in ("features", "scratch") else 1.0
+    return min(1.0, max(0.0, (max(started - 1, 0) + current) / len(STEPS)))
 
 
 def headline(snapshot: jobs.JobSnapshot) -> str:
-    """"Reading the photos through VGG16 with random weights (2 of 2)": which pass is running, in words."""
-    started = sum(1 for m in snapshot.messages if m.startswith("Reading the photos"))
+    """"Training a small network from scratch on your photos (2 of 2)": which step is running, in words."""
+    started = _started(snapshot)
     if not started:
         return snapshot.messages[-1] if snapshot.messages else "Starting…"
-    words = ("ImageNet weights", "random weights")[min(started, PASSES) - 1]
-    return f"Reading the photos through VGG16 with {words} ({min(started, PASSES)} of {PASSES})"
+    step = min(started, len(STEPS))
+    return f"{STEP_WORDS[step - 1]} ({step} of {len(STEPS)})"
+
+
+def progress_text(progress: Progress) -> str:
+    """The current step's progress in words: the CNN's epochs and batches, or the feature pass's photos."""
+    if progress.phase == "scratch":
+        if not progress.total_epochs:
+            return "Testing the network trained from scratch on the photos it never saw"
+        return (f"Epoch {progress.epoch} of {progress.total_epochs}, batch {progress.step} of {progress.total_steps}"
+                + (f" · about {duration(progress.eta_seconds)} left in this step" if progress.eta_seconds else ""))
+    return job_control.progress_text(progress, fine_tunes=False)
 
 
 def _capital(words: str) -> str:
     return words[:1].upper() + words[1:]  # "ImageNet weights" stays ImageNet (str.capitalize lowers the rest)
 
 
+def _learned(result: dict) -> str:
+    """"25 % (10 per class)" for transfer's shares; "240 photos (48 per class)" for the one network from scratch."""
+    if result["weights"] == "scratch":
+        return f"{result['train_images']} photos ({result['images_per_class']} per class)"
+    return f"{result['fraction'] * 100:.0f} % ({result['images_per_class']} per class)"
+
+
 def results_table(results: list[dict]) -> list[dict]:
     return [{"Starting weights": _capital(WEIGHTS_WORDS[r["weights"]]),
-             "Photos learned from": f"{r['fraction'] * 100:.0f} % ({r['images_per_class']} per class)",
+             "Photos learned from": _learned(r),
              "Accuracy (95 % range)": estimate(r["accuracy"], r.get("accuracy_interval")),
+             "Tested on": f"{r['test_images']} photos" if r.get("test_images") else "",
              "Training time": duration(r["train_seconds"])} for r in results]

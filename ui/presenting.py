@@ -69,20 +69,30 @@ def _learned(run: Run) -> list[str]:
 
 
 def _against_a_blank_start(run: Run) -> str | None:
-    """The comparison with training from scratch on the same photos, where the run has one."""
+    """The comparison with training from scratch on the same photos, where the run has one: the small network
+    trained from scratch against this model on the photos neither learned from; a comparison saved before it
+    (VGG16 frozen at random weights) named as what it was."""
     saved = comparison_of(run) or {}
     results = saved.get("results") or []
     full = {kind: max((r for r in results if r["weights"] == kind), key=lambda r: r["fraction"], default=None)
-            for kind in ("imagenet", "none")}
-    if full["imagenet"] is None or full["none"] is None:
+            for kind in ("imagenet", "scratch", "none")}
+
+    def score(accuracy: float, interval) -> str:
+        low, high = interval or (accuracy, accuracy)
+        return f"about {accuracy * 100:.0f} of 100 ({low * 100:.0f}–{high * 100:.0f})"
+
+    scratch, transfer, frozen = full["scratch"], full["imagenet"], full["none"]
+    if scratch is not None and "against" in scratch:
+        return (f"A small network trained from scratch on the same photos got "
+                f"{score(scratch['accuracy'], scratch.get('accuracy_interval'))} right, against "
+                f"{score(scratch['against'], scratch.get('against_interval'))} for this one, on "
+                f"{scratch['test_images']} photos neither had learned from.")
+    if transfer is None or frozen is None:
         return None
-
-    def score(result: dict) -> str:
-        low, high = result.get("accuracy_interval") or (result["accuracy"], result["accuracy"])
-        return f"about {result['accuracy'] * 100:.0f} of 100 ({low * 100:.0f}–{high * 100:.0f})"
-
-    return (f"Starting from a blank network instead, the same photos taught it to get {score(full['none'])} right, "
-            f"against {score(full['imagenet'])} when it starts from what it already knew.")
+    return (f"VGG16 without its ImageNet knowledge (random weights, frozen) got "
+            f"{score(frozen['accuracy'], frozen.get('accuracy_interval'))} right on the same photos, against "
+            f"{score(transfer['accuracy'], transfer.get('accuracy_interval'))} when it starts from what it already "
+            "knew.")
 
 
 def _examples(run: Run) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Charts of accuracy against the amount of data: ImageNet vs from scratch, and per class."""
+"""Charts of accuracy against the amount of data: transfer from ImageNet vs a small CNN trained from scratch, and
+per class."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from quasar_core.charts._style import (
-    BLUE, VERMILLION, base_layout, class_colour, class_dash, class_symbol, empty_message, legend_below,
+    BLUE, GREY, VERMILLION, base_layout, class_colour, class_dash, class_symbol, empty_message, legend_below,
 )
 from quasar_core.charts.types import ClassAdviceLike, ComparisonResult
 from quasar_core.wording import percent, percent_range, plural
 
-WEIGHTS_NAMES = {"imagenet": "ImageNet weights", "none": "From scratch"}
-WEIGHTS_COLOURS = {"imagenet": BLUE, "none": VERMILLION}
-ACCURACY_AXIS = "Accuracy measured on every photo (cross-validation)"
+# "none": comparisons saved before the small CNN (VGG16 frozen at random weights under a trained head)
+WEIGHTS_NAMES = {"imagenet": "Transfer from ImageNet (VGG16)", "scratch": "Small CNN trained from scratch",
+                 "none": "VGG16's architecture without its ImageNet knowledge"}
+WEIGHTS_COLOURS = {"imagenet": BLUE, "scratch": VERMILLION, "none": GREY}
+WEIGHTS_LINES = {"imagenet": ("solid", "circle"), "scratch": ("dot", "square"), "none": ("dash", "diamond")}
+ACCURACY_AXIS = "Accuracy on photos each model never saw"
 NO_RUNS_TEXT = "No comparison runs yet"
 NO_CLASSES_TEXT = "No classes to show yet"
 
@@ -35,14 +39,15 @@ def _error_bars(runs: Sequence[ComparisonResult]) -> dict | None:
 
 
 def comparison_figure(results: Sequence[ComparisonResult]) -> go.Figure:
-    """Cross-validated accuracy with ImageNet weights vs from scratch, with 95 % error bars.
+    """Accuracy on photos each model never saw, transfer from ImageNet vs a small CNN trained from scratch,
+    with 95 % error bars.
 
-    Left: accuracy against training photos per class, one line per kind of starting weights.
-    Right: the same runs, accuracy against training time. Error bars span ``accuracy_interval``.
-    Hover shows the exact accuracy and its range, photos per class, share of the data and
-    training time. Runs are sorted by photos per class (then fraction); trace order is ImageNet
-    first, then from scratch, and a kind with no runs gets no trace. No runs gives the
-    annotation "No comparison runs yet".
+    Left: accuracy against training photos per class, one line (or point) per kind of start. Right: the
+    same runs, accuracy against training time. Error bars span ``accuracy_interval``. Hover shows the exact
+    accuracy, its range and on how many photos it was measured, photos per class, share of the data and
+    training time. Runs are sorted by photos per class (then fraction); trace order is transfer first, then
+    from scratch (then, in comparisons saved before it, VGG16's architecture without its ImageNet
+    knowledge), and a kind with no runs gets no trace. No runs gives the annotation "No comparison runs yet".
     """
     fig = make_subplots(
         rows=1,
@@ -66,19 +71,21 @@ def comparison_figure(results: Sequence[ComparisonResult]) -> go.Figure:
                 float(r["train_seconds"]),
                 percent(r["accuracy"], 2),
                 f" (95 % range {percent_range(*r['accuracy_interval'])})" if r.get("accuracy_interval") else "",
+                plural(int(r.get("test_images", 0)), "photo") if r.get("test_images") else "the photos",
             ]
             for r in runs
         ]
+        dash, symbol = WEIGHTS_LINES[kind]
         style = dict(
             mode="lines+markers",
-            line=dict(color=WEIGHTS_COLOURS[kind], width=3, dash="solid" if kind == "imagenet" else "dot"),
-            marker=dict(size=9, symbol="circle" if kind == "imagenet" else "square"),
+            line=dict(color=WEIGHTS_COLOURS[kind], width=3, dash=dash),
+            marker=dict(size=11 if len(runs) == 1 else 9, symbol=symbol),
             error_y=_error_bars(runs),
             legendgroup=kind,
             customdata=customdata,
             hovertemplate=(
                 f"<b>{name}</b><br>"
-                "Accuracy on every photo: %{customdata[3]}%{customdata[4]}<br>"
+                "Accuracy on %{customdata[5]} it never saw: %{customdata[3]}%{customdata[4]}<br>"
                 "Photos per class: %{customdata[0]} (%{customdata[1]} of the data)<br>"
                 "Training time: %{customdata[2]:.1f} s<extra></extra>"
             ),
@@ -93,7 +100,8 @@ def comparison_figure(results: Sequence[ComparisonResult]) -> go.Figure:
     fig.update_xaxes(title_text="Training photos per class", rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="Training time (seconds)", rangemode="tozero", row=1, col=2)
     # on two lines: one would be longer than the plot is high
-    fig.update_yaxes(title_text=ACCURACY_AXIS.replace(" (", "<br>("), range=[0, 1], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text=ACCURACY_AXIS.replace(" each ", "<br>each "), range=[0, 1], tickformat=".0%", row=1,
+                     col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
     if not results:
         empty_message(fig, NO_RUNS_TEXT)

@@ -1,4 +1,5 @@
-"""The Compare page: transfer learning vs from scratch on the current run's photos, through the job queue."""
+"""The Compare page: transfer learning vs a small CNN trained from scratch on the current run's photos, through the
+job queue."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from tests.app.support import charts_by_key, copy_run, new_app, shown_text, wait_for_comparison
 
-from quasar_core import jobs
+from quasar_core import compare, jobs
 from quasar_core.config import TrainConfig
 from quasar_core.errors import QuasarError
 from quasar_core.runs.report import model_card_html
@@ -20,7 +21,8 @@ def links(at) -> list[str]:
 
 
 def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, isolated_runs, monkeypatch):
-    monkeypatch.setattr(comparing, "FRACTIONS", (0.25, 0.5))  # 2 passes through VGG16 at 32 px, 4 scores
+    monkeypatch.setattr(comparing, "FRACTIONS", (0.25, 0.5))  # 1 pass through VGG16 at 32 px, 2 scores
+    monkeypatch.setattr(compare, "SCRATCH_EPOCHS", 1)  # the CNN from scratch: one epoch at 32 px
     workspace_id = workspace.new_id()
     folder = copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
@@ -28,7 +30,8 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     # The photos are gone after a refresh: said plainly, with the way to get them back.
     at.switch_page(nav.COMPARE.path).run()
     assert not at.exception and not at.error
-    assert "a model learns from 25 % and 50 % of them with each" in shown_text(at)
+    assert "a model learns from 25 % and 50 % of them" in shown_text(at)
+    assert "learns every layer from your photos" in shown_text(at)
     assert "no longer loaded" in shown_text(at)
     assert at.button(key="start_comparison").disabled
     assert at.button(key="stop_comparison").disabled
@@ -76,26 +79,31 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
     assert not at.exception and not at.error
     [bar] = at.get("progress")
     assert bar.text in ("Reading the photos through VGG16 with ImageNet weights (1 of 2)",
-                        "Reading the photos through VGG16 with random weights (2 of 2)")
+                        "Training a small network from scratch on your photos (2 of 2)")
     assert "Follow it on the Compare page" not in links(at)
     job = wait_for_comparison(at)
     assert job.state == "done", job.error
-    assert [m for m in job.messages if m.startswith("Reading the photos")] == [
+    assert [m for m in job.messages if m.startswith(comparing.STEPS)] == [
         "Reading the photos through VGG16 with ImageNet weights (1 of 2)",
-        "Reading the photos through VGG16 with random weights (from scratch) (2 of 2)"]
+        "Training a small network from scratch on your photos (2 of 2)"]
     assert not at.exception and not at.error
     assert "comparison_chart" in charts_by_key(at)
     summary = comparing.saved(Run.open(folder))
     conclusion = summary["conclusion"]
     assert conclusion and conclusion in shown_text(at)
     assert "Measured by 10-fold cross-validation over 300 photos, repeated 3 times" in shown_text(at)
+    assert "the small CNN trained from scratch once, on the other" in shown_text(at)
     table = at.dataframe[0].value
-    assert len(table) == 4
-    assert list(table["Starting weights"]) == ["ImageNet weights"] * 2 + ["From scratch"] * 2
-    assert list(table["Photos learned from"].str.split(" ").str[0]) == ["25", "50", "25", "50"]
+    assert len(table) == 3
+    assert list(table["Starting weights"]) == ["ImageNet weights (transfer)"] * 2 + [
+        "Random weights: a small CNN trained from scratch"]
+    scratch = summary["results"][2]
+    assert list(table["Photos learned from"].str.split(" ").str[0]) == ["25", "50", str(scratch["train_images"])]
+    assert list(table["Tested on"]) == ["300 photos"] * 2 + [f"{scratch['test_images']} photos"]
     assert all(value.startswith("about ") and value.endswith(" %)") for value in table["Accuracy (95 % range)"])
     assert (folder / "comparison.json").is_file()
-    assert "Transfer learning vs training from scratch" in model_card_html(folder, with_grad_cam=False)
+    card = model_card_html(folder, with_grad_cam=False)
+    assert "Transfer learning vs training from scratch" in card and "Small CNN trained from scratch" in card
     assert "Follow it on the Compare page" not in links(at)
 
     # A new session finds the comparison in the run folder and shows it straight away.
@@ -110,6 +118,7 @@ def test_compare_runs_in_the_queue_to_the_end_and_is_kept(sample_run_template, i
 
 def test_compare_stop_and_opened_models(sample_run_template, isolated_runs, monkeypatch):
     monkeypatch.setattr(comparing, "FRACTIONS", (1.0,))
+    monkeypatch.setattr(compare, "SCRATCH_EPOCHS", 1)
     workspace_id = workspace.new_id()
     copy_run(sample_run_template, isolated_runs, workspace_id)
     at = new_app({"workspace": workspace_id}).run()
