@@ -162,6 +162,8 @@ def plan(dataset, config) -> planning.Plan:
     from quasar_core.features.cache import FeatureSpec
     from quasar_core.features.extract import FeaturePass
 
+    if backbone.resolve_weights(config.weights) is not None and backbone.weights_file(config.weights) is None:
+        resources.shared_base(config.weights)  # not on disk yet: fetched now, or why it cannot be said here first
     precision = choose_precision(config.precision)
     spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size, precision.precision)
     probe = FeaturePass(spec=spec, network_for=None, cache=workspace.current().cache(),
