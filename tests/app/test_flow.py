@@ -35,8 +35,8 @@ def test_sample_to_prediction(isolated_runs):
 
     # Configure: Quick look, then a tiny size so the test is quick.
     at.switch_page(nav.CONFIGURE.path).run()
-    at.radio(key=settings_form.PRESET_KEY).set_value("Balanced").run()
-    assert at.session_state[state.CONFIG_KEY].augment is True
+    at.radio(key=settings_form.PRESET_KEY).set_value("Best accuracy").run()
+    assert at.session_state[state.CONFIG_KEY].augment is False  # Best's first setting: Balanced's, plain
     at.radio(key=settings_form.PRESET_KEY).set_value("Quick look").run()
     config = at.session_state[state.CONFIG_KEY]
     assert config.augment is False and config.image_size == 96  # the size suggested for 28 px photos
@@ -70,9 +70,10 @@ def test_sample_to_prediction(isolated_runs):
     assert run is not None and run.has_model and run.path.parent == isolated_runs / workspace_id
     assert (run.path / "head.npz").is_file() and not (run.path / "model.keras").exists()
     # The head's history is the candidates it tried (one kept), not epochs.
-    assert run.history and all(row["phase"] == "head" for row in run.history)
-    assert all({"strength", "accuracy", "train_accuracy"} <= set(row) for row in run.history)
-    assert sum(1 for row in run.history if row.get("chosen")) == 1
+    heads = [row for row in run.history if row["phase"] == "head"]  # the strengths tried, then the learning curve
+    assert heads and [row["phase"] for row in run.history[len(heads):]] == ["learning"] * 4
+    assert all({"strength", "accuracy", "train_accuracy"} <= set(row) for row in heads)
+    assert sum(1 for row in heads if row.get("chosen")) == 1
     assert (run.path / "history.json").is_file()
     assert "selection_chart" in charts_by_key(at)
     assert "training_curves" not in charts_by_key(at)  # no fine-tuning, so no epochs to draw
@@ -141,11 +142,11 @@ def test_home_sample_button_starts_training_and_stop_works(isolated_runs):
     assert at.title[0].value == nav.TRAIN.title  # carried to the Train page
     assert at.query_params["workspace"] == workspace_id  # the workspace survives st.switch_page
     config = at.session_state[state.CONFIG_KEY]
-    assert at.session_state[state.PRESET_KEY] == "Quick look" and config.image_size == 96
+    assert at.session_state[state.PRESET_KEY] == "Balanced" and config.image_size == 96  # the one default
     job = jobs.default_queue().get(at.session_state[state.JOB_ID_KEY])
     assert job is not None and job.owner == workspace_id and job.state in ("queued", "running")
     assert at.button(key="start_training").disabled
-    assert "Quick look" in shown_text(at)
+    assert "Balanced" in shown_text(at)
     assert "Start is off while this training runs" in shown_text(at)
 
     at.button(key="stop_training").click().run()

@@ -409,7 +409,7 @@ def choose_image_size(page: Page, size: int) -> None:
         slider.get_by_role("slider").press("ArrowRight")
         expect(shown).not_to_have_text(before)
     expect(shown).to_have_text(f"{size} px")
-    expect(page.get_by_text("Started from the Quick look preset, with your changes.")).to_be_visible()
+    expect(page.get_by_text("Started from the Balanced preset, with your changes.")).to_be_visible()
     expect(page.get_by_text(f"Your settings use {size} px.")).to_be_visible()
     settled(page)
 

@@ -62,7 +62,7 @@ def test_every_page_after_the_sample(page: Page, server, tmp_path):
 
     # Configure: the preset the sample used, and every setting.
     sidebar_to(page, "Configure")
-    expect(page.get_by_role("radiogroup").get_by_role("radio", name="Quick look")).to_be_checked()
+    expect(page.get_by_role("radiogroup").get_by_role("radio", name="Balanced")).to_be_checked()
     expect(page.get_by_text("Estimated training time on this computer")).to_be_visible()
     expect(page.get_by_text("The features of 300 photos are already computed", exact=False)).to_be_visible()
     advanced_settings(page)

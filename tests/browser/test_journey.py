@@ -34,11 +34,11 @@ def test_zip_to_prediction(page: Page, server, tmp_path):
     reads_well(page)
     screenshot(page, "journey-upload")
 
-    # Configure: Quick look, then the smallest image size through the real slider.
+    # Configure: Balanced (the default), then the smallest image size through the real slider.
     next_link(page, "Or go straight to the training settings", "Configure")
     # The first visit loads VGG16 and times it on this machine before it can estimate.
     expect(page.get_by_text("Estimated training time on this computer")).to_be_visible(timeout=3 * PAGE_MS)
-    expect(page.get_by_role("radiogroup").get_by_role("radio", name="Quick look")).to_be_checked()
+    expect(page.get_by_role("radiogroup").get_by_role("radio", name="Balanced")).to_be_checked()
     if weights_file() is None:  # no ImageNet weights here: random ones (the flow is the same)
         advanced_settings(page)
         keyed(page, "setting.weights").get_by_text("None: start from random weights").click()
@@ -54,7 +54,7 @@ def test_zip_to_prediction(page: Page, server, tmp_path):
     # Train: start, see the progress bar, wait for the end.
     next_link(page, "Next: train the model", "Train")
     weights_words = "ImageNet weights" if weights_file() else "random weights (from scratch)"
-    expect(page.get_by_text(f"Settings: Quick look preset · 32 px · {weights_words}")).to_be_visible()
+    expect(page.get_by_text(f"Settings: Balanced preset · 32 px · {weights_words}")).to_be_visible()
     start, stop = button(page, "start_training"), button(page, "stop_training")
     expect(stop).to_be_disabled()
     watch_for(page, '[data-testid="stProgress"]')  # so tiny a run may show it for a second only
@@ -124,7 +124,7 @@ def test_home_sample_button_starts_training_and_stop_ends_it(page: Page, server)
     heading(page, "Quasar Nexus")
     page.get_by_role("button", name="Try it with the sample dataset").click()
     heading(page, "Train")
-    expect(page.get_by_text("Settings: Quick look preset · 96 px · ImageNet weights")).to_be_visible()
+    expect(page.get_by_text("Settings: Balanced preset · 96 px · ImageNet weights")).to_be_visible()
     progress = page.get_by_test_id("stProgress")
     expect(progress).to_be_visible()
     # Live: the bar moves on from "Starting…" to the first step, counting the photos read.

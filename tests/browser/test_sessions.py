@@ -97,11 +97,11 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         assert workspace_of(page) == workspace_id
         advanced_settings(page)
         expect(keyed(page, "setting.image_size").get_by_test_id("stSliderThumbValue")).to_have_text(f"{size} px")
-        expect(page.get_by_text("Started from the Quick look preset, with your changes.")).to_be_visible()
+        expect(page.get_by_text("Started from the Balanced preset, with your changes.")).to_be_visible()
         sidebar_to(page, "Upload photos")
         expect(page.get_by_text(f"{len(CLASSES) * PER_CLASS} usable photos in {len(CLASSES)} classes")).to_be_visible()
         sidebar_to(page, "Train")
-        expect(page.get_by_text(f"Settings: Quick look preset · {size} px · ImageNet weights")).to_be_visible()
+        expect(page.get_by_text(f"Settings: Balanced preset · {size} px · ImageNet weights")).to_be_visible()
         start = button(page, "start_training")
         expect(start).to_be_enabled()
         settled(page)
@@ -121,7 +121,7 @@ def test_nothing_lost_on_a_reload_or_a_server_crash(new_page, tmp_path):
         assert workspace_of(page) == workspace_id
         start = button(page, "start_training")
         expect(start).to_be_enabled()
-        expect(page.get_by_text(f"Settings: Quick look preset · {size} px · ImageNet weights")).to_be_visible()
+        expect(page.get_by_text(f"Settings: Balanced preset · {size} px · ImageNet weights")).to_be_visible()
         sidebar_to(page, "Upload photos")
         expect(page.get_by_text(f"{len(CLASSES) * PER_CLASS} usable photos in {len(CLASSES)} classes")).to_be_visible()
         sidebar_to(page, "Past runs")
