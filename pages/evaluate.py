@@ -31,15 +31,21 @@ elif layout.need_model(run is not None and run.metrics is not None, "its results
         nav.go(nav.PRESENT)
     st.metric("Accuracy on photos the model being tested never saw",
               estimate(evaluation.accuracy, evaluation.accuracy_interval))
-    st.markdown(layout.md(evaluation.summary()))
+    right = int(round(evaluation.accuracy * evaluation.n_images))
+    st.markdown(f"It named {right} of {evaluation.n_images} photos correctly that the model testing them had never "
+                "seen (how it was measured: in the details below).")
+    if evaluation.check_changes:  # the photo check changed photos: the number may read high, and its other end
+        st.markdown(evaluation.check_note())
     st.caption("The range is where the true accuracy lies with 95 % confidence, given how many photos it was "
                "measured on. The model you keep learned from every photo.")
     selection = run.read(FILES.SELECTION)
-    if selection:
-        st.markdown("**Settings Best accuracy tried**")
-        st.dataframe([{"Setting": row["setting"], "Accuracy": estimate(row["accuracy"], None),
-                       "Tested on": plural(row["photos"], "photo"), "Kept": "✓" if row["chosen"] else ""}
-                      for row in selection], hide_index=True, key="selection_table")
+    if selection:  # each setting's own score, before the correction for picking the best: for specialists
+        with st.expander("Details for specialists: the settings Best accuracy tried"):
+            st.dataframe([{"Setting": row["setting"], "Accuracy": estimate(row["accuracy"], None),
+                           "Tested on": plural(row["photos"], "photo"), "Kept": "✓" if row["chosen"] else ""}
+                          for row in selection], hide_index=True, key="selection_table")
+            st.caption("Each setting's score before the correction for having picked the best of them; the number "
+                       "above counts that choice.")
 
     st.subheader("What the numbers suggest")
     layout.hints(insights.all_hints(run.history, evaluation, run.report.counts if run.report else None, run.config),

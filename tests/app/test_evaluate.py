@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.app.support import new_app, write_fake_run
+from tests.app.support import new_app, readable_words, write_fake_run
 
 from ui import nav, workspace
 
@@ -60,7 +60,7 @@ def test_evaluate_says_how_sure_the_numbers_are(sample_run_template, isolated_ru
     assert 0 < low < metrics.accuracy < high <= 1
     assert at.metric[0].value == estimate(metrics.accuracy, metrics.accuracy_interval)
     assert f"({low * 100:.0f}–{high * 100:.0f} %)" in at.metric[0].value
-    assert "measured by 10-fold cross-validation over 300 photos, repeated 3 times" in words
+    assert "Measured by: 10-fold cross-validation over 300 photos, repeated 3 times" in words  # in the details
     assert "The range is where the true accuracy lies with 95 % confidence" in words
     assert "reliability" in charts_by_key(at)
     claim = calibration_claim(metrics.reliability)  # one checkable claim, from the band nearest 90 %
@@ -89,7 +89,7 @@ def test_best_accuracy_runs_show_the_settings_tried(isolated_runs):
     at = new_app({"workspace": workspace_id}).run()
     at.switch_page(nav.EVALUATE.path).run()
     assert not at.exception and not at.error
-    assert "Settings Best accuracy tried" in shown_text(at)
+    assert "Details for specialists: the settings Best accuracy tried" in readable_words(at)
     [tried] = [frame.value for frame in at.dataframe if "Setting" in frame.value.columns]
     assert list(tried["Setting"]) == ["96 px", "96 px, 1 augmented copy of each photo"]
     assert list(tried["Accuracy"]) == ["70 %", "75 %"]

@@ -85,7 +85,7 @@ def test_sample_to_prediction(isolated_runs):
     assert not at.exception and not at.error
     words = shown_text(at)
     assert "photos correctly that the model testing them had never seen" in words
-    assert "measured by 10-fold cross-validation over 300 photos, repeated 3 times" in words
+    assert "Measured by: 10-fold cross-validation over 300 photos, repeated 3 times" in words  # in the details
     assert at.metric[0].value == estimate(run.metrics.accuracy, run.metrics.accuracy_interval)
     assert at.metric[0].value.startswith("about ") and " %)" in at.metric[0].value
     assert list(at.dataframe[0].value["Class"]) == run.labels

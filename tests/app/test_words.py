@@ -55,7 +55,7 @@ def test_no_page_shows_a_raw_key(session_with_everything):
     seen["Train, random weights"] = readable_words(at)
     assert "random weights (from scratch)" in seen["Train, random weights"]
     at.switch_page(nav.EVALUATE.path).run()
-    assert "Settings Best accuracy tried" in shown_text(at)
+    assert "Details for specialists: the settings Best accuracy tried" in readable_words(at)
     at.switch_page(nav.PREDICT.path).run()
     name, content = sample_photo("Bag", 7)
     at.file_uploader(key="predict_upload").set_value((name, content, "image/png")).run()

@@ -81,8 +81,8 @@ def test_zip_to_prediction(page: Page, server, tmp_path):
     next_link(page, "Next: see how good it is", "Evaluate")
     accuracy = page.get_by_test_id("stMetric").filter(has_text="Accuracy on photos the model being tested never saw")
     expect(accuracy.get_by_test_id("stMetricValue")).to_have_text(re.compile(rf"^{ACCURACY}$"))
-    expect(page.get_by_text(re.compile(rf"measured by {PER_CLASS}-fold cross-validation over {total} photos, "
-                                       "repeated 3 times"))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^It named \d+ of {total} photos correctly that the model testing them "
+                                       r"had never seen \(how it was measured: in the details below\)\.$"))).to_be_visible()
     table_ = table(page, "Precision")
     expect(table_).to_be_visible()
     for label in CLASSES:
