@@ -127,7 +127,7 @@ def _round(key: str, _run, number: int, _learned: Dataset, _tested: list[bool], 
     cache = workspace.current().cache()
     load = dict(cache=cache, base_loader=resources.base_loader(_run.config.weights))
     features = photo_features(_learned, _run.config, _run.status.precision, **load)
-    pool = photo_features(_rest, _run.config, _run.status.precision, **load) if len(_rest) else \
+    pool = (lambda: photo_features(_rest, _run.config, _run.status.precision, **load)) if len(_rest) else \
         features[:0]
     _, suggestions, measured = labelling_round(features, _learned.targets(), labels=list(_learned.labels),
                                                tested=_tested, pool_features=pool,

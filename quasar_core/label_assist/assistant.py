@@ -18,12 +18,14 @@ import numpy as np
 
 from quasar_core.label_assist.band import (BandRule, confident_band, neighbours, recalibration, smoothing_k,
                                            with_temperature)
-from quasar_core.label_assist.strategy import DEFAULT_POOL_FACTOR, DEFAULT_STRATEGY, STRATEGIES, feature_view, select
+from quasar_core.label_assist.strategy import (DEFAULT_POOL_FACTOR, DEFAULT_STRATEGY, STRATEGIES, LazyView,
+                                               feature_view, select)
 
 DEFAULT_COUNT = 20
 DEFAULT_RIGHT = 0.97
 MAX_FOLDS = 10
 ANSWERS = ("familiar", "unusual", "unknown")
+_CHUNK = 1024
 REASONS = ("uncertain", "diverse", "confident")
 
 
@@ -183,11 +185,14 @@ class LabelAssistant:
         answer = np.full(len(features), "familiar", dtype=object)
         if model is None:
             return None, answer
-        unusual = getattr(model, "is_unusual", None)  # the three answers, where the reference offers them
-        if unusual is not None:
-            answer[np.asarray(unusual(features), bool)] = "unusual"
-        answer[np.asarray(model.is_unknown(features), bool)] = "unknown"
-        return model.familiarity(features), answer
+        if hasattr(model, "answers"):  # the three answers in one scoring
+            familiarity, unknown, unusual = model.answers(features)
+        else:
+            familiarity = model.familiarity(features)
+            unknown, unusual = model.is_unknown(features), np.zeros(len(features), bool)
+        answer[np.asarray(unusual, bool)] = "unusual"
+        answer[np.asarray(unknown, bool)] = "unknown"
+        return familiarity, answer
 
     def _sure(self, x, view, probabilities):
         """(the probabilities the pre-labels and the band use, out-of-fold confidence and correctness): averaged
@@ -223,9 +228,11 @@ class LabelAssistant:
             raise ValueError(f"files must name every photo: {len(files)} names for {m} photos.")
         if not m:
             return Suggestions([], [], None, 0, {a: 0 for a in ANSWERS})
-        p = self.head_.probabilities(x).astype(np.float64) if probabilities is None else \
-            np.asarray(probabilities, dtype=np.float64)
-        view = feature_view(x)
+        if probabilities is None:  # in chunks: memory grows with the photos by their features alone
+            probabilities = np.concatenate([self.head_.probabilities(x[start:start + _CHUNK])
+                                            for start in range(0, m, _CHUNK)])
+        p = np.asarray(probabilities, dtype=np.float64)
+        view = LazyView(x)  # worked out a block at a time: no second copy of the photos' features
         sure, oof_confidence, oof_correct = self._sure(x, view, p)
         best, confidence = sure.argmax(axis=1), sure.max(axis=1)
         familiarity, answer = self.answers(x)

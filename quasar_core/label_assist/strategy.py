@@ -36,6 +36,22 @@ def feature_view(features) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
 
 
+class LazyView:
+    """feature_view of (n, d) features, worked out for the rows asked (view[rows]) instead of held whole: the
+    strategies and the look-alike search need a block at a time, so memory does not grow with a second copy
+    of thousands of photos' features."""
+
+    def __init__(self, features):
+        self.features = np.asarray(features, dtype=np.float32)
+        self.shape, self.ndim = self.features.shape, 2
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return feature_view(self.features[rows])
+
+
 def margins(probabilities) -> np.ndarray:
     """(n,) the most likely class's probability minus the second's: small = the model hesitates."""
     p = np.asarray(probabilities, dtype=np.float64)
@@ -56,18 +72,19 @@ def _nearest_distance(view: np.ndarray, reference: np.ndarray | None) -> np.ndar
         return np.full(len(view), np.inf, dtype=np.float32)
     out = np.empty(len(view), dtype=np.float32)
     for start in range(0, len(view), _CHUNK):
-        out[start:start + _CHUNK] = 1 - (view[start:start + _CHUNK] @ reference.T).max(axis=1)
+        out[start:start + _CHUNK] = 1 - (np.asarray(view[start:start + _CHUNK], np.float32) @ reference.T).max(axis=1)
     return out
 
 
 def _k_center(view: np.ndarray, candidates: np.ndarray, count: int, labelled_view: np.ndarray | None) -> list[int]:
-    distance = _nearest_distance(view[candidates], labelled_view)
+    points = np.asarray(view[candidates], dtype=np.float32)
+    distance = _nearest_distance(points, labelled_view)
     chosen: list[int] = []
     for _ in range(min(count, len(candidates))):
         # Without anything labelled the first pick is the most uncertain (candidates come in that order).
         pick = int(np.argmax(distance)) if np.isfinite(distance).any() else 0
         chosen.append(int(candidates[pick]))
-        distance = np.minimum(distance, 1 - view[candidates] @ view[candidates[pick]])
+        distance = np.minimum(distance, 1 - points @ points[pick])
         distance[pick] = -np.inf
     return chosen
 
@@ -78,7 +95,7 @@ def _k_means(view: np.ndarray, candidates: np.ndarray, count: int, weights: np.n
 
     if len(candidates) <= count:
         return [int(i) for i in candidates]
-    points = view[candidates]
+    points = np.asarray(view[candidates], dtype=np.float32)
     with threadpool_limits(1):  # tiny problem: BLAS threads would only spin against each other
         model = KMeans(n_clusters=count, n_init=1, random_state=seed).fit(points, sample_weight=weights)
     chosen = []
@@ -100,7 +117,7 @@ def select(probabilities, view, count: int, *, strategy: str = DEFAULT_STRATEGY,
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"count must be a whole number of at least 1; got {count!r}.")
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    view = np.asarray(view, dtype=np.float32)
+    view = view if isinstance(view, LazyView) else np.asarray(view)
     if probabilities.ndim != 2 or view.ndim != 2 or len(view) != len(probabilities):
         raise ValueError(f"probabilities {probabilities.shape} and view {view.shape} must have one row per photo.")
     eligible = np.ones(len(view), bool) if eligible is None else np.asarray(eligible, bool)

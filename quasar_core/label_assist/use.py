@@ -16,6 +16,7 @@ from quasar_core.evaluation import wilson_interval
 from quasar_core.label_assist.assistant import DEFAULT_COUNT, LabelAssistant, Suggestions
 
 TUNED_BATCH = 16
+READ_CHUNK = 512
 
 
 def photo_features(dataset, config, precision: str, *, cache, base_loader=None, hooks=None, cancel=None):
@@ -31,9 +32,16 @@ def photo_features(dataset, config, precision: str, *, cache, base_loader=None, 
     spec = FeatureSpec(backbone.weights_id(config.weights, seed=config.seed), config.image_size, precision)
     network_for = network_provider(weights=config.weights, image_size=config.image_size, precision=precision,
                                    base_loader=base_loader, cache=cache)
-    out = FeaturePass(spec=spec, network_for=network_for, cache=cache, hooks=hooks, cancel=cancel).features(
-        dataset, np.arange(len(dataset)))
-    return None if out is None else out[0]
+    feature_pass = FeaturePass(spec=spec, network_for=network_for, cache=cache, hooks=hooks, cancel=cancel)
+    out = None
+    for start in range(0, len(dataset), READ_CHUNK):  # a chunk at a time: the pass's own bookkeeping stays small
+        part = feature_pass.features(dataset, np.arange(start, min(start + READ_CHUNK, len(dataset))))
+        if part is None:
+            return None
+        if out is None:
+            out = np.empty((len(dataset), *part.shape[2:]), dtype=np.float32)
+        out[start:start + part.shape[1]] = part[0]
+    return out if out is not None else np.zeros((0, 0), np.float32)
 
 
 def suggest_for_run(run, photos, *, cache, count: int = DEFAULT_COUNT, base_loader=None, hooks=None) -> Suggestions:
@@ -70,9 +78,12 @@ def labelling_round(features, targets, *, labels, tested, pool_features, pool_fi
                     seed: int = 0) -> tuple[LabelAssistant, Suggestions, dict]:
     """One round of the Label more page: a model learned from the labelled photos' features (measured out of
     fold on the `tested` ones), its suggestions for the photos still to label, and the round's numbers
-    {"labelled", "accuracy", "low", "high", "tested", "seconds"}."""
+    {"labelled", "accuracy", "low", "high", "tested", "seconds"}. `pool_features` may be a function that reads
+    them: called after the model has learned, so the two never hold memory at once."""
     started = time.perf_counter()
     assistant = LabelAssistant(count=count, seed=seed).fit(features, targets, n_classes=len(labels), tested=tested)
+    if callable(pool_features):
+        pool_features = pool_features()
     suggestions = assistant.suggest(pool_features, files=pool_files, labels=labels, count=count)
     right = int(round(assistant.accuracy_ * assistant.n_tested_))
     low, high = wilson_interval(right, assistant.n_tested_)
