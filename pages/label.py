@@ -12,9 +12,6 @@ layout.page_intro(
     "Let the model pre-label your unlabelled photos: answer the few it asks about, accept the ones it is sure of, and "
     "see what each round of labels buys.",
 )
-if (notice := state.take_notice()) is not None:
-    st.success(notice)
-
 
 def answer_words(item) -> str:
     """The model's answer in one of the three forms (familiar, unusual, unknown)."""
@@ -84,6 +81,8 @@ if layout.need(pool is not None, "There are no photos to label yet. On the Uploa
         made = labelling.decisions()
         found = current.suggestions
         st.plotly_chart(charts.labelling_rounds_figure(labelling.rounds()), key="label_rounds")
+        if (notice := state.take_notice()) is not None:  # below the chart: the chart keeps its place on the page
+            st.success(notice)
         sure = [item for item in found.confident if item.file not in made]
         next_tab, sure_tab, done_tab = st.tabs([f"Label these next ({len(found.next)})",
                                                 f"Sure ones ({len(sure)})", f"Your labels ({len(made)})"])
