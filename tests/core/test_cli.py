@@ -328,7 +328,7 @@ def test_compare_writes_numbers_and_a_chart(shapes_folder, tmp_path, capsys):
     assert main(["compare", str(shapes_folder), "--out", str(out), "--fractions", "0.5,1.0", *TRAIN_FLAGS]) == 0
     numbers = read_json(out / FILES.COMPARISON)
     assert {(r["weights"], r["fraction"]) for r in numbers["results"]} == {
-        ("imagenet", 0.5), ("imagenet", 1.0), ("none", 0.5), ("none", 1.0)}
+        ("imagenet", 0.5), ("imagenet", 1.0), ("scratch", 1.0)}
     for result in numbers["results"]:
         assert {"images_per_class", "accuracy", "accuracy_interval", "train_seconds"} <= set(result)
     assert (out / "comparison.html").is_file()

@@ -236,4 +236,4 @@ def test_the_check_summary_counts_findings_and_lists_the_changes(space, kept):
     space.decide(Decision(name, "remove"))
     summary = space.check_summary()
     assert summary["found"] == {"label_issues": 2, "near_duplicates": 0, "outliers": 1}
-    assert summary["changes"] == [{"file": name, "words": "left out"}]
+    assert summary["changes"] == [{"file": name, "words": "left out", "action": "remove"}]
