@@ -99,12 +99,16 @@ def extract(dataset, indices, size: int, batch_size: int) -> dict:
     return arrays
 
 
+def cache_stem(name: str, size: int, args) -> Path:
+    return Path(args.cache_dir) / f"{name}-pool{args.pools[name]}-seed0-{size}px"
+
+
 def load_features(name: str, size: int, args, state: dict) -> dict:
     """The cached arrays of (set, size), extracting them first if they are not cached."""
     import numpy as np
 
     path, _ = SETS[name]
-    file = Path(args.cache_dir) / f"{name}-pool{args.pools[name]}-seed0-{size}px.npz"
+    file = cache_stem(name, size, args).with_suffix(".npz")
     if file.is_file():
         with np.load(file) as saved:
             return {key: saved[key] for key in saved.files} | {"cached": True}
@@ -176,6 +180,29 @@ def unseen_accuracy(key: str, x, y, learn, unseen, number: int) -> tuple[float, 
     return float((search.predict(x[unseen]) == y[unseen]).mean()), search.best_params_["logisticregression__C"]
 
 
+def heads(f: dict, splits, stem: Path) -> tuple[dict, dict]:
+    """({combination: unseen accuracy per split}, {combination: C per split}), saved beside the features so
+    that a run cut off (on a shared machine, processes get killed) resumes where it stopped."""
+    import json
+
+    import sklearn.linear_model  # noqa: F401  loaded before the limit: threadpoolctl only limits loaded pools
+    from threadpoolctl import threadpool_limits
+
+    file = stem.with_name(f"{stem.name}.heads-{len(splits)}splits.json")
+    if file.is_file():
+        saved = json.loads(file.read_text())
+        if list(saved["accuracies"]) == list(COMBINATIONS):
+            return saved["accuracies"], saved["chosen_c"]
+    accuracies, chosen_c = {}, {}
+    with threadpool_limits(1):  # small fits: BLAS threads spinning on a shared 2-core box cost 20-50x
+        for key in COMBINATIONS:
+            x = combination(key, f)
+            runs = [unseen_accuracy(key, x, f["targets"], learn, unseen, n) for n, (learn, unseen) in enumerate(splits)]
+            accuracies[key], chosen_c[key] = [a for a, _ in runs], [c for _, c in runs]
+    file.write_text(json.dumps({"accuracies": accuracies, "chosen_c": chosen_c}))
+    return accuracies, chosen_c
+
+
 def paired(a, b) -> dict:
     """Mean of b - a in points over the splits and its standard error."""
     import numpy as np
@@ -214,8 +241,6 @@ def main(argv=None) -> int:
     if args.quick:
         args.pools = {name: quick_pool for name in args.pools}
     sizes = [int(s) for s in args.sizes.split(",")]
-    from threadpoolctl import threadpool_limits
-
     started, info = common.begin(args)
     results = {"machine": info, "settings": {k: v for k, v in vars(args).items()}, "datasets": {}}
     state: dict = {}
@@ -234,13 +259,7 @@ def main(argv=None) -> int:
                   f"{rate:.2f} photos/s ({float(f['seconds']):.0f} s, {common.fmt(cpu_rate)} photos per CPU-s, "
                   f"others {float(f['others_share']):.0%}"
                   f"{', cached' if f['cached'] else ''})", flush=True)
-            accuracies[size], chosen_c = {}, {}
-            with threadpool_limits(1):  # small fits: BLAS threads spinning on a shared 2-core box cost 20-50x
-                for key in COMBINATIONS:
-                    x = combination(key, f)
-                    runs = [unseen_accuracy(key, x, y, learn, unseen, n) for n, (learn, unseen) in enumerate(splits)]
-                    accuracies[size][key] = [accuracy for accuracy, _ in runs]
-                    chosen_c[key] = [c for _, c in runs]
+            accuracies[size], chosen_c = heads(f, splits, cache_stem(name, size, args))
             summary = summarise(accuracies[size], accuracies[size]["a"], accuracies[sizes[0]]["a"])
             print(f"  {'combination':42} {'unseen':>7} {'sd':>5}   {'vs (a), points':>16}   "
                   f"{f'vs (a) at {sizes[0]} px':>18}   C chosen")

@@ -59,6 +59,7 @@ SCRATCH_MAX_SEEN = 30_000  # photo-passes at most: fewer epochs on many photos (
 SCRATCH_BATCH = 32
 SCRATCH_LEARNING_RATE = 1e-3
 SCRATCH_STEP = "Training a small network from scratch on your photos"
+SCRATCH_PHASE = "training from scratch"  # its progress's phase (the CLI's bar shows it as it is)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
         return _summary(results, cancelled=True, folds=folds)
     right = int(found["right"].sum())
     against = int(transfer_right[test].sum())
+    theirs = transfer_right[test]
     results.append({
         "weights": "scratch", "fraction": 1.0,
         "images_per_class": int(np.bincount(targets[learn], minlength=len(dataset.labels)).min()),
@@ -149,6 +151,8 @@ def compare_transfer(dataset, config: TrainConfig, *, fractions=FRACTIONS, base_
         "accuracy_interval": list(wilson_interval(right, len(test))), "test_images": int(len(test)),
         "train_seconds": found["seconds"], "image_size": found["side"], "epochs": found["epochs"],
         "against": against / len(test), "against_interval": list(wilson_interval(against, len(test))),
+        # photo by photo on the same photos: what a paired (sign) test of the difference needs
+        "transfer_only": int((theirs & ~found["right"]).sum()), "scratch_only": int((found["right"] & ~theirs).sum()),
     })
     return _summary(results, cancelled=False, folds=folds, scratch=results[-1])
 
@@ -220,11 +224,12 @@ def train_from_scratch(dataset, learn, test, config: TrainConfig, budget: Scratc
     if config.class_weights:  # as the transfer head: a rare class's mistakes count more
         counts = np.bincount(y_learn, minlength=n_classes)
         weights = {c: float(len(y_learn) / (n_classes * counts[c])) for c in range(n_classes) if counts[c]}
+    progress = make_progress_callback(SCRATCH_PHASE, hooks, cancel, label="from scratch")
     model.fit(x_learn, y_learn, batch_size=SCRATCH_BATCH, epochs=epochs, verbose=0, shuffle=True,
-              class_weight=weights, callbacks=[make_progress_callback("scratch", hooks, cancel, label="from scratch")])
+              class_weight=weights, callbacks=[progress])
     if is_cancelled(cancel):
         return None
-    hooks.progress(Progress("scratch", 1, 1))
+    hooks.progress(Progress(SCRATCH_PHASE, 1, 1))
     x_test = scratch_photos(dataset, test, side)
     logits = np.concatenate([np.asarray(model(x_test[i:i + 64], training=False)) for i in range(0, len(test), 64)]) \
         if len(test) else np.zeros((0, n_classes), np.float32)
@@ -289,6 +294,17 @@ def conclusion(results: list[dict]) -> str:
                  f"{estimate(other['accuracy'], other['accuracy_interval'])}.")
         names = "starting from ImageNet", "VGG16's architecture without its ImageNet knowledge"
     gap = full_t["accuracy"] - other["accuracy"]
+    if "transfer_only" in other:  # the same photos, photo by photo: a paired sign test
+        gains, losses = other["transfer_only"], other["scratch_only"]
+        pairs = f" ({plural(gains, 'photo')} right only with ImageNet, {losses} only from scratch)"
+        if gap > 0 and gains - losses >= max(2, 1.96 * (gains + losses) ** 0.5):
+            return text + (f" On the same photos, {names[0]} is {gap * 100:.0f} points better{pairs}, more than "
+                           "chance on this many photos: the difference is real.")
+        if gap > 0:
+            return text + (f" On the same photos, {names[0]} scored {gap * 100:.0f} points higher{pairs}, but on "
+                           "this many photos the difference may be chance.")
+        return text + (f" On these photos {names[1]} did as well: the classes may be easy to tell apart by colour "
+                       "or shape alone.")
     if gap > 0 and not _overlap(full_t, other):
         text += (f" On the same photos, {names[0]} is {gap * 100:.0f} points better, more than the uncertainty of "
                  "either number: the difference is real.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from quasar_core import jobs, planning
 from quasar_core.compare import (
-    FRACTIONS, SCRATCH_ARCHITECTURE, SCRATCH_EPOCHS, SCRATCH_MAX_SIDE, SCRATCH_STEP, WEIGHTS_WORDS,
+    FRACTIONS, SCRATCH_ARCHITECTURE, SCRATCH_EPOCHS, SCRATCH_MAX_SIDE, SCRATCH_PHASE, SCRATCH_STEP, WEIGHTS_WORDS,
 )
 from quasar_core.config import TrainConfig
 from quasar_core.runs.folder import Run
@@ -83,7 +83,7 @@ def overall_fraction(snapshot: jobs.JobSnapshot) -> float:
     """Share of the whole comparison done: finished steps plus the current one's progress."""
     started = _started(snapshot)
     progress = snapshot.progress
-    current = progress.fraction if progress is not None and progress.phase in ("features", "scratch") else 1.0
+    current = progress.fraction if progress is not None and progress.phase in ("features", SCRATCH_PHASE) else 1.0
     return min(1.0, max(0.0, (max(started - 1, 0) + current) / len(STEPS)))
 
 
@@ -98,7 +98,7 @@ def headline(snapshot: jobs.JobSnapshot) -> str:
 
 def progress_text(progress: Progress) -> str:
     """The current step's progress in words: the CNN's epochs and batches, or the feature pass's photos."""
-    if progress.phase == "scratch":
+    if progress.phase == SCRATCH_PHASE:
         if not progress.total_epochs:
             return "Testing the network trained from scratch on the photos it never saw"
         return (f"Epoch {progress.epoch} of {progress.total_epochs}, batch {progress.step} of {progress.total_steps}"
