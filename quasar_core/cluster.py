@@ -4,34 +4,25 @@
 single-process pass fills (entries keyed by the photo's content digest and FeatureSpec), so
 everything after the pass — folds, head, photo check, familiarity, Compare — reads the features
 from the cache as it always does and is unchanged. Only what is missing from the cache is
-computed.
+computed; ``local_features`` fills it on this machine instead (`quasar features` without --cluster).
 
-How (Ray Data batch inference): the photos' references (path, zip member, size; the bytes
-themselves only for photos held in memory) become a ``ray.data`` dataset of small blocks;
-``map_batches`` runs ``PhotoFeatures``, a callable class, on a fixed pool of actors — one per
-worker process, each building its network once: the int8 model (built or loaded once on the
-driver and shipped to the workers as bytes, so every machine runs exactly the same model) or
-Keras' float VGG16. A worker reads each photo where it is (a folder on shared storage, a zip),
-decodes it with the same decoder, resizes it with THE resize (data.images.resize_square),
-makes the same seeded augmented views as extract.FeaturePass, and returns the features. The
-driver streams the results back and writes them into its cache: workers need no access to
-the driver's disk, only to the photos.
+This module decides what to compute (each candidate's precision, its spec and views, the photo-views
+missing from the cache, whether they fit its budget) and gathers the outcome. The other parts:
 
-Retries are Ray's: an actor whose process dies is restarted and its tasks retried (bounded
-here by ``RETRIES``, so a photo that kills its worker every time fails the pass instead of
-looping). A photo that can no longer be read or decoded is not retried: it is named with its
-reason, as the data report names a skipped file, and left out of the dataset returned.
+* cluster_worker.py — what a worker runs: ``PassJob`` (the int8 model, built or loaded once on the
+  driver, travels in it as bytes, so every machine runs exactly the same model; else Keras' float
+  VGG16) and ``PhotoFeatures``, which reads, decodes, resizes and augments each photo as
+  extract.FeaturePass does;
+* cluster_ray.py — Ray itself (optional, imported only there): joining the cluster, and the Ray Data
+  pipeline that runs PhotoFeatures on a pool of actors, with bounded retries.
 
-Ray is optional (``pip install 'quasar-nexus[cluster]'`` or ``requirements-cluster.txt``) and
-imported only here, inside the functions that need it.
+A photo that can no longer be read or decoded on the cluster is named with its reason, as the data
+report names a skipped file, and left out of the dataset returned.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import math
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,190 +31,19 @@ from typing import Callable
 import numpy as np
 
 from quasar_core import backbone
-from quasar_core.config import Augmentation, TrainConfig
-from quasar_core.data.images import decode_image, resize_square
-from quasar_core.data.records import DataReport, Dataset, Limits, PhotoRef, Problem
+from quasar_core.cluster_ray import connect, run_job
+from quasar_core.cluster_worker import PassJob, open_job_network
+from quasar_core.config import TrainConfig
+from quasar_core.data.records import DataReport, Dataset, Problem
 from quasar_core.errors import QuasarError
 from quasar_core.features.cache import FeatureCache, FeatureSpec
-from quasar_core.features.extract import (POOLED, FeaturePass, augmentation_id, batch_size_for, int8_agreement,
-                                          local_weights, models_dir, network_provider, view_seed)
+from quasar_core.features.extract import (POOLED, FeaturePass, augmentation_id, int8_agreement, local_weights,
+                                          models_dir, network_provider)
 from quasar_core.features.int8 import FEATURES
-from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision, float_beside
-from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled
+from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision
+from quasar_core.progress import TrainingHooks
 
-INSTALL = "pip install 'quasar-nexus[cluster]' (or pip install -r requirements-cluster.txt)"
-RETRIES = 3  # restarts of a dead worker, and retries of the photos it had in hand
-# Rows (photo-views) per block of the Ray dataset: a block is one task on one worker. Small enough that two
-# workers share a few hundred photos evenly, large enough that a task's fixed cost (~ms) is nothing next to
-# VGG16's ~50-100 ms a photo.
-BLOCK_BATCHES = 4
 CACHE_ENTRY_OVERHEAD = 300  # bytes an entry takes besides its floats (header, checksum, file-system slack)
-
-
-def ray_available() -> bool:
-    """Ray and Ray Data are installed (found without importing them)."""
-    return importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
-
-
-def require_ray():
-    """The `ray` module, or a QuasarError saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise QuasarError(f"--cluster needs Ray, which is not installed here: {INSTALL}.") from None
-    return ray
-
-
-# --------------------------------------------------------------------------- what a worker needs
-
-
-@dataclass(frozen=True)
-class PassJob:
-    """Everything a worker needs to compute one FeatureSpec's features (picklable, sent to every actor)."""
-
-    weights: str  # a weights file path, "imagenet" (Keras' download on each machine) or "none" (random, from seed)
-    seed: int
-    image_size: int
-    precision: str  # what runs: int8 | float32 | bfloat16 (never "auto")
-    threads: int = 1  # per worker: its share of a machine's cores
-    augmentation: dict | None = None  # Augmentation's settings, for views 1..
-    int8_model: bytes | None = field(default=None, repr=False)  # the quantized model, identical on every worker
-
-    def open_network(self) -> Callable[[np.ndarray], np.ndarray]:
-        """The pooled-feature network, as network_provider opens it for POOLED, with `threads` threads."""
-        if self.precision == "int8":
-            from quasar_core.features import int8
-
-            return int8.Int8FeatureNetwork(self.int8_model, threads=self.threads, image_size=self.image_size)
-        _limit_tensorflow_threads(self.threads)
-        from quasar_core.features import networks
-
-        base = backbone.load_vgg16(self.weights, seed=self.seed)
-        return networks.keras_network(base, precision=float_beside(self.precision))
-
-
-def _limit_tensorflow_threads(threads: int) -> None:
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already started in this process: keep what it has
-        pass
-
-
-def open_job_network(job: PassJob):
-    return job.open_network()
-
-
-class PhotoFeatures:
-    """Ray Data's callable class: one instance per worker process, its network built once in __init__.
-
-    A batch holds photo references (columns index, view, name, digest, path, member, size, data); the
-    result holds index, view, features (n, 1,024), error ("" when the photo was computed), and each row's share of
-    the batch's seconds (busy) and of the worker's CPU seconds (cpu).
-    """
-
-    def __init__(self, job: PassJob, network_factory: Callable[[PassJob], Callable] = open_job_network):
-        self.job = job
-        self.network = network_factory(job)
-        self._augmenter = None
-        self.host = socket.gethostname()
-
-    def __call__(self, batch: dict) -> dict:
-        started, cpu = time.perf_counter(), time.process_time()
-        job = self.job
-        n = len(batch["index"])
-        images = np.zeros((n, job.image_size, job.image_size, 3), np.float32)
-        errors = [""] * n
-        for row in range(n):
-            try:
-                images[row] = self._prepare(batch, row)
-            except _Unusable as unusable:
-                errors[row] = str(unusable)
-        good = [row for row in range(n) if not errors[row]]
-        features = np.zeros((n, FEATURES), np.float32)
-        if good:
-            features[good] = self.network(images[good])
-        busy = np.full(n, (time.perf_counter() - started) / n)  # a batch's time, shared among its rows
-        return {"index": np.asarray(batch["index"], np.int64), "view": np.asarray(batch["view"], np.int64),
-                "features": features, "error": np.array(errors, dtype=object), "busy": busy,
-                "cpu": np.full(n, (time.process_time() - cpu) / n)}
-
-    def _prepare(self, batch, row) -> np.ndarray:
-        from quasar_core.data.limits import ImageRejected
-
-        name, digest = str(batch["name"][row]), str(batch["digest"][row])
-        data = batch["data"][row]
-        ref = PhotoRef(path=_text(batch["path"][row]), member=_text(batch["member"][row]),
-                       size=int(batch["size"][row]), data=bytes(data) if data is not None else None)
-        try:
-            raw = ref.read()
-        except Exception as err:  # OSError, KeyError (zip member), BadZipFile
-            raise _Unusable(f"could not be read on the cluster's machine {self.host} ({err}); every machine must see "
-                            "the photos at the same path (shared storage), or load them again") from None
-        try:
-            decoded = decode_image(raw, name, limits=Limits(max_image_pixels=10**12))  # as Dataset.pixels decodes
-        except ImageRejected as rejected:
-            raise _Unusable(rejected.reason) from None
-        if decoded.digest != digest:
-            raise _Unusable("changed since the photos were checked; load the photos again")
-        image = resize_square(decoded.pixels, self.job.image_size)
-        view = int(batch["view"][row])
-        if view > 0:
-            if self._augmenter is None:
-                from quasar_core.features.extract import Augmenter
-
-                self._augmenter = Augmenter(Augmentation(**self.job.augmentation))
-            image = self._augmenter(image, view_seed(digest, view, self.job.seed))
-        return image
-
-
-class _Unusable(Exception):
-    pass
-
-
-def _text(value) -> str | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
-# --------------------------------------------------------------------------- connecting
-
-
-@dataclass
-class Connection:
-    address: str
-    cpus: int  # the cluster's CPUs
-    joined_here: bool  # this call joined (or started) it: leave() leaves; a session joined before is left alone
-
-    def leave(self) -> None:
-        if self.joined_here:
-            shutdown()
-
-
-def connect(address: str) -> Connection:
-    """Join the cluster at `address`, or use the one this process already joined (a notebook's `ray.init`).
-
-    "auto": the cluster named by RAY_ADDRESS, else the latest one started on this machine (`ray start
-    --head`), else a new local one on this machine's cores (stopped when left). "ray://HOST:PORT": an existing
-    cluster through Ray Client. "HOST:PORT": an existing cluster's head, from a machine of the cluster.
-    """
-    ray = require_ray()
-    joined = not ray.is_initialized()
-    if joined:
-        if not address:
-            raise QuasarError("--cluster needs 'auto' or the address of a Ray cluster (ray://HOST:PORT).")
-        try:
-            ray.init(address=None if address == "auto" else address, include_dashboard=False,
-                     logging_level="WARNING", log_to_driver=False)
-        except ConnectionError as err:
-            raise QuasarError(f"Could not join the Ray cluster at {address!r} ({err}). Check the address and that "
-                              "the cluster runs (`ray status` on its head).") from None
-    return Connection(address, int(ray.cluster_resources().get("CPU", 0)), joined)
-
-
-# --------------------------------------------------------------------------- the driver
 
 
 @dataclass
@@ -301,120 +121,6 @@ def _rows(dataset: Dataset, spec: FeatureSpec, views: int, aug_id: str, cache: F
                 missing.append((index, view))
     return missing, cached
 
-
-def _table(dataset: Dataset, missing):
-    import pyarrow as pa
-
-    samples = [dataset.samples[index] for index, _ in missing]
-    refs = [s.source or PhotoRef() for s in samples]
-    return pa.table({
-        "index": pa.array([index for index, _ in missing], pa.int64()),
-        "view": pa.array([view for _, view in missing], pa.int64()),
-        "name": pa.array([s.name for s in samples], pa.string()),
-        "digest": pa.array([s.digest for s in samples], pa.string()),
-        "path": pa.array([r.path for r in refs], pa.string()),
-        "member": pa.array([r.member for r in refs], pa.string()),
-        "size": pa.array([r.size for r in refs], pa.int64()),
-        "data": pa.array([r.data for r in refs], pa.binary()),
-    })
-
-
-def run_job(dataset: Dataset, job: PassJob, spec: FeatureSpec, missing, *, cache: FeatureCache | None,
-            workers: int, hooks: TrainingHooks, cancel: threading.Event | None = None,
-            network_factory: Callable[[PassJob], Callable] = open_job_network, found: dict | None = None):
-    """Compute the `missing` (index, view) photo-views of `dataset` on `workers` Ray actors, storing each result in
-    `cache` (and in `found`, when given: (view, index) -> features). Returns how many were stored, the photos
-    that failed (Problems), and the workers' seconds and CPU seconds on them."""
-    ray = require_ray()
-    batch = batch_size_for(job.image_size)
-    # The pipeline's own driver runs on the cluster, in an actor: this machine may be a Ray Client (ray://), where
-    # Ray Data's streaming executor does not run; it only takes the results, a few batches at a time.
-    driver = ray.remote(num_cpus=0, max_restarts=0)(PassDriver).remote(_table(dataset, missing), job, workers, batch,
-                                                                        network_factory)
-    failed: list[Problem] = []
-    seen: set[int] = set()
-    timer = PhaseTimer(len(missing))
-    done = stored = 0
-    busy = cpu = 0.0
-    try:
-        for result in _results(ray, driver):
-            if is_cancelled(cancel):
-                break
-            done, stored, busy, cpu = _take(result, dataset, spec, cache, found, failed, seen, done, stored, busy, cpu)
-            elapsed = timer.elapsed()
-            hooks.progress(Progress("features", done, len(missing), elapsed_seconds=elapsed,
-                                    eta_seconds=timer.eta(done), rate=done / elapsed if elapsed else None))
-    finally:
-        ray.kill(driver)  # its pipeline and workers go with it
-    return stored, failed, busy, cpu
-
-
-def _results(ray, driver):
-    while True:
-        results = ray.get(driver.next.remote())
-        if not results:
-            return
-        yield from results
-
-
-def _take(result, dataset, spec, cache, found, failed, seen, done, stored, busy, cpu):
-    """One batch of results into the cache; the running totals."""
-    for index, view, value, error in zip(result["index"], result["view"], result["features"], result["error"]):
-        index, view = int(index), int(view)
-        if error:
-            if index not in seen:
-                seen.add(index)
-                failed.append(Problem(dataset.samples[index].name, str(error), "skipped"))
-            continue
-        value = np.ascontiguousarray(value, dtype=np.float32)
-        if cache is not None:
-            cache.put(dataset.samples[index].digest, spec.with_view(view, spec.augmentation), value)
-        if found is not None:
-            found[(view, index)] = value
-        stored += 1
-    done += len(result["index"])
-    return done, stored, busy + float(np.sum(result["busy"])), cpu + float(np.sum(result["cpu"]))
-
-
-class PassDriver:
-    """Ray Data's pipeline over the photo references, run in an actor on the cluster; `next` hands out its results
-    a few batches at a time (see run_job)."""
-
-    def __init__(self, table, job: PassJob, workers: int, batch: int, network_factory):
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the caller's own progress (tqdm, the Train page) says it
-        context.print_on_execution_start = False
-        block = max(1, min(batch * BLOCK_BATCHES, math.ceil(table.num_rows / (2 * workers))))
-        photos = ray.data.from_arrow([table.slice(start, block) for start in range(0, table.num_rows, block)])
-        features = _map(photos, PhotoFeatures, fn_constructor_kwargs={"job": job, "network_factory": network_factory},
-                        batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-                        num_cpus=job.threads)
-        self._results = iter(features.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
-
-    def next(self, count: int = 4) -> list[dict]:
-        """Up to `count` result batches; [] when the pass is over."""
-        taken = []
-        for result in self._results:
-            taken.append(result)
-            if len(taken) >= count:
-                break
-        return taken
-
-
-def _map(photos, fn, **options):
-    """map_batches with the retries bounded: a worker that dies is restarted and its photos retried, RETRIES times
-    (Ray Data's default is without end). Ray 2.60 takes them as remote arguments and warns that 2.64 will not;
-    without them the defaults stand."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-            return photos.map_batches(fn, max_restarts=RETRIES, max_task_retries=RETRIES, **options)
-    except TypeError:
-        return photos.map_batches(fn, **options)
 
 
 def cluster_features(dataset: Dataset, configs, *, address: str = "auto", cache: FeatureCache | None,
@@ -528,12 +234,3 @@ def _check_budget(cache: FeatureCache, dataset: Dataset, planned) -> None:
             f"The features of {len(dataset)} photos need about {needed / 1024**2:,.0f} MB of feature cache; its budget "
             f"is {cache.max_bytes / 1024**2:,.0f} MB. Raise QUASAR_CACHE_MB (the dashboard: QUASAR_WORKSPACE_CACHE_MB) "
             "to at least that, so the training reads them instead of computing them again.")
-
-
-def shutdown() -> None:
-    """Leave the cluster (a local cluster started by this process stops with it)."""
-    if ray_available():
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()

@@ -51,7 +51,7 @@ def _read_photo(path: str):
 def _need_ray(args) -> None:
     """--cluster without Ray installed: say how to install it before any photo is read."""
     if getattr(args, "cluster", None):
-        from quasar_core.cluster import require_ray
+        from quasar_core.cluster_ray import require_ray
 
         require_ray()
 

@@ -28,23 +28,25 @@ features, at most ``max_bank``, stratified by class) for an ``.npz``; ``from_arr
 identically, also arrays saved before (version 1: one part, 512 or 1,024 values). ``SCORING_SNIPPET``
 is the same scoring as plain numpy source, ``familiarity(features, arrays) -> (familiarity, unknown,
 unusual)``, for the exported ``predict.py`` and the shared app.
+
+The score's arithmetic, shared with the photo check's ``class_scores``, is in familiarity_scores.py; a
+batch of answers in words for people (``drift_summary``) is in familiarity_drift.py.
 """
 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
-__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "drift_summary", "class_scores", "METHODS", "BLOCK_WIDTH",
-           "UNUSUAL_BELOW"]
+from quasar_core.familiarity_scores import (BLOCK_WIDTH, CHUNK, as_features, as_labels, by_parts, is_int, is_real,
+                                            kmean, knn_view, mahalanobis, mahalanobis_parts, parts_of, stratified)
+
+__all__ = ["FamiliarityModel", "SCORING_SNIPPET", "METHODS", "UNUSUAL_BELOW"]
 
 METHODS = ("knn_cosine", "mahalanobis")
-BLOCK_WIDTH = 512  # pooled values per VGG16 block (block4_pool, block5_pool): each block is a part of its own
 UNUSUAL_BELOW = 0.20  # familiarity under which a photo that is not unknown is "unusual" (bench/README: why)
 MAX_CALIBRATION = 2000  # training photos scored out-of-fold for the calibration (stratified subsample above)
-_CHUNK = 512  # rows scored at a time: bounds memory at _CHUNK x bank floats
 _FOLDS = 10  # out-of-fold calibration of the Mahalanobis score
 _ARRAY_VERSION = 2  # 2: "parts" (block by block) and "unusual_below"; 1: one part, two answers
 _TIE = 1e-9  # exact ties count as familiar: in floats 1 - 0.975 is 0.025000000000000022
@@ -86,18 +88,10 @@ def familiarity(features, arrays):
 
 # ---------------------------------------------------------------------------------------------
 # checks
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_params(method, k, familiar_share, unusual_below, block_width, max_bank, seed):
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}.")
-    if not _is_int(k) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"k (how many nearest training photos) must be a whole number >= 1; got {k!r}.")
     if (isinstance(familiar_share, bool) or not isinstance(familiar_share, numbers.Real)
             or not 0 < float(familiar_share) < 1):
@@ -106,143 +100,12 @@ def _check_params(method, k, familiar_share, unusual_below, block_width, max_ban
             or not 1 - float(familiar_share) - _TIE <= float(unusual_below) < 1):
         raise ValueError(f"unusual_below must be a number from 1 - familiar_share ({1 - float(familiar_share):.3g}, "
                          f"no unusual band) up to 1, e.g. {UNUSUAL_BELOW}; got {unusual_below!r}.")
-    if not _is_int(block_width) or block_width < 1:
+    if not is_int(block_width) or block_width < 1:
         raise ValueError(f"block_width must be a whole number >= 1; got {block_width!r}.")
-    if not _is_int(max_bank) or max_bank < 2:
+    if not is_int(max_bank) or max_bank < 2:
         raise ValueError(f"max_bank must be a whole number >= 2; got {max_bank!r}.")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a whole number >= 0; got {seed!r}.")
-
-
-def _as_features(features, *, n_features=None, min_rows=0) -> np.ndarray:
-    """A float32 (n, d) array of finite values (one 1-D row is taken as one photo when d is known)."""
-    try:
-        x = np.asarray(features, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        kind = type(features).__name__
-        raise ValueError(f"features must be a numeric (photos, values) array; got {kind} ({exc}).") from None
-    if x.ndim == 1 and n_features is not None and x.shape[0] == n_features:
-        x = x[None]
-    if x.ndim != 2:
-        raise ValueError(f"features must be a 2-D (photos, values) array; got shape {x.shape}.")
-    if n_features is not None and x.shape[1] != n_features:
-        raise ValueError(f"features have {x.shape[1]} values per photo, but this model was fitted on {n_features}.")
-    if x.shape[0] < min_rows or x.shape[1] < 1:
-        raise ValueError(f"features need at least {min_rows} photos and 1 value per photo; got shape {x.shape}.")
-    if not np.isfinite(x).all():
-        row, col = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"features must be finite numbers; photo {row} holds {float(x[row, col])!r} at value {col}.")
-    return x
-
-
-def _as_labels(labels, n) -> np.ndarray:
-    if labels is None:
-        return np.zeros(n, dtype=np.int64)
-    y = np.asarray(labels)
-    if y.shape != (n,):
-        raise ValueError(f"labels must be a 1-D array of {n} class ids, one per photo; got shape {y.shape}.")
-    if y.dtype.kind not in "iu":
-        integral = y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()
-        if not integral:
-            bad = next((v for v in y.tolist() if not (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                      and float(v).is_integer())), y.tolist()[0] if n else None)
-            raise ValueError(f"labels must be whole-number class ids (0, 1, ...); got {bad!r}.")
-    return y.astype(np.int64)
-
-
-def _stratified(y: np.ndarray, size: int, rng) -> np.ndarray:
-    """Sorted indices of `size` photos, each class in proportion to its count (at least one each where possible)."""
-    if size >= len(y):
-        return np.arange(len(y))
-    classes, counts = np.unique(y, return_counts=True)
-    exact = counts * size / len(y)
-    quota = np.minimum(counts, np.maximum(1, np.floor(exact))).astype(int)
-    for c in np.argsort(-(exact - np.floor(exact)), kind="stable"):  # largest remainders get the places left
-        if quota.sum() >= size:
-            break
-        quota[c] += int(quota[c] < counts[c])
-    while quota.sum() > size:  # more classes than places: take from the largest
-        quota[np.argmax(quota)] -= 1
-    picks = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota)]
-    return np.sort(np.concatenate(picks))
-
-
-# ---------------------------------------------------------------------------------------------
-# the scores (the same float32 operations as SCORING_SNIPPET, so the numbers agree exactly)
-def _unit(q: np.ndarray) -> np.ndarray:
-    return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.float32(1e-12))
-
-
-def _by_parts(q: np.ndarray, parts: int) -> np.ndarray:
-    """Each part (a VGG16 block's pooled values) to unit length on its own; side by side, unit length overall."""
-    q = np.concatenate([_unit(p) for p in np.split(q, parts, axis=1)], axis=1)
-    return q / np.float32(np.sqrt(parts)) if parts > 1 else q
-
-
-def _knn_view(x: np.ndarray, parts: int) -> np.ndarray:
-    """Square root then unit length, block by block. VGG16's pooled features are >= 0 and a few channels
-    dominate them; the square root (a Hellinger-style power normalisation) evens those out."""
-    return _by_parts(np.sqrt(np.maximum(x, 0)), parts)
-
-
-def _kmean(d: np.ndarray, k: int) -> np.ndarray:
-    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
-
-
-def _mahalanobis_parts(xn: np.ndarray, y: np.ndarray):
-    """(center, projection, class_centres), float32: score = min_c |(xn - center) @ projection - centre_c|^2,
-    with the class means and the shared within-class covariance (Ledoit-Wolf shrinkage) of unit-length features."""
-    from sklearn.covariance import ledoit_wolf  # here, not at import: every page imports this module (~4 s)
-
-    x64 = xn.astype(np.float64)
-    center = x64.mean(axis=0)
-    classes = np.unique(y)
-    means = np.stack([x64[y == c].mean(axis=0) for c in classes])
-    within = x64 - means[np.searchsorted(classes, y)]
-    with warnings.catch_warnings():  # one photo per fold ("only one sample") is fine: shrinkage copes
-        warnings.simplefilter("ignore", UserWarning)
-        cov, _ = ledoit_wolf(within, assume_centered=True)
-    ev, vec = np.linalg.eigh(cov)
-    floor = max(float(ev.max()) * 1e-9, 1e-12)
-    projection = vec / np.sqrt(np.maximum(ev, floor))
-    return (center.astype(np.float32), projection.astype(np.float32),
-            ((means - center) @ projection).astype(np.float32))
-
-
-def _mahalanobis(xn, center, projection, centres) -> np.ndarray:
-    z = (xn - center) @ projection
-    return ((z[:, None, :] - centres[None]) ** 2).sum(axis=-1).min(axis=1)
-
-
-def parts_of(n_features: int, block_width: int = BLOCK_WIDTH) -> int:
-    """How many blocks' parts features of this width hold: 1,024 pooled values -> 2 (block4, block5); else 1."""
-    return n_features // block_width if n_features % block_width == 0 and n_features > block_width else 1
-
-
-def class_scores(features, labels, *, k: int = 5, block_width: int = BLOCK_WIDTH) -> np.ndarray:
-    """(n,) each photo's strangeness to the nearest class, out-of-fold: the kNN score (mean cosine distance to
-    the k nearest; each block square-rooted and unit-length on its own) against each class's photos alone,
-    the photo itself left out, and the smallest over the classes. The photo check's outliers: a photo of
-    something else stays far from every class even when a few photos like it were filed in other classes
-    (they are not all its neighbours), and a photo merely filed in the wrong class is near its true one."""
-    if not _is_int(k) or k < 1:
-        raise ValueError(f"k (how many nearest photos) must be a whole number >= 1; got {k!r}.")
-    x = _as_features(features, min_rows=2)
-    y = _as_labels(labels, len(x))
-    view = _knn_view(x, parts_of(x.shape[1], block_width))
-    out = np.full(len(x), np.inf, dtype=np.float32)
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        bank = view[members]
-        for s in range(0, len(x), _CHUNK):
-            rows = np.arange(s, min(len(x), s + _CHUNK))
-            d = 1 - view[rows] @ bank.T
-            own = np.flatnonzero(y[rows] == c)
-            d[own, np.searchsorted(members, rows[own])] = np.inf  # not its own neighbour
-            kc = min(k, len(members) - (len(own) > 0))
-            if kc >= 1:
-                out[rows] = np.minimum(out[rows], np.where(np.isinf(d).all(axis=1), np.inf, _kmean(d, kc)))
-    return np.where(np.isfinite(out), out, np.float32(2.0))  # alone with no class to compare: as far as can be
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +136,7 @@ class FamiliarityModel:
     def __init__(self, *, method="knn_cosine", k=5, familiar_share=0.975, unusual_below=None,
                  block_width=BLOCK_WIDTH, max_bank=4000, seed=0):
         if unusual_below is None:  # the default band, or none when familiar_share leaves no room for it
-            unusual_below = max(UNUSUAL_BELOW, 1 - familiar_share) if _is_real(familiar_share) else UNUSUAL_BELOW
+            unusual_below = max(UNUSUAL_BELOW, 1 - familiar_share) if is_real(familiar_share) else UNUSUAL_BELOW
         _check_params(method, k, familiar_share, unusual_below, block_width, max_bank, seed)
         self.method = method
         self.k = k
@@ -288,15 +151,15 @@ class FamiliarityModel:
         """Learn from (n, d) training features (n >= 2) and optional int class ids, one per photo."""
         _check_params(self.method, self.k, self.familiar_share, self.unusual_below, self.block_width,
                       self.max_bank, self.seed)
-        x = _as_features(features, min_rows=2)
-        y = _as_labels(labels, len(x))
+        x = as_features(features, min_rows=2)
+        y = as_labels(labels, len(x))
         rng = np.random.default_rng(self.seed)
         for stale in ("bank_", "bank_labels_", "_bank", "_parts"):  # from an earlier fit with another method
             self.__dict__.pop(stale, None)
         self.n_features_in_, self.n_train_ = int(x.shape[1]), int(len(x))
         self.n_parts_ = parts_of(self.n_features_in_, self.block_width)
         self.classes_ = np.unique(y)
-        cal_idx = _stratified(y, MAX_CALIBRATION, rng)
+        cal_idx = stratified(y, MAX_CALIBRATION, rng)
         if self.method == "knn_cosine":
             calibration = self._fit_knn(x, y, cal_idx, rng)
         else:
@@ -313,8 +176,8 @@ class FamiliarityModel:
         self.threshold_ = float(self.calibration_scores_[~unknown].max())
 
     def _fit_knn(self, x, y, cal_idx, rng):
-        view = _knn_view(x, self.n_parts_)
-        bank_idx = _stratified(y, int(self.max_bank), rng)
+        view = knn_view(x, self.n_parts_)
+        bank_idx = stratified(y, int(self.max_bank), rng)
         self.bank_ = view[bank_idx].astype(np.float16)
         self.bank_labels_ = y[bank_idx]
         self._bank = self.bank_.astype(np.float32)
@@ -322,18 +185,18 @@ class FamiliarityModel:
         position = np.full(len(x), -1)
         position[bank_idx] = np.arange(len(bank_idx))
         out = []
-        for s in range(0, len(cal_idx), _CHUNK):  # leave-one-out: a photo is not its own neighbour
-            rows = cal_idx[s:s + _CHUNK]
+        for s in range(0, len(cal_idx), CHUNK):  # leave-one-out: a photo is not its own neighbour
+            rows = cal_idx[s:s + CHUNK]
             d = 1 - view[rows] @ self._bank.T
             own = position[rows]
             hit = np.flatnonzero(own >= 0)
             d[hit, own[hit]] = np.inf
-            out.append(_kmean(d, self._k))
+            out.append(kmean(d, self._k))
         return np.concatenate(out)
 
     def _fit_mahalanobis(self, x, y, cal_idx, rng):
-        xn = _by_parts(x, self.n_parts_)
-        self._parts = _mahalanobis_parts(xn, y)
+        xn = by_parts(x, self.n_parts_)
+        self._parts = mahalanobis_parts(xn, y)
         self._k = int(self.k)
         folds = min(_FOLDS, len(x))
         fold = rng.permutation(len(x)) % folds
@@ -342,8 +205,8 @@ class FamiliarityModel:
             held = np.flatnonzero(fold == f)
             held = held[np.isin(held, cal_idx)]
             if len(held):
-                parts = _mahalanobis_parts(xn[fold != f], y[fold != f])
-                scores[held] = _mahalanobis(xn[held], *parts)
+                parts = mahalanobis_parts(xn[fold != f], y[fold != f])
+                scores[held] = mahalanobis(xn[held], *parts)
         return scores[cal_idx]
 
     # -- scoring --------------------------------------------------------------------------
@@ -354,14 +217,14 @@ class FamiliarityModel:
     def raw_scores(self, features) -> np.ndarray:
         """(m,) float32 strangeness (larger = stranger): the quantity the calibration ranks."""
         self._check_fitted()
-        x = _as_features(features, n_features=self.n_features_in_)
+        x = as_features(features, n_features=self.n_features_in_)
         out = []
-        for s in range(0, len(x), _CHUNK):
-            q = x[s:s + _CHUNK]
+        for s in range(0, len(x), CHUNK):
+            q = x[s:s + CHUNK]
             if self.method == "knn_cosine":
-                out.append(_kmean(1 - _knn_view(q, self.n_parts_) @ self._bank.T, self._k))
+                out.append(kmean(1 - knn_view(q, self.n_parts_) @ self._bank.T, self._k))
             else:
-                out.append(_mahalanobis(_by_parts(q, self.n_parts_), *self._parts))
+                out.append(mahalanobis(by_parts(q, self.n_parts_), *self._parts))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def _familiarity_of(self, scores) -> np.ndarray:
@@ -474,41 +337,3 @@ class FamiliarityModel:
         model._rates()
         model.threshold_, model.familiar_rate_ = saved
         return model
-
-# ---------------------------------------------------------------------------------------------
-def drift_summary(familiarity_values, unknown) -> dict:
-    """How many new photos look unlike the training photos, as numbers and one sentence for people.
-
-    {"n": photos, "unknown": how many unknown, "share": unknown / n (0.0 for none), "sentence": str}
-    """
-    fam = np.asarray(familiarity_values, dtype=float)
-    flags = np.asarray(unknown)
-    if fam.ndim != 1:
-        raise ValueError(f"familiarity_values must be a 1-D array, one value per photo; got shape {fam.shape}.")
-    if flags.shape != fam.shape:
-        raise ValueError(f"unknown must have one flag per photo ({fam.shape}); got shape {flags.shape}.")
-    if flags.dtype != bool:
-        if flags.size and not np.isin(flags, (0, 1)).all():
-            bad = flags[~np.isin(flags, (0, 1))][0]
-            raise ValueError(f"unknown must hold True/False flags; got {bad!r}.")
-        flags = flags.astype(bool)
-    if fam.size and not (np.isfinite(fam).all() and fam.min() >= 0 and fam.max() <= 1):
-        bad = fam[~(np.isfinite(fam) & (fam >= 0) & (fam <= 1))][0]
-        raise ValueError(f"familiarity values must lie between 0 and 1; got {bad!r}.")
-    n, u = int(fam.size), int(flags.sum())
-    advice = "consider adding photos like " + ("it" if u == 1 else "them") + "."
-    if n == 0:
-        sentence = "There are no new photos to check."
-    elif n == 1:
-        sentence = ("The new photo looks different from what the model learned — " + advice if u
-                    else "The new photo looks like the training photos.")
-    else:
-        everyone = "Both" if n == 2 else f"All {n}"
-        if u == 0:
-            sentence = f"{everyone} new photos look like the training photos."
-        elif u == n:
-            sentence = f"{everyone} new photos look different from what the model learned — " + advice
-        else:
-            verb = "looks" if u == 1 else "look"
-            sentence = f"{u} of {n} new photos {verb} different from what the model learned — " + advice
-    return {"n": n, "unknown": u, "share": u / n if n else 0.0, "sentence": sentence}

@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from quasar_core.familiarity import class_scores
+from quasar_core.familiarity_scores import class_scores
 from quasar_core.near_copies import NearDuplicate, check_thumbnails, near_duplicates, power_normalise
 
 LR_C = 0.01

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quasar_core.familiarity import drift_summary
+from quasar_core.familiarity_drift import drift_summary
 from quasar_core.runs.learned import classifier_of
 from quasar_core.runs.serving import served_model
 from quasar_core.wording import confidence as confidence_words, join_words

@@ -1,7 +1,8 @@
-"""The feature pass on Ray (quasar_core.cluster): a local Ray cluster started here (two worker processes on this
-machine) computes the same features as the single-process pass — float within 1e-5, int8 identical — into the
-same cache, and the run trained from them equals the local run's model; a photo that cannot be read is named;
-a worker that dies is restarted by Ray and its photos retried; `--cluster` without Ray says how to install it.
+"""The feature pass on Ray (quasar_core.cluster, with cluster_worker.py and cluster_ray.py): a local Ray cluster
+started here (two worker processes on this machine) computes the same features as the single-process pass —
+float within 1e-5, int8 identical — into the same cache, and the run trained from them equals the local run's
+model; a photo that cannot be read is named; a worker that dies is restarted by Ray and its photos retried;
+`--cluster` without Ray says how to install it.
 
 Kept short: 3 classes x 8 shapes at 40 px, 32 px features, random weights (float: weights "none"; int8: a random
 VGG16 weights file, as tests/core/features/test_int8.py makes one).
@@ -18,12 +19,13 @@ import numpy as np
 import pytest
 
 from quasar_core import backbone, cluster
+from quasar_core.cluster_ray import ray_available
 from quasar_core.config import TrainConfig
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import POOLED, FeaturePass, augmentation_id, network_provider
 
 RAY_MISSING = "ray[data] is not installed (pip install -r requirements-cluster.txt runs these tests)"
-needs_ray = pytest.mark.skipif(not cluster.ray_available(), reason=RAY_MISSING)
+needs_ray = pytest.mark.skipif(not ray_available(), reason=RAY_MISSING)
 SIZE = 32
 
 
@@ -60,7 +62,7 @@ def test_features_command_fills_the_cache_here_without_a_cluster(monkeypatch, ca
 @pytest.fixture(scope="module")
 def ray_cluster():
     """Two worker processes on this machine (a Ray instance of 2 CPUs started here), left at the end."""
-    if not cluster.ray_available():
+    if not ray_available():
         pytest.skip(RAY_MISSING)
     import ray
 

@@ -1,4 +1,5 @@
-"""Familiarity: planted strangers are called unknown, the calibration holds for unknown and the unusual
+"""Familiarity (familiarity.py; its arithmetic and class_scores in familiarity_scores.py, drift_summary in
+familiarity_drift.py): planted strangers are called unknown, the calibration holds for unknown and the unusual
 band, each block's part counts on its own, saved arrays (today's and version 1's) and the pasteable numpy
 snippet score exactly like the fitted model. Synthetic data only (no VGG16)."""
 
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quasar_core import familiarity
-from quasar_core.familiarity import (MAX_CALIBRATION, SCORING_SNIPPET, UNUSUAL_BELOW, FamiliarityModel,
-                                     drift_summary)
+from quasar_core import familiarity, familiarity_drift, familiarity_scores
+from quasar_core.familiarity import MAX_CALIBRATION, SCORING_SNIPPET, UNUSUAL_BELOW, FamiliarityModel
+from quasar_core.familiarity_drift import drift_summary
+from quasar_core.familiarity_scores import class_scores
 
 D = 64
 METHODS = ("knn_cosine", "mahalanobis")
@@ -302,17 +304,19 @@ def test_drift_summary_takes_a_model_output_and_refuses_mismatches(data):
         drift_summary([0.5], ["yes"])
 
 
-def test_the_module_imports_only_numpy_scikit_learn_and_the_standard_library():
-    tree = ast.parse(Path(familiarity.__file__).read_text())
+@pytest.mark.parametrize("module", [familiarity, familiarity_scores, familiarity_drift], ids=lambda m: m.__name__)
+def test_the_modules_import_only_numpy_scikit_learn_the_standard_library_and_each_other(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     nodes = list(ast.walk(tree))
-    names = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
-    names |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
-    assert names <= {"__future__", "numbers", "warnings", "numpy", "sklearn"}, names
+    names = {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
+    ours = {name for name in names if name.startswith("quasar_core")}
+    assert ours <= {"quasar_core.familiarity_scores"}, ours  # the one step down, none back up
+    others = {name.split(".")[0] for name in names - ours}
+    assert others <= {"__future__", "numbers", "warnings", "numpy", "sklearn"}, others
 
 
 def test_class_scores_are_out_of_fold_and_take_the_nearest_class():
-    from quasar_core.familiarity import class_scores
-
     x, y = clusters(30)
     scores = class_scores(x, y)
     assert scores.shape == (len(x),) and scores.min() > 1e-3  # a photo is not its own neighbour

@@ -96,7 +96,7 @@ def test_outliers_are_listed_by_a_threshold_from_the_photos_not_a_fixed_count():
     """Strays alike among themselves (each other's nearest neighbours) are still listed: class by class, a stray
     filed in one class is far from that class and from the others. A clean set lists the few beyond the fence
     of its own scores."""
-    from quasar_core.familiarity import class_scores
+    from quasar_core.familiarity_scores import class_scores
     from quasar_core.photo_findings import OUTLIER_FENCE
 
     features, labels, files = pooled_like(strays=6)
