@@ -316,7 +316,8 @@ def _mentions(requirements: str, name: str) -> bool:
 
 # --------------------------------------------------------------------------- README
 def accuracy_words(card: dict) -> str:
-    """"about 93 % (90–95 %) measured by 5-fold cross-validation over 245 photos" (as the app says it)."""
+    """"about 93 % (90–95 %) measured by 5-fold cross-validation over 245 photos" (the README's words;
+    the app's page keeps the method for its specialists' details)."""
     if card.get("accuracy") is None:
         return "not measured"
     interval = tuple(card["accuracy_interval"]) if card.get("accuracy_interval") else None

@@ -236,8 +236,7 @@ def headline_words(card, n_classes):
     lines = []
     if card.get("accuracy") is not None:
         accuracy = estimate(float(card["accuracy"]), card.get("accuracy_interval"))
-        method = f" measured by {card['method']}" if card.get("method") else ""
-        lines.append(f"**Accuracy:** {md(accuracy + method)}")
+        lines.append(f"**Accuracy:** {md(accuracy)} on photos the model being tested never saw")
     else:
         lines.append("**Accuracy:** not measured")
     trained_on = [str(card["dataset"])] if card.get("dataset") else []
@@ -256,6 +255,9 @@ title = str(card.get("title") or "Photo classifier")
 st.set_page_config(page_title=title, page_icon=":material/image_search:", layout="centered")
 st.title(title)
 st.markdown("  \n".join(headline_words(card, len(labels))))
+if card.get("method"):  # how it was measured, in the words specialists use
+    with st.expander("Details for specialists"):
+        st.markdown(md(f"Accuracy measured by {card['method']}."))
 if card.get("description"):
     st.markdown(md(card["description"]))
 
