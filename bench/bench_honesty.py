@@ -20,7 +20,9 @@ scripts/make_sample_dataset.py's code: 40 a class to learn from out of 200 a cla
 500 unseen out of 300 a class from 30,000 on), flowers (flowers-full at its own size: 40 a class to learn
 from out of 120 a class; 500 unseen out of 900 others), weather (weather4: 30 a class to learn from, every
 other photo unseen). Per set and arm: mean and sd of the gap in points, splits within 5 points, splits whose
-interval covers the unseen accuracy, and those covered allowing 1 point for the unseen set's own noise.
+interval covers the unseen accuracy, and those covered allowing 1 point for the unseen set's own noise; and the
+run's other end for labels in doubt (evaluation.with_label_doubts): how many, how often the page says it, its
+gap to the unseen accuracy, and coverage from the interval's low end up to it.
 
 `--causes` (fashion, the default preset): why small grayscale photos read pessimistic. Per split, the
 product's gap beside the same folds with one suspect taken away: copies of small photos grouped by their
@@ -201,10 +203,25 @@ def run_arm(arm: str, train, unseen_data, unseen, cache, base_loader) -> dict:
            "gap_points": 100 * (evaluation.accuracy - kept), "covered": bool(low <= kept <= high),
            "covered_1pt": bool(low - 0.01 <= kept <= high + 0.01), "image_size": classifier.config.image_size,
            "augment": classifier.config.augment, "strength": classifier.validation_.strength,
-           "method": evaluation.method, "seconds": time.perf_counter() - started}
+           "method": evaluation.method, "seconds": time.perf_counter() - started, **other_end(evaluation, kept)}
     if table:
         row["candidates"] = [{k: r.get(k) for k in ("setting", "accuracy", "honest_accuracy", "chosen")} for r in table]
     return row
+
+
+def other_end(evaluation, kept: float) -> dict:
+    """The run's other end for labels in doubt (evaluation.with_label_doubts): the accuracy if the labels
+    confident learning doubts are wrong, its gap to the unseen photos, and whether the range from the interval's
+    low end to the higher of its high end and the other end holds the unseen accuracy."""
+    from quasar_core.evaluation import with_label_doubts
+
+    with_label_doubts(evaluation)
+    low, high = evaluation.accuracy_interval
+    shown = bool(evaluation.doubt_note())  # said on the page only when enough labels are in doubt
+    top = max(high, evaluation.accuracy_if_doubted_wrong) if shown else high
+    return {"doubted": evaluation.doubted_labels, "if_doubted": evaluation.accuracy_if_doubted_wrong,
+            "if_doubted_said": shown, "if_doubted_gap_points": 100 * (evaluation.accuracy_if_doubted_wrong - kept),
+            "covered_to_other_end": bool(low <= kept <= top)}
 
 
 def summarise(rows: list[dict], key: str = "gap_points") -> dict:
@@ -218,7 +235,12 @@ def summarise(rows: list[dict], key: str = "gap_points") -> dict:
             "covered": int(sum(r["covered"] for r in rows)) if all("covered" in r for r in rows) else None,
             "covered_1pt": int(sum(r["covered_1pt"] for r in rows)) if all("covered_1pt" in r for r in rows) else None,
             "mean_reported": float(np.mean([r["reported"] for r in rows])),
-            "mean_unseen": float(np.mean([r["unseen"] for r in rows]))}
+            "mean_unseen": float(np.mean([r["unseen"] for r in rows]))} | (
+        {"doubted_mean": float(np.mean([r["doubted"] for r in rows])),
+         "other_end_said": int(sum(r["if_doubted_said"] for r in rows)),
+         "other_end_mean_gap_points": float(np.mean([r["if_doubted_gap_points"] for r in rows])),
+         "covered_to_other_end": int(sum(r["covered_to_other_end"] for r in rows))}
+        if all("doubted" in r for r in rows) else {})
 
 
 def line(label: str, s: dict) -> str:
@@ -226,7 +248,10 @@ def line(label: str, s: dict) -> str:
                else "covered: -  (one head, no interval)")
     return (f"  {label:<34} gap {s['mean_gap_points']:+5.2f} points (sd {s['sd_gap_points']:.2f}, se "
             f"{s['se_mean_points']:.2f})  within 5: {s['within_5_points']:>2}/{s['splits']}  {covered}  reported "
-            f"{100 * s['mean_reported']:.1f} vs unseen {100 * s['mean_unseen']:.1f}")
+            f"{100 * s['mean_reported']:.1f} vs unseen {100 * s['mean_unseen']:.1f}"
+            + (f"\n  {'':<34} labels in doubt {s['doubted_mean']:.1f} a split, other end said in {s['other_end_said']}; "
+               f"other end - unseen {s['other_end_mean_gap_points']:+.2f} points; covered up to the other end "
+               f"{s['covered_to_other_end']}/{s['splits']}" if "doubted_mean" in s else ""))
 
 
 # --- the causes of the small photos' lean (--causes) ----------------------------------------------------------
@@ -337,7 +362,7 @@ def variants_split(pool: Pool, number: int, cache, base_loader) -> dict:
             kept = float((classifier.head_.probabilities(unseen_x).argmax(1) == unseen_y).mean())
             rows[label] = {"reported": evaluation.accuracy, "unseen": kept,
                            "gap_points": 100 * (evaluation.accuracy - kept), "covered": bool(low <= kept <= high),
-                           "covered_1pt": bool(low - .01 <= kept <= high + .01)}
+                           "covered_1pt": bool(low - .01 <= kept <= high + .01), **other_end(evaluation, kept)}
         if name == "uneven_classes":  # what the unseen accuracy would be with the photos' own class shares
             right = product.head_.probabilities(unseen_x).argmax(1) == unseen_y
             shares = np.bincount(product.targets_, minlength=len(labels)) / len(product.targets_)

@@ -36,6 +36,8 @@ elif layout.need_model(run is not None and run.metrics is not None, "its results
                 "seen (how it was measured: in the details below).")
     if evaluation.check_changes:  # the photo check changed photos: the number may read high, and its other end
         st.markdown(evaluation.check_note())
+    if evaluation.doubt_note():  # labels that look wrong make it read low: the other end
+        st.markdown(evaluation.doubt_note())
     st.caption("The range is where the true accuracy lies with 95 % confidence, given how many photos it was "
                "measured on. The model you keep learned from every photo.")
     selection = run.read(FILES.SELECTION)

@@ -10,6 +10,7 @@ the model was right).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from quasar_core.wording import estimate, percent
 
 RELIABILITY_BINS = 10
+DOUBTS_WORTH_SAYING = 3  # labels in doubt before the other end is said (one or two move a number little)
 
 
 def wilson_interval(successes: int, n: int, *, z: float = 1.959964) -> tuple[float, float]:
@@ -63,6 +65,10 @@ class Evaluation:
     # a mistake (the other end: the photos it flagged may be ones the model gets wrong). None: no such changes.
     check_changes: int | None = None
     accuracy_counting_changes: float | None = None
+    # The photos' own labels that are probably wrong (confident learning on the out-of-fold answers), and the
+    # accuracy if they are: the number above counts a right answer on a wrongly labelled photo as a mistake.
+    doubted_labels: int | None = None
+    accuracy_if_doubted_wrong: float | None = None
 
     @property
     def n_images(self) -> int:
@@ -97,11 +103,21 @@ class Evaluation:
                 f"moved or left out: it may read high. Counting {'it' if self.check_changes == 1 else 'them'} as "
                 f"mistakes, it would be {percent(self.accuracy_counting_changes or 0.0, 0)}.")
 
+    def doubt_note(self) -> str:
+        """"About 10 of the labels look wrong to it (…); if they are, it was right about 95 % of the time."; "" when
+        too few labels are in doubt to move the number."""
+        if not self.doubted_labels or self.doubted_labels < DOUBTS_WORTH_SAYING or self.accuracy_if_doubted_wrong is None:
+            return ""
+        return (f"The number counts its answers against your labels. About {self.doubted_labels} of them look wrong "
+                f"to it (Check your photos lists them); if they are, it was right about "
+                f"{percent(self.accuracy_if_doubted_wrong, 0)} of the time.")
+
     def summary(self) -> str:
         right = int(round(self.accuracy * self.n_images))
         text = (f"It named {right} of {self.n_images} photos correctly that the model testing them had never "
                 f"seen: {self.headline()}.")
-        return f"{text} {self.check_note()}" if self.check_changes else text
+        notes = [note for note in (self.check_note(), self.doubt_note()) if note]
+        return " ".join([text, *notes])
 
     def calibration_sentence(self) -> str:
         """"When it says 90 %, it is right about 9 times in 10" — from the band nearest 90 %."""
@@ -122,6 +138,32 @@ class Evaluation:
     def from_dict(cls, data: dict) -> "Evaluation":
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def with_label_doubts(evaluation: Evaluation) -> Evaluation:
+    """The evaluation with how many of the photos' labels are probably wrong and the accuracy if they are.
+
+    Confident learning (cleanlab's `num_label_issues`) on the out-of-fold probabilities estimates how many
+    labels are wrong; at most that many of the mistakes, the most confident first, are counted as right
+    answers for the other end. A wrong label among the photos learned from makes the number read low by about
+    one photo: the model can learn past it, the count cannot.
+    """
+    labels, predictions = evaluation.labels, evaluation.predictions
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[p["true"]] for p in predictions], dtype=np.int64)
+    if len(y) < 20 or len(np.unique(y)) < 2 or any("probabilities" not in p for p in predictions):
+        return evaluation
+    from cleanlab.count import num_label_issues
+
+    probabilities = np.array([[p["probabilities"][label] for label in labels] for p in predictions], np.float64)
+    probabilities /= np.maximum(probabilities.sum(1, keepdims=True), 1e-12)
+    mistakes = int((probabilities.argmax(1) != y).sum())
+    with warnings.catch_warnings():  # cleanlab warns about classes with few photos; the estimate still stands
+        warnings.simplefilter("ignore")
+        doubted = min(int(num_label_issues(y, probabilities)), mistakes)
+    evaluation.doubted_labels = doubted
+    evaluation.accuracy_if_doubted_wrong = (len(y) - mistakes + doubted) / len(y)
+    return evaluation
 
 
 def evaluate_predictions(y_true, probabilities, labels, names=None, *, method: str = "held-out photos",

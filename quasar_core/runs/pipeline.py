@@ -22,7 +22,7 @@ from quasar_core.config import TrainConfig
 from quasar_core.data.images import fit_within
 from quasar_core.distribute import is_chief
 from quasar_core.errors import DatasetError, DiskFullError, QuasarError
-from quasar_core.evaluation import Evaluation, evaluate_predictions
+from quasar_core.evaluation import Evaluation, evaluate_predictions, with_label_doubts
 from quasar_core.features.cache import FeatureCache
 from quasar_core.head import Head
 from quasar_core.progress import Progress, TrainingHooks
@@ -85,7 +85,7 @@ def train_run(dataset, config: TrainConfig, run_dir: str | Path, *, hooks: Train
                                        "read so far are remembered, so the next training starts faster.")
             return Run.open(writer.path)
         hooks.progress(Progress("save", 0, 1))
-        evaluation = with_check_changes(out_of_fold_evaluation(classifier, dataset), doctor)
+        evaluation = with_label_doubts(with_check_changes(out_of_fold_evaluation(classifier, dataset), doctor))
         _save_examples(writer, dataset, classifier, evaluation)
         writer.write(FILES.METRICS, evaluation.to_dict())
         writer.write(FILES.FOLDS, {**classifier.validation_.to_dict(), "names": [s.name for s in dataset.samples]})

@@ -219,3 +219,59 @@ def test_calibration_sentence_from_the_busiest_hedged_band():
                             calibration_error=0.031, reliability=rows)
     assert evaluation.calibration_sentence() == ("When it says about 90 %, it is right about 8 times in 10 "
                                                  "(on average its confidence is off by 3.1 %).")
+
+
+# --------------------------------------------------------------------------- labels in doubt: the other end
+
+
+def doubts_problem(flipped: int, *, seed: int = 0, hard: int = 6):
+    """200 photos of 3 classes the model knows well: `flipped` labels moved to another class (the model, sure,
+    still names the true one) and `hard` genuine mistakes it is unsure of."""
+    rng = np.random.default_rng(seed)
+    true = np.repeat(np.arange(3), [70, 70, 60])
+    probabilities = np.full((len(true), 3), 0.02)
+    probabilities[np.arange(len(true)), true] = 0.96
+    probabilities += rng.uniform(0, 0.02, probabilities.shape)
+    unsure = rng.choice(len(true), hard, replace=False)
+    for i in unsure:  # a genuine mistake: leaning to the next class, unsure
+        probabilities[i] = 0.05
+        probabilities[i, true[i]], probabilities[i, (true[i] + 1) % 3] = 0.40, 0.55
+    given = true.copy()
+    moved = rng.choice(np.setdiff1d(np.arange(len(true)), unsure), flipped, replace=False)
+    given[moved] = (true[moved] + 1 + rng.integers(0, 2, flipped)) % 3
+    probabilities /= probabilities.sum(1, keepdims=True)
+    return evaluate_predictions(given, probabilities, LABELS), true, probabilities
+
+
+def test_wrong_labels_read_low_and_the_other_end_counts_them():
+    from quasar_core.evaluation import with_label_doubts
+
+    evaluation, true, probabilities = doubts_problem(12)
+    assert evaluation.accuracy == pytest.approx((200 - 12 - 6) / 200)  # every wrong label counted as a mistake
+    with_label_doubts(evaluation)
+    assert 9 <= evaluation.doubted_labels <= 18  # cleanlab's estimate: near the 12 moved, never above the mistakes
+    truly = float((probabilities.argmax(1) == true).mean())  # 97 %: what the model gets right by the true labels
+    assert abs(evaluation.accuracy_if_doubted_wrong - truly) <= 0.02
+    assert evaluation.accuracy_if_doubted_wrong == pytest.approx(
+        evaluation.accuracy + evaluation.doubted_labels / 200)
+    note = evaluation.doubt_note()
+    assert note.startswith("The number counts its answers against your labels. About ")
+    assert f"it was right about {round(evaluation.accuracy_if_doubted_wrong * 100)} % of the time." in note
+    assert note in evaluation.summary()
+    assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))).doubt_note() == note
+
+
+def test_clean_labels_leave_little_in_doubt_and_say_nothing():
+    from quasar_core.evaluation import with_label_doubts
+
+    evaluation, _, _ = doubts_problem(0)
+    with_label_doubts(evaluation)
+    assert evaluation.doubted_labels <= 2  # the unsure mistakes are the model's, not the labels'
+    assert evaluation.doubt_note() == "" and "look wrong" not in evaluation.summary()
+
+
+def test_too_few_photos_to_doubt_any_label(evaluation):
+    from quasar_core.evaluation import with_label_doubts
+
+    assert with_label_doubts(evaluation).doubted_labels is None  # 7 photos: nothing is said
+    assert evaluation.doubt_note() == ""
