@@ -74,20 +74,21 @@ def main() -> None:
     from quasar_core import backbone
     from quasar_core.data import Limits
     from quasar_core.data.images import decode_image, resize_square
-    from quasar_core.features import int8
+    from quasar_core.features import int8, int8_quantize
     from quasar_core.head import ROOT_EPSILON
 
-    shipped = int8.CALIBRATION_DIR
+    shipped = int8_quantize.CALIBRATION_DIR
     if args.calibration:
-        int8.CALIBRATION_DIR = Path(args.calibration).resolve()  # read by int8.calibration_images when building
+        # read by int8_quantize.calibration_images when building
+        int8_quantize.CALIBRATION_DIR = Path(args.calibration).resolve()
     # Never the shipped set's photos either, so a --calibration run compares on the same photos.
-    photos = unseen_photos(args.photos, args.seed, {shipped, int8.CALIBRATION_DIR})
+    photos = unseen_photos(args.photos, args.seed, {shipped, int8_quantize.CALIBRATION_DIR})
     limits = Limits.from_env()
     pixels = [decode_image(data, name, limits=limits).pixels for name, data in photos]
-    print(f"{len(photos)} unseen flowers-full photos; calibration {int8.CALIBRATION_DIR} (recipe {int8.RECIPE})",
-          flush=True)
-    results = {"machine": info, "photos": [name for name, _ in photos], "calibration": str(int8.CALIBRATION_DIR),
-               "recipe": int8.RECIPE, "variant": int8.QUANT_VARIANT, "sizes": {}}
+    calibration = int8_quantize.CALIBRATION_DIR
+    print(f"{len(photos)} unseen flowers-full photos; calibration {calibration} (recipe {int8.RECIPE})", flush=True)
+    results = {"machine": info, "photos": [name for name, _ in photos], "calibration": str(calibration),
+               "recipe": int8.RECIPE, "variant": int8_quantize.QUANT_VARIANT, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="quasar-bench-int8-", dir=args.tmp) as models:
         for size in (int(s) for s in args.sizes.split(",")):
             images = np.stack([resize_square(p, size) for p in pixels]).astype(np.float32)

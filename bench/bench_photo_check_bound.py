@@ -11,7 +11,7 @@ flowers photo goes once through a FeaturePass (`--image-size`, `--precision`, as
   check    photo_findings.diagnose on the subset alone (its own out-of-fold logistic regression, nearest
            neighbours and class centres), as *Check my photos* sees it
   bound    photo_findings.diagnose given, in place of its out-of-fold probabilities, those of a logistic
-           regression (standardised, C = photo_findings.LR_C) that learned from every *other* photo of the data
+           regression (standardised, C = label_issues.LR_C) that learned from every *other* photo of the data
            set with its clean label: about 10x the photos and no planted flips
 Per arm: the share of flipped photos among the first 2 x flipped label issues, the share of those for
 which the true class is suggested, and how often the probabilities' top class is the true one.
@@ -53,7 +53,8 @@ def measured(report, truth, flipped, names) -> tuple[float, float]:
 def one_split(x_all, y_all, number: int, args) -> dict:
     import numpy as np
 
-    from quasar_core.photo_findings import default_fit_predict, diagnose
+    from quasar_core.label_issues import default_fit_predict
+    from quasar_core.photo_findings import diagnose
 
     classes = int(y_all.max()) + 1
     names = [f"class_{c}" for c in range(classes)]

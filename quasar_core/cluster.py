@@ -39,8 +39,8 @@ from quasar_core.errors import QuasarError
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import (POOLED, FeaturePass, augmentation_id, int8_agreement, local_weights,
                                           models_dir, network_provider)
-from quasar_core.features.int8 import FEATURES
 from quasar_core.features.precision import CHECK_PHOTOS, PrecisionChoice, choose_precision
+from quasar_core.features.vgg16_onnx import FEATURES
 from quasar_core.progress import TrainingHooks
 
 CACHE_ENTRY_OVERHEAD = 300  # bytes an entry takes besides its floats (header, checksum, file-system slack)

@@ -24,8 +24,8 @@ from quasar_core.config import Augmentation
 from quasar_core.data.images import decode_image, resize_square
 from quasar_core.data.records import Limits, PhotoRef
 from quasar_core.features.extract import view_seed
-from quasar_core.features.int8 import FEATURES
 from quasar_core.features.precision import float_beside
+from quasar_core.features.vgg16_onnx import FEATURES
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,9 @@ def accuracy_hint(evaluation, config=None, *, poor: float = POOR_ACCURACY) -> Hi
 
 
 # --- the photo check (photo_findings.Findings): advice only where its evidence holds ---------------------
-GOOD_ENOUGH = 0.97  # as photo_findings.GOOD_ENOUGH: a class this well recognised needs no more photos
+GOOD_ENOUGH = 0.97  # as class_advice.GOOD_ENOUGH: a class this well recognised needs no more photos
 MAX_GROWTH = 3  # more than 3x the photos a class has is not advice anyone can follow
-ERROR_CUT = 0.75  # "cut its mistakes by a quarter", as photo_findings' more-photos advice
+ERROR_CUT = 0.75  # "cut its mistakes by a quarter", as class_advice's more-photos advice
 LIKELY_WRONG = 0.9  # a flagged photo whose own class got under 10 % from models that never saw it
 
 
@@ -123,7 +123,7 @@ def _photos_for(curve, rise: float, count: int) -> int | None:
 def more_photos_hints(classes) -> list[Hint]:
     """"More photos of X would likely help" for each class whose learning curve still rises at its end and whose
     rise from the first to the last point is above zero by its 95 % interval; with the rise and the photos it
-    would take as ranges. `classes`: photo_findings.ClassAdvice (each class's recall learning from 25..100 % of its photos).
+    would take as ranges. `classes`: class_advice.ClassAdvice (each class's recall learning from 25..100 % of its photos).
     """
     hints = []
     for advice in classes:
@@ -161,7 +161,7 @@ def more_photos_summary(classes) -> str:
 
 
 def likely_wrong(issue) -> bool:
-    """A flagged photo (photo_findings.LabelIssue) its own class hardly fits: models that never saw it gave its class under
+    """A flagged photo (label_issues.LabelIssue) its own class hardly fits: models that never saw it gave its class under
     10 %. The others are photos the model is merely unsure of: often the label is right and the photo is hard."""
     return issue.score >= LIKELY_WRONG
 

@@ -84,7 +84,7 @@ class ComparisonResult(TypedDict):
 
 
 class ClassAdviceLike(Protocol):
-    """What ``learning_curve_figure`` reads of ``quasar_core.photo_findings.ClassAdvice``."""
+    """What ``learning_curve_figure`` reads of ``quasar_core.class_advice.ClassAdvice``."""
 
     @property
     def label(self) -> str: ...

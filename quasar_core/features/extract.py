@@ -25,7 +25,7 @@ import numpy as np
 from quasar_core import backbone
 from quasar_core.config import Augmentation
 from quasar_core.data.images import resize_square
-from quasar_core.features import int8, networks
+from quasar_core.features import int8, int8_quantize, networks
 from quasar_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir
 from quasar_core.features.precision import float_beside
 from quasar_core.progress import PhaseTimer, Progress, TrainingHooks, is_cancelled
@@ -235,7 +235,7 @@ def int8_agreement(dataset, indices, *, int8_pass: FeaturePass, weights: str, im
     not check again.
     """
     weights_id = backbone.weights_id(weights)
-    key = hashlib.sha256(json.dumps([weights_id, image_size, int8.RECIPE, int8.QUANT_VARIANT,
+    key = hashlib.sha256(json.dumps([weights_id, image_size, int8.RECIPE, int8_quantize.QUANT_VARIANT,
                                      [dataset.samples[i].digest for i in indices]]).encode()).hexdigest()[:24]
     memo = models_dir(cache) / f"agreement-{key}.json"
     try:

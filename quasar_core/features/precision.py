@@ -7,7 +7,7 @@ Otherwise bfloat16 where the CPU has native bf16 (AVX512_BF16 or AMX), else floa
 
 Why AVX2 too: without VNNI, 8-bit multiply-adds go through VPMADDUBSW, whose 16-bit sums
 saturate with full-range 8-bit weights (features then agreed only to 0.95, min 0.63, and lost
-up to 3 points). int8.py quantises weights to 7 bits, which cannot saturate: measured on a
+up to 3 points). int8_quantize.py quantises weights to 7 bits, which cannot saturate: measured on a
 2-core AVX2 EPYC without VNNI, 2.6-2.9x TensorFlow's float32 speed, cosine 0.998 with float
 features, linear-probe accuracy within 0.2 points on flowers and Fashion-MNIST. The agreement
 check on the user's photos still guards every training. The choice and its reason are

@@ -3,7 +3,7 @@
 images [N, S, S, 3] (RGB 0..255, already resized by photo_decoding.resize_square) ->
 ``probabilities`` [N, classes] and ``features`` [N, d] (the pooled VGG16 features "none of these" scores).
 
-VGG16's conv stack comes from features/int8.py's builder (which needs no TensorFlow):
+VGG16's conv stack comes from features/vgg16_onnx.py's builder (which needs no TensorFlow):
 
 * ``int8``: a run whose features were int8 (checked against float32 when it trained) ships the very
   int8 model its features came from, so the app answers exactly as the product does;
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quasar_core.features import int8
+from quasar_core.features import vgg16_onnx
 from quasar_core.backbone import FEATURE_LAYERS
 from quasar_core.head_arrays import LEGACY_LAYERS, ROOT_EPSILON, Head
 
@@ -64,7 +64,7 @@ def build(*, conv_model=None, conv_weights=None, head: Head, image_size: int, st
     if (conv_model is None) == (conv_weights is None):
         raise ValueError("Give the int8 conv model or the conv weights, not both.")
     if conv_model is None:
-        conv_model = int8.build_float_model(conv_weights, image_size=None)
+        conv_model = vgg16_onnx.build_float_model(conv_weights, image_size=None)
         if storage != "float32":
             _store_weights(conv_model, storage)
     model = onnx.ModelProto()
@@ -105,7 +105,7 @@ def build(*, conv_model=None, conv_weights=None, head: Head, image_size: int, st
               helper.make_node("Softmax", ["head/calibrated"], ["probabilities"], axis=-1)]
     graph.node.extend(nodes)
     graph.initializer.extend(inits)
-    n_features = int8.FEATURES if pooled == "features" else 512
+    n_features = vgg16_onnx.FEATURES if pooled == "features" else 512
     del graph.output[:]  # read by position: probabilities, then the pooled features
     graph.output.extend([
         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(head.bias)]),
@@ -150,11 +150,11 @@ def _store_weights(model, storage: str) -> None:
 def conv_weights_of(keras_model) -> list[tuple[np.ndarray, np.ndarray]]:
     """VGG16's 13 (kernel, bias) pairs as a Quasar Keras model holds them (fine-tuned blocks included)."""
     names = {layer.name for layer in keras_model.layers}
-    missing = [name for name in int8.LAYER_NAMES if name not in names]
+    missing = [name for name in vgg16_onnx.LAYER_NAMES if name not in names]
     if missing:
         raise ValueError(f"Not a Quasar VGG16 model: no layers {missing!r}.")
     return [tuple(np.asarray(w, np.float32) for w in keras_model.get_layer(name).get_weights())
-            for name in int8.LAYER_NAMES]
+            for name in vgg16_onnx.LAYER_NAMES]
 
 
 def head_of(keras_model) -> Head:

@@ -243,11 +243,11 @@ def served_head(run: Run):
 def _base_conv_weights(run: Run, served):
     """VGG16's conv weights as the run's features saw them: the weights file, else (random weights) the base."""
     from quasar_core import backbone
-    from quasar_core.features import int8
+    from quasar_core.features import vgg16_onnx
 
     path = backbone.weights_file(run.config.weights)
     if path is not None:
-        return int8.read_vgg16_weights(path)
+        return vgg16_onnx.read_vgg16_weights(path)
     return app_model.conv_weights_of(served._base())
 
 

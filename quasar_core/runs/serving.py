@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from quasar_core import backbone
-from quasar_core.features import int8
+from quasar_core.features import int8, vgg16_onnx
 from quasar_core.features.cache import FeatureCache, FeatureSpec
 from quasar_core.features.extract import FeaturePass, network_provider
 from quasar_core.head import LEGACY_LAYERS, Head
@@ -84,7 +84,7 @@ class ServedModel:
                            self.precision)
         feature_pass = FeaturePass(spec=spec, network_for=self._network_for, cache=self.cache, hooks=hooks)
         features = feature_pass.features(dataset, indices)[0] if len(indices) else \
-            np.zeros((0, int8.FEATURES), np.float32)
+            np.zeros((0, vgg16_onnx.FEATURES), np.float32)
         hooks.progress(Progress("features", len(indices), len(indices)))
         features = self.head_view(features)
         return self.head.probabilities(features), features

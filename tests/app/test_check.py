@@ -166,7 +166,9 @@ def test_advice_only_where_the_curve_still_rises_and_unsure_is_not_wrong(isolate
     import numpy as np
 
     from quasar_core.photo_check import PhotoCheck
-    from quasar_core.photo_findings import ClassAdvice, Findings, LabelIssue
+    from quasar_core.class_advice import ClassAdvice
+    from quasar_core.label_issues import LabelIssue
+    from quasar_core.photo_findings import Findings
 
     at = new_app().run()
     at.switch_page(nav.UPLOAD.path).run()

@@ -5,7 +5,7 @@ model; a photo that cannot be read is named; a worker that dies is restarted by 
 `--cluster` without Ray says how to install it.
 
 Kept short: 3 classes x 8 shapes at 40 px, 32 px features, random weights (float: weights "none"; int8: a random
-VGG16 weights file, as tests/core/features/test_int8.py makes one).
+VGG16 weights file, as tests/core/features/support.py makes one).
 """
 
 from __future__ import annotations
@@ -151,13 +151,13 @@ def test_float_features_on_two_workers_equal_the_single_process_pass(ray_cluster
 
 
 def random_weights_file(path: Path) -> Path:
-    """A VGG16 notop weights file of He-initialised random kernels (Keras 3 layout), as test_int8 makes one."""
+    """A VGG16 notop weights file of He-initialised random kernels (Keras 3 layout), like features/support.py's."""
     h5py = pytest.importorskip("h5py")
-    from quasar_core.features import int8
+    from quasar_core.features import vgg16_onnx
 
     rng = np.random.default_rng(0)
     pairs = [(rng.normal(0, np.sqrt(2 / (9 * s[2])), s).astype(np.float32),
-              rng.normal(0, 0.05, s[3]).astype(np.float32)) for s in int8.KERNEL_SHAPES]
+              rng.normal(0, 0.05, s[3]).astype(np.float32)) for s in vgg16_onnx.KERNEL_SHAPES]
     with h5py.File(path, "w") as f:
         f.create_group("layers/input_layer/vars")
         for i, (kernel, bias) in enumerate(pairs):

@@ -126,7 +126,7 @@ def test_all_hints_together_the_poor_score_first():
 
 
 def advice(label, curve, count=60):
-    from quasar_core.photo_findings import ClassAdvice
+    from quasar_core.class_advice import ClassAdvice
 
     return ClassAdvice(label, count, curve[-1][1], tuple(curve), 40)
 
@@ -161,7 +161,7 @@ def test_the_summary_when_no_class_clearly_needs_more():
 
 
 def test_unsure_is_not_wrong():
-    from quasar_core.photo_findings import LabelIssue
+    from quasar_core.label_issues import LabelIssue
 
     assert insights.likely_wrong(LabelIssue("a.jpg", "ants", "bees", 0.95))
     assert not insights.likely_wrong(LabelIssue("b.jpg", "ants", "bees", 0.72))  # its class still got 28 %

@@ -1,9 +1,8 @@
-"""The int8 VGG16 feature pass (quasar_core.features.int8): weights reading, the ONNX graph
-against numpy and Keras, int8 agreement, the on-disk cache, argument checks.
+"""The int8 VGG16 feature pass (quasar_core.features.int8): the CPU and runtime checks, the ONNX Runtime
+session, int8 agreement with float, the on-disk cache of the quantized model, argument checks.
 
-Fast by design: random He-initialised kernels at 32 px, the shipped calibration photos resized
-with PIL as natural-looking inputs, one quantized model shared by the module. Only
-test_real_weights reads QUASAR_VGG16_WEIGHTS (skipped when unset).
+One quantized model is shared by the module (`built`). Only test_real_weights reads QUASAR_VGG16_WEIGHTS
+(skipped when unset).
 """
 
 from __future__ import annotations
@@ -17,62 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-h5py = pytest.importorskip("h5py")
+pytest.importorskip("h5py")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from quasar_core.features import int8  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SIZE = 32
-
-
-def random_weights(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """He-initialised kernels keep activations in a natural range through 13 ReLU convs."""
-    rng = np.random.default_rng(seed)
-    return [(rng.normal(0, np.sqrt(2 / (9 * s[2])), s).astype(np.float32),
-             rng.normal(0, 0.05, s[3]).astype(np.float32)) for s in int8.KERNEL_SHAPES]
-
-
-def shipped_photos(size: int) -> np.ndarray:
-    """The calibration photos, resized with PIL (not the engine's resize: these are just inputs)."""
-    files = sorted(p for p in int8.CALIBRATION_DIR.iterdir() if p.suffix in (".jpg", ".png"))
-    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR), np.float32)
-                     for p in files])
-
-
-def write_keras3(path: Path, pairs, order=None) -> Path:
-    """A Keras 3 `.weights.h5` layout: layers/conv2d, layers/conv2d_1, ... (+ weightless pools)."""
-    with h5py.File(path, "w") as f:
-        f.create_group("layers/input_layer/vars")
-        for i in order or range(len(pairs)):
-            group = f.create_group(f"layers/conv2d{'_' + str(i) if i else ''}/vars")
-            group["0"], group["1"] = pairs[i]
-        for i in range(5):
-            f.create_group(f"layers/max_pooling2d{'_' + str(i) if i else ''}/vars")
-    return path
-
-
-def numpy_features(pairs, images: np.ndarray) -> np.ndarray:
-    """VGG16 + caffe preprocessing + global averages of block4_pool and block5_pool side by side, in float64
-    numpy (im2col convolutions)."""
-    x = images.astype(np.float64)[..., ::-1] - np.array(int8.BGR_MEAN)
-    layer, pooled = 0, []
-    for block, convs in enumerate(int8.BLOCKS, 1):
-        for _ in range(convs):
-            kernel, bias = pairs[layer]
-            n, h, w, c = x.shape
-            padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-            cols = np.stack([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=3)
-            x = np.maximum(cols.reshape(n, h, w, 9 * c) @ kernel.reshape(9 * c, -1) + bias, 0)
-            layer += 1
-        n, h, w, c = x.shape
-        x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-        if f"block{block}_pool" in int8.FEATURE_POOLS:
-            pooled.append(x.mean(axis=(1, 2)))
-    return np.concatenate(pooled, axis=1)
+from quasar_core.features import int8, int8_quantize, vgg16_onnx  # noqa: E402
+from tests.core.features.support import (REPO_ROOT, SIZE, heavy_modules_after_importing,  # noqa: E402
+                                         numpy_features, random_weights, shipped_photos, write_keras3)
 
 
 @pytest.fixture(scope="module")
@@ -92,20 +43,21 @@ def photos():
 
 @pytest.fixture(scope="module")
 def float_net(weights):
-    return int8.Int8FeatureNetwork(int8.build_float_model(weights, image_size=SIZE).SerializeToString(), threads=2)
+    model = vgg16_onnx.build_float_model(weights, image_size=SIZE)
+    return int8.Int8FeatureNetwork(model.SerializeToString(), threads=2)
 
 
 @pytest.fixture
 def fast_calibration(monkeypatch, photos):
     """Calibrate on the even-numbered shipped photos without needing the engine's resize."""
-    monkeypatch.setattr(int8, "calibration_images", lambda size: shipped_photos(size)[::2])
+    monkeypatch.setattr(int8_quantize, "calibration_images", lambda size: shipped_photos(size)[::2])
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, weights_file, photos):
     """One int8 network built through the cache (the module's only in-process quantization)."""
     patch = pytest.MonkeyPatch()
-    patch.setattr(int8, "calibration_images", lambda size: shipped_photos(size)[::2])
+    patch.setattr(int8_quantize, "calibration_images", lambda size: shipped_photos(size)[::2])
     models_dir = tmp_path_factory.mktemp("models")
     try:
         network = int8.load_int8_network(weights_path=weights_file, weights_id="random0",
@@ -133,96 +85,13 @@ def test_runtime_available():
 
 
 def test_importing_the_module_imports_no_tensorflow_onnx_or_h5py():
-    code = ("import sys; import quasar_core.features.int8; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'onnx', 'onnxruntime', 'h5py') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert heavy_modules_after_importing("quasar_core.features.int8") == "[]"
 
 
-# --- reading weights -------------------------------------------------------------------------
-
-def test_keras3_layout_is_read_in_numeric_order(tmp_path, weights):
-    # Written shuffled: conv2d_10 must come after conv2d_9, not after conv2d_1 as strings sort.
-    path = write_keras3(tmp_path / "w.weights.h5", weights, order=[12, 3, 10, 0, 1, 11, 2, 9, 4, 8, 5, 7, 6])
-    for (k, b), (k0, b0) in zip(int8.read_vgg16_weights(path), weights, strict=True):
-        assert np.array_equal(k, k0) and np.array_equal(b, b0)
-
-
-@pytest.mark.parametrize("style", ["download", "tf_keras"])
-def test_legacy_layout(tmp_path, weights, style):
-    """Keras' download stores block1_conv1/block1_conv1_W_1:0; tf.keras files block1_conv1/block1_conv1/kernel:0."""
-    path = tmp_path / "legacy.h5"
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [b"input_1"] + [n.encode() for n in int8.LAYER_NAMES]
-        f.create_group("input_1")
-        for name, (kernel, bias) in zip(int8.LAYER_NAMES, weights):
-            group = f.create_group(name)
-            keys = ([f"{name}_W_1:0", f"{name}_b_1:0"] if style == "download"
-                    else [f"{name}/kernel:0", f"{name}/bias:0"])
-            group.attrs["weight_names"] = [k.encode() for k in keys]
-            group[keys[0]], group[keys[1]] = kernel, bias
-    for (k, b), (k0, b0) in zip(int8.read_vgg16_weights(path), weights, strict=True):
-        assert np.array_equal(k, k0) and np.array_equal(b, b0)
-
-
-def test_bad_weights_files_are_named(tmp_path, weights):
-    with pytest.raises(ValueError, match="missing.h5"):
-        int8.read_vgg16_weights(tmp_path / "missing.h5")
-    (tmp_path / "text.h5").write_text("not hdf5")
-    with pytest.raises(ValueError, match="text.h5"):
-        int8.read_vgg16_weights(tmp_path / "text.h5")
-    with pytest.raises(ValueError, match="short.weights.h5.*13 conv layers"):
-        int8.read_vgg16_weights(write_keras3(tmp_path / "short.weights.h5", weights[:12]))
-    wrong = list(weights)
-    wrong[4] = (np.zeros((3, 3, 128, 200), np.float32), np.zeros(200, np.float32))
-    with pytest.raises(ValueError, match="wrong.weights.h5"):
-        int8.read_vgg16_weights(write_keras3(tmp_path / "wrong.weights.h5", wrong))
-
-
-# --- the float graph -------------------------------------------------------------------------
-
-def test_float_model_matches_numpy(weights, photos, float_net):
-    assert float_net.image_size == SIZE and float_net.precision == "float32"
-    for net, images in ((float_net, photos[::8]),  # and a size that is no multiple of 32 (pools floor)
-                        (int8.Int8FeatureNetwork(int8.build_float_model(weights, image_size=45).SerializeToString()),
-                         shipped_photos(45)[::8])):
-        expected = numpy_features(weights, images)
-        np.testing.assert_allclose(net(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-
-
-def test_float_model_matches_keras_vgg16(tmp_path, weights, photos, float_net):
-    keras = pytest.importorskip("keras")
-    vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
-    vgg.set_weights([w for pair in weights for w in pair])
-    # Keras' own .weights.h5 numbering is read back in block order.
-    vgg.save_weights(tmp_path / "saved.weights.h5")
-    for name, (k, b) in zip(int8.LAYER_NAMES, int8.read_vgg16_weights(tmp_path / "saved.weights.h5")):
-        k0, b0 = vgg.get_layer(name).get_weights()
-        assert np.array_equal(k, k0) and np.array_equal(b, b0), name
-    preprocessed = keras.applications.vgg16.preprocess_input(photos.copy())
-    pools = keras.Model(vgg.inputs[0], [vgg.get_layer(name).output for name in int8.FEATURE_POOLS])
-    expected = np.concatenate([keras.ops.convert_to_numpy(out).mean(axis=(1, 2)) for out in pools(preprocessed)], 1)
-    np.testing.assert_allclose(float_net(photos), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-
-
-def test_build_float_model_checks_arguments(weights):
-    for size in (31, 0, -32, 2000, True, 32.0, "64"):
-        with pytest.raises(ValueError, match="image_size"):
-            int8.build_float_model(weights, image_size=size)
-    with pytest.raises(ValueError, match="conv_weights"):
-        int8.build_float_model(weights[:12], image_size=SIZE)
-    with pytest.raises(ValueError, match="conv_weights"):
-        int8.build_float_model([(k.T, b) for k, b in weights], image_size=SIZE)
-    with pytest.raises(ValueError, match="conv_weights"):
-        int8.build_float_model(5, image_size=SIZE)
-    nan = [(k.copy(), b) for k, b in weights]
-    nan[3][0][0, 0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        int8.build_float_model(nan, image_size=SIZE)
-
+# --- the session -----------------------------------------------------------------------------
 
 def test_a_model_of_any_size_is_opened_at_one(weights, photos, float_net):
-    open_model = int8.build_float_model(weights, image_size=None).SerializeToString()
+    open_model = vgg16_onnx.build_float_model(weights, image_size=None).SerializeToString()
     with pytest.raises(ValueError, match="any image size"):
         int8.Int8FeatureNetwork(open_model)
     for size, images in ((SIZE, photos[::8]), (45, shipped_photos(45)[::8])):
@@ -230,7 +99,7 @@ def test_a_model_of_any_size_is_opened_at_one(weights, photos, float_net):
         assert net.image_size == size
         expected = numpy_features(weights, images)
         np.testing.assert_allclose(net(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-    fixed = int8.build_float_model(weights, image_size=SIZE).SerializeToString()
+    fixed = vgg16_onnx.build_float_model(weights, image_size=SIZE).SerializeToString()
     assert int8.Int8FeatureNetwork(fixed, image_size=SIZE).image_size == SIZE
     with pytest.raises(ValueError, match="takes 32 px images, not 64"):
         int8.Int8FeatureNetwork(fixed, image_size=64)
@@ -254,29 +123,12 @@ def test_network_checks_its_input(built):
     for bad in (np.zeros((2, SIZE + 1, SIZE, 3)), np.zeros((SIZE, SIZE, 3)), np.zeros((1, SIZE, SIZE, 1)), [[1.0]]):
         with pytest.raises(ValueError, match="images must be an array"):
             network(bad)
-    assert network(np.zeros((0, SIZE, SIZE, 3), np.float32)).shape == (0, int8.FEATURES)
+    assert network(np.zeros((0, SIZE, SIZE, 3), np.float32)).shape == (0, vgg16_onnx.FEATURES)
     out = network(np.full((3, SIZE, SIZE, 3), 128, np.uint8))  # other dtypes are converted
-    assert out.shape == (3, int8.FEATURES) and out.dtype == np.float32
+    assert out.shape == (3, vgg16_onnx.FEATURES) and out.dtype == np.float32
     for threads in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             int8.Int8FeatureNetwork(network.model_path, threads=threads)
-
-
-def test_quantize_model_checks_arguments(tmp_path, weights):
-    import onnx
-
-    path = tmp_path / "float.onnx"
-    onnx.save(int8.build_float_model(weights, image_size=SIZE), str(path))
-    good = np.zeros((2, SIZE, SIZE, 3), np.float32)
-    with pytest.raises(ValueError, match="'u9s9'"):
-        int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=good, variant="u9s9")
-    for bad in (good[0], good[..., :1], good[:0], [1, 2]):
-        with pytest.raises(ValueError, match="calibration_images"):
-            int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=bad)
-    with pytest.raises(ValueError, match="NaN"):
-        int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=np.full_like(good, np.nan))
-    with pytest.raises(ValueError, match="the model takes"):
-        int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=np.zeros((2, 40, 40, 3), np.float32))
 
 
 def test_agreement():
@@ -300,7 +152,7 @@ def test_cache_file_is_named_by_its_checksum(built):
     assert files == [network.model_path]
     assert sorted(p.name for p in models_dir.iterdir()) == [files[0].name]  # no temporary leftovers
     name = files[0].name
-    assert name.startswith(f"vgg16-random0-{int8.QUANT_VARIANT}-r{int8.RECIPE}-")
+    assert name.startswith(f"vgg16-random0-{int8_quantize.QUANT_VARIANT}-r{int8.RECIPE}-")
     assert name.endswith(hashlib.sha256(files[0].read_bytes()).hexdigest()[:16] + ".onnx")
 
 
@@ -316,7 +168,7 @@ def test_cache_is_reused(built, weights_file, photos, tmp_path, monkeypatch):
     # Another size opens the same model at that size (no second build) ...
     larger = int8.load_int8_network(weights_path=weights_file, weights_id="random0", image_size=64, models_dir=copy)
     assert larger.model_path == again.model_path and larger.image_size == 64
-    assert larger(shipped_photos(64)[:2]).shape == (2, int8.FEATURES)
+    assert larger(shipped_photos(64)[:2]).shape == (2, vgg16_onnx.FEATURES)
     # ... and other weights are another model.
     def would_build(*args):
         raise RuntimeError("would build")
@@ -354,10 +206,10 @@ CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    from quasar_core.features import int8
+    from quasar_core.features import int8, int8_quantize
     weights, models, work, me = sys.argv[1:5]
     calibration = np.load(Path(work, "calibration.npy"))
-    int8.calibration_images = lambda size: calibration
+    int8_quantize.calibration_images = lambda size: calibration
     Path(work, f"ready-{me}").touch()
     deadline = time.time() + 60
     while len(list(Path(work).glob("ready-*"))) < 2 and time.time() < deadline:
@@ -371,7 +223,7 @@ def test_two_processes_building_at_once(built, weights_file, photos, tmp_path):
     network, _ = built
     work, models = tmp_path / "work", tmp_path / "models"
     work.mkdir()
-    np.save(work / "calibration.npy", shipped_photos(int8.CALIBRATION_SIZE)[::2])  # as `built` calibrated
+    np.save(work / "calibration.npy", shipped_photos(int8_quantize.CALIBRATION_SIZE)[::2])  # as `built` calibrated
     np.save(work / "probe.npy", photos[:4])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     children = [subprocess.Popen([sys.executable, "-c", CHILD, str(weights_file), str(models), str(work), str(i)],
@@ -410,17 +262,7 @@ def test_load_int8_network_checks_arguments(tmp_path, weights_file):
         int8.load_int8_network(**{**good, "weights_path": tmp_path / "nowhere.weights.h5"})
 
 
-# --- the shipped calibration set and the real weights ----------------------------------------
-
-def test_shipped_calibration_set():
-    files = [p for p in int8.CALIBRATION_DIR.iterdir() if p.suffix in (".jpg", ".png")]
-    assert len(files) == 32 and (int8.CALIBRATION_DIR / "README.md").is_file()
-    assert sum(p.stat().st_size for p in int8.CALIBRATION_DIR.iterdir()) < 300_000
-    pytest.importorskip("quasar_core.data.images", reason="the engine's resize_square is not there yet")
-    images = int8.calibration_images(48)
-    assert images.shape == (32, 48, 48, 3) and images.dtype == np.float32
-    assert 0 <= images.min() and images.max() <= 255 and images.std() > 20
-
+# --- the real weights ----------------------------------------------------------------------
 
 def test_real_weights(tmp_path):
     path = os.environ.get("QUASAR_VGG16_WEIGHTS")
@@ -431,19 +273,3 @@ def test_real_weights(tmp_path):
     reference = int8.float_network(weights_path=path, image_size=64)
     images = shipped_photos(64)
     assert int8.agreement(network(images), reference(images)) >= 0.99
-
-
-def test_quantizing_prints_no_advice_and_leaves_logging_as_it_was(tmp_path, weights, capfd):
-    """ORT's "consider pre-processing" lines went to the root logger, so the command line printed them."""
-    import logging
-
-    import onnx
-
-    path = tmp_path / "float.onnx"
-    onnx.save(int8.build_float_model(weights, image_size=SIZE), str(path))
-    root = logging.getLogger()
-    handlers, filters = list(root.handlers), list(root.filters)
-    int8.quantize_model(path, tmp_path / "q.onnx", calibration_images=shipped_photos(SIZE)[:4])
-    assert (tmp_path / "q.onnx").is_file()
-    assert "pre-processing" not in "".join(capfd.readouterr())
-    assert root.handlers == handlers and root.filters == filters
