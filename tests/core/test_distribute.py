@@ -139,9 +139,12 @@ def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(processes):
     assert result["default"]["replicas"] == 1 and result["mirrored"]["replicas"] == 2
     # The same maths; only the summation order differs between replicas. (4 hold-out photos: Keras under
     # MirroredStrategy fails on a batch that does not split evenly across the replicas, e.g. 3 photos.)
-    np.testing.assert_allclose(result["mirrored"]["loss"], result["default"]["loss"], rtol=2e-3)  # CI saw 8e-4 after an epoch
+    # The head reads square roots of pooled activations: near zero the root's slope is steep, so the replicas'
+    # other summation order moves the loss by up to 1e-3 and answers by up to 1e-2 (measured 8e-4 and 7e-3)
+    # while the convolution weights stay equal to 1e-5.
+    np.testing.assert_allclose(result["mirrored"]["loss"], result["default"]["loss"], rtol=2e-3)
     assert result["mirrored"]["val_accuracy"] == result["default"]["val_accuracy"]
-    np.testing.assert_allclose(result["mirrored"]["probabilities"], result["default"]["probabilities"], atol=1e-4)
+    np.testing.assert_allclose(result["mirrored"]["probabilities"], result["default"]["probabilities"], atol=2e-2)
     np.testing.assert_allclose(result["mirrored"]["kernel"], result["default"]["kernel"], atol=1e-5)
     assert len(result["default"]["loss"]) == 2
 
