@@ -111,14 +111,16 @@ if layout.need(original is not None, "There are no photos to check yet. Load you
 
         st.markdown(f"**Photos that may be in the wrong class** ({len(wrong)})")
         if wrong:
-            st.caption("Models that never saw these photos hardly see their class in them: look at each.")
+            st.caption("Models that never saw these photos hardly see their class in them: look at each. "
+                       + insights.list_track_record(likely=True))
             grid(wrong[:SHOWN_PER_FINDING], doubted)
         else:
             st.success("None: no photo looks clearly like another class to models that never saw it.")
         if unsure:
             st.markdown(f"**Photos the model is unsure about** ({len(unsure)})")
             st.caption("These lean a little towards another class. Often the label is right and the photo is just "
-                       "hard (a small subject, a busy background): change one only if you see it is wrong.")
+                       "hard (a small subject, a busy background): change one only if you see it is wrong. "
+                       + insights.list_track_record(likely=False))
             grid(unsure[:SHOWN_PER_FINDING], doubted)
 
         st.markdown(f"**Near-copies** ({len(report.near_duplicates)} groups)")

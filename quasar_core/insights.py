@@ -95,6 +95,10 @@ GOOD_ENOUGH = 0.97  # as class_advice.GOOD_ENOUGH: a class this well recognised 
 MAX_GROWTH = 3  # more than 3x the photos a class has is not advice anyone can follow
 ERROR_CUT = 0.75  # "cut its mistakes by a quarter", as class_advice's more-photos advice
 LIKELY_WRONG = 0.9  # a flagged photo whose own class got under 10 % from models that never saw it
+# How often each of the page's two lists held a photo whose label had been moved on purpose, as (moved, listed):
+# bench_photo_check.py on flowers-full and weather4 together, 1 in 20 labels moved (bench/README.md, "photo check").
+MOVED_AMONG_LIKELY_WRONG = (25, 42)
+MOVED_AMONG_UNSURE = (9, 32)
 
 
 def _agresti_caffo(first: float, last: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -164,6 +168,14 @@ def likely_wrong(issue) -> bool:
     """A flagged photo (label_issues.LabelIssue) its own class hardly fits: models that never saw it gave its class under
     10 %. The others are photos the model is merely unsure of: often the label is right and the photo is hard."""
     return issue.score >= LIKELY_WRONG
+
+
+def list_track_record(likely: bool) -> str:
+    """How often such a listing was right when we knew the answer: the measured share of moved labels among the
+    photos the "likely wrong" (or the "unsure") list named."""
+    moved, listed = MOVED_AMONG_LIKELY_WRONG if likely else MOVED_AMONG_UNSURE
+    return (f"When we moved 1 in 20 labels of real flower and weather photos on purpose, about {round(10 * moved / listed)} "
+            f"in 10 of the photos listed this way were ones we had moved ({moved} of {listed}).")
 
 
 def all_hints(history, evaluation=None, counts=None, config=None) -> list[Hint]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tests.app.support import (SAMPLE_DIR, new_app, raw_keys, readable_words, shown_text, wait_for_check, wait_for_job,
                       weights_choice)
 
+from quasar_core import insights
 from quasar_core.workspace import Workspace
 from ui import nav, state, workspace
 
@@ -201,4 +202,7 @@ def test_advice_only_where_the_curve_still_rises_and_unsure_is_not_wrong(isolate
     [bag_at] = [i for i, c in enumerate(captions) if c.startswith(bag.split("/")[-1] + " — labelled Bag")]
     [sneaker_at] = [i for i, c in enumerate(captions) if c.startswith(sneaker.split("/")[-1] + " — labelled Sneaker")]
     assert at_wrong < bag_at < at_unsure < sneaker_at
+    # each list says how often such a listing held a label moved on purpose (measured, insights' record)
+    assert captions[at_wrong].endswith(insights.list_track_record(likely=True))
+    assert captions[at_unsure].endswith(insights.list_track_record(likely=False))
     assert "gave Sneaker 28 %" in words and "100 %" not in words

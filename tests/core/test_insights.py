@@ -165,3 +165,12 @@ def test_unsure_is_not_wrong():
 
     assert insights.likely_wrong(LabelIssue("a.jpg", "ants", "bees", 0.95))
     assert not insights.likely_wrong(LabelIssue("b.jpg", "ants", "bees", 0.72))  # its class still got 28 %
+
+
+def test_each_list_states_its_measured_track_record(monkeypatch):
+    monkeypatch.setattr(insights, "MOVED_AMONG_LIKELY_WRONG", (13, 22))
+    monkeypatch.setattr(insights, "MOVED_AMONG_UNSURE", (4, 12))
+    assert insights.list_track_record(likely=True).endswith("about 6 in 10 of the photos listed this way were ones we "
+                                                            "had moved (13 of 22).")
+    assert "about 3 in 10" in insights.list_track_record(likely=False) and "(4 of 12)" in insights.list_track_record(
+        likely=False)
