@@ -119,9 +119,9 @@ def main() -> None:
             train, test = split(name, work / "photos", count, args.unseen, args.seed)
             print(f"\n{name}: {common.count_photos(train)} photos to learn from, {common.count_photos(test)} unseen")
             rows = [probe(train, test, work / "probe-cache")]
-            checkouts = [(common.REPO_ROOT, arm, arm) for arm in args.arms.split(",")]
+            checkouts = [(common.REPO_ROOT, arm, arm) for arm in args.arms.split(",") if arm]  # --arms "": none
             if args.old_root:
-                checkouts += [(Path(args.old_root), arm, f"old {arm}") for arm in args.old_arms.split(",")]
+                checkouts += [(Path(args.old_root), arm, f"old {arm}") for arm in args.old_arms.split(",") if arm]
             for checkout, arm, label in checkouts:
                 common.quiet(args)
                 row = train_and_evaluate(checkout, arm, train, test, work, label.replace(" ", "-"), args)
