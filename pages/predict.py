@@ -73,13 +73,8 @@ def offer_checked_export(run, format: str) -> None:
 run = state.current_run()
 if layout.need_model(run is not None and run.has_model, "its answers"):
     layout.model_line(run)
-    photos = st.file_uploader("Upload photos (one, or many to check whether new photos are like the old)",
-                              key="predict_upload", accept_multiple_files=True) or []
-    uploads = [(photo.name, photo.getvalue()) for photo in photos]
-    if st.toggle("Use the camera", key="use_camera"):
-        shot = st.camera_input("Take a photo", key="predict_camera")
-        if shot is not None:
-            uploads.append(("camera photo", shot.getvalue()))
+    uploads = layout.photos_to_try("Upload photos (one, or many to check whether new photos are like the old)",
+                                   key="predict", multiple=True)
     if uploads:
         try:
             with st.spinner("Looking at the photos…"):

@@ -60,12 +60,7 @@ if layout.need_model(run is not None and run.has_model, "this screen"):
 
     with tried:
         st.subheader("Try it")
-        photo = st.file_uploader("Show it a photo", key="present_upload")
-        uploads = [(photo.name, photo.getvalue())] if photo is not None else []
-        if st.toggle("Use the camera", key="present_use_camera"):
-            shot = st.camera_input("Take a photo", key="present_camera")
-            if shot is not None:
-                uploads.append(("camera photo", shot.getvalue()))
+        uploads = layout.photos_to_try("Show it a photo", key="present")
         if uploads:
             try:
                 with st.spinner("Looking…"):

@@ -234,3 +234,16 @@ def prediction_gallery(run: Run, predictions: list[dict], *, limit: int = 24, pe
                            help=None if base == name else md(name))
     if len(predictions) > limit:
         st.caption(f"Showing the first {limit} of {len(predictions)}.")
+
+
+def photos_to_try(label: str, *, key: str, multiple: bool = False) -> list[tuple[str, bytes]]:
+    """An uploader and a "Use the camera" toggle (keys `<key>_upload`, `<key>_use_camera`, `<key>_camera`):
+    the photos given, as (name, content)."""
+    given = st.file_uploader(label, key=f"{key}_upload", accept_multiple_files=multiple)
+    given = (given or []) if multiple else [given]
+    uploads = [(photo.name, photo.getvalue()) for photo in given if photo is not None]
+    if st.toggle("Use the camera", key=f"{key}_use_camera"):
+        shot = st.camera_input("Take a photo", key=f"{key}_camera")
+        if shot is not None:
+            uploads.append(("camera photo", shot.getvalue()))
+    return uploads

@@ -105,7 +105,7 @@ def test_sample_to_prediction(isolated_runs):
         assert json.loads(archive.read("labels.json")) == run.labels
 
     # A photo from the camera (a JPEG) joins the uploaded one: two answers, and how alike they are.
-    at.toggle(key="use_camera").set_value(True).run()
+    at.toggle(key="predict_use_camera").set_value(True).run()
     at.camera_input(key="predict_camera").set_value(("shot.jpg", png_bytes(7, format="JPEG"), "image/jpeg")).run()
     assert not at.exception and not at.error
     assert [image.captions for image in at.image] == [[name], ["camera photo"]]
@@ -119,7 +119,7 @@ def test_sample_to_prediction(isolated_runs):
     assert at.image[1].captions[0].startswith("Where it looked for ")
     assert len(bars(at)) == 1
     assert "familiarity_histogram" not in charts_by_key(at)
-    at.toggle(key="use_camera").set_value(False).run()
+    at.toggle(key="predict_use_camera").set_value(False).run()
 
     # A photo that is not a photo: the error names it.
     at.file_uploader(key="predict_upload").set_value(("notes.jpg", b"just some text", "image/jpeg")).run()
