@@ -29,31 +29,31 @@ def save_zip(name: str, content: bytes) -> tuple[Path, Path]:
 
 def save_per_class(files: list[tuple[str, str, bytes]]) -> Path:
     """Files as (class name, file name, bytes) saved as <folder>/<class>/<file>; returns the folder."""
-    limits = Limits.from_env()
-    total = sum(len(content) for _, _, content in files)
-    if total > limits.max_upload_bytes:
-        raise ResourceLimitError(
-            f"The uploads add up to {total / MB:.0f} MB, more than the upload limit of "
-            f"{limits.max_upload_bytes / MB:.0f} MB (set by QUASAR_MAX_UPLOAD_MB). Upload fewer or smaller photos.")
-    here = workspace.current()
-    folder = here.new_photos_folder()
-    for label, name, content in files:
-        here.save_upload(folder, f"{label.replace('/', ' ')}/{Path(name.replace(chr(92), '/')).name}", content)
-    return folder
+    entries = [(f"{label.replace('/', ' ')}/{_base_name(name)}", content) for label, name, content in files]
+    return _save_new_folder(entries, "uploads")
 
 
 def save_photos(files: list[tuple[str, bytes]]) -> Path:
     """Photos to label later, as (file name, bytes), saved side by side in a new folder; returns the folder."""
+    return _save_new_folder([(_base_name(name), content) for name, content in files], "photos")
+
+
+def _base_name(name: str) -> str:
+    return Path(name.replace(chr(92), "/")).name  # a browser may send a Windows path
+
+
+def _save_new_folder(entries: list[tuple[str, bytes]], what: str) -> Path:
+    """(path inside the folder, bytes) saved in a new upload folder of the workspace, within the upload limit."""
     limits = Limits.from_env()
-    total = sum(len(content) for _, content in files)
+    total = sum(len(content) for _, content in entries)
     if total > limits.max_upload_bytes:
         raise ResourceLimitError(
-            f"The photos add up to {total / MB:.0f} MB, more than the upload limit of "
+            f"The {what} add up to {total / MB:.0f} MB, more than the upload limit of "
             f"{limits.max_upload_bytes / MB:.0f} MB (set by QUASAR_MAX_UPLOAD_MB). Upload fewer or smaller photos.")
     here = workspace.current()
     folder = here.new_photos_folder()
-    for name, content in files:
-        here.save_upload(folder, Path(name.replace(chr(92), "/")).name, content)
+    for relative, content in entries:
+        here.save_upload(folder, relative, content)
     return folder
 
 
