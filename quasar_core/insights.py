@@ -174,8 +174,9 @@ def list_track_record(likely: bool) -> str:
     """How often such a listing was right when we knew the answer: the measured share of moved labels among the
     photos the "likely wrong" (or the "unsure") list named."""
     moved, listed = MOVED_AMONG_LIKELY_WRONG if likely else MOVED_AMONG_UNSURE
-    return (f"When we moved 1 in 20 labels of real flower and weather photos on purpose, about {round(10 * moved / listed)} "
-            f"in 10 of the photos listed this way were ones we had moved ({moved} of {listed}).")
+    return (f"When we moved 1 in 20 labels of real flower and weather photos on purpose, about "
+            f"{round(10 * moved / listed)} in 10 of the photos listed this way were ones we had moved "
+            f"({moved} of {listed}).")
 
 
 def all_hints(history, evaluation=None, counts=None, config=None) -> list[Hint]:
