@@ -46,8 +46,10 @@ PROBLEM = textwrap.dedent("""
         from quasar_core.progress import TrainingHooks
         from quasar_core.tuning import FineTuner
         rows = []
+        # 1e-4: the tiny problem learns smoothly (first epoch's loss 0.21). At 1e-3 it overshot (1.33), and from there
+        # the replicas' other summation order moved the next epoch's loss by 4 % on an AVX2-only CPU.
         config = TrainConfig(weights="none", image_size=32, mode="fine-tune", fine_tune_epochs=2, batch_size=4,
-                             fine_tune_learning_rate=1e-3, class_weights=False, strategy=strategy)
+                             fine_tune_learning_rate=1e-4, class_weights=False, strategy=strategy)
         keras.utils.set_random_seed(0)
         tuned = FineTuner(config, base, "block4_pool", hooks=TrainingHooks(on_epoch_end=rows.append)).fit(
             x, y, np.arange(12), start=start, validation=np.arange(4))
@@ -139,12 +141,9 @@ def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(processes):
     assert result["default"]["replicas"] == 1 and result["mirrored"]["replicas"] == 2
     # The same maths; only the summation order differs between replicas. (4 hold-out photos: Keras under
     # MirroredStrategy fails on a batch that does not split evenly across the replicas, e.g. 3 photos.)
-    # The head reads square roots of pooled activations: near zero the root's slope is steep, so the replicas'
-    # other summation order moves the loss by up to 1e-3 and answers by up to 1e-2 (measured 8e-4 and 7e-3)
-    # while the convolution weights stay equal to 1e-5.
-    np.testing.assert_allclose(result["mirrored"]["loss"], result["default"]["loss"], rtol=2e-3)
+    np.testing.assert_allclose(result["mirrored"]["loss"], result["default"]["loss"], rtol=1e-3)
     assert result["mirrored"]["val_accuracy"] == result["default"]["val_accuracy"]
-    np.testing.assert_allclose(result["mirrored"]["probabilities"], result["default"]["probabilities"], atol=2e-2)
+    np.testing.assert_allclose(result["mirrored"]["probabilities"], result["default"]["probabilities"], atol=1e-3)
     np.testing.assert_allclose(result["mirrored"]["kernel"], result["default"]["kernel"], atol=1e-5)
     assert len(result["default"]["loss"]) == 2
 
