@@ -8,8 +8,8 @@ Per data set, a copy of the photos with problems planted where we know them:
   near-copies    `--copies` photos saved again, resized to 85 %, cropped 4 % a side and re-encoded as
                  JPEG quality 70 (bytes and pixels differ, so the digest misses them); a quarter of
                  them land in another class (copies in two classes)
-  strangers      `--strangers` photos of the other data set (Fashion-MNIST among flowers, flowers
-                 among clothes), one to a class in turn
+  strangers      `--strangers` photos of another data set (Fashion-MNIST among flowers or weather,
+                 flowers among clothes), one to a class in turn
 Then `photo_check.check_photos` (what *Check my photos* and `quasar check` run: the default preset's settings,
 precision auto, the default folds) and, against what was planted:
   wrong labels   recall (planted ones among the reported issues), precision, and how often the
@@ -88,8 +88,8 @@ def score(found, planted: dict) -> dict:
 
     issues = [(base(i.file), i.suggested) for i in found.label_issues]
     # the page's two lists: "may be in the wrong class" (likely_wrong) and "the model is unsure about"
-    kinds = {kind: [base(i.file) for i in found.label_issues if likely_wrong(i) == (kind == "likely_wrong")]
-             for kind in ("likely_wrong", "unsure")}
+    kinds = {"likely_wrong": [base(i.file) for i in found.label_issues if likely_wrong(i)],
+             "unsure": [base(i.file) for i in found.label_issues if not likely_wrong(i)]}
     hits = [(name, suggested) for name, suggested in issues if name in planted["flipped"]]
     groups = [{base(f) for f in group.files} for group in found.near_duplicates]
     pairs = sum(any({copy, original} <= g for g in groups) for copy, original in planted["copies"].items())
@@ -165,7 +165,7 @@ def run_dataset(name: str, work: Path, args, base_loader) -> dict:
 def main(argv=None) -> int:
     p = common.parser(__doc__)
     p.add_argument("--datasets", default="flowers,sample")
-    p.add_argument("--flowers-per-class", type=int, default=80)
+    p.add_argument("--flowers-per-class", type=int, default=80, help="photos a class of flowers-full and weather4")
     p.add_argument("--sample-per-class", type=int, default=60)
     p.add_argument("--flip-share", type=float, default=0.05)
     p.add_argument("--copies", type=int, default=16)

@@ -240,8 +240,9 @@ def photos_to_try(label: str, *, key: str, multiple: bool = False) -> list[tuple
     """An uploader and a "Use the camera" toggle (keys `<key>_upload`, `<key>_use_camera`, `<key>_camera`):
     the photos given, as (name, content)."""
     given = st.file_uploader(label, key=f"{key}_upload", accept_multiple_files=multiple)
-    given = (given or []) if multiple else [given]
-    uploads = [(photo.name, photo.getvalue()) for photo in given if photo is not None]
+    if not multiple:
+        given = [given] if given is not None else []
+    uploads = [(photo.name, photo.getvalue()) for photo in given or []]
     if st.toggle("Use the camera", key=f"{key}_use_camera"):
         shot = st.camera_input("Take a photo", key=f"{key}_camera")
         if shot is not None:
